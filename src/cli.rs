@@ -1,0 +1,186 @@
+//! The command line (clap). Only this module knows about clap; it hands the library plain
+//! domain values ([`Flags`], [`OutputFormat`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::inputs::{Flags, Key};
+use crate::output::Verbosity;
+
+const AFTER_HELP: &str = "\
+Every lab setting can also come from an environment variable, spelled as shown or upper-case:
+  control_plane_count=3 worker_count=2 k0slab render
+Precedence: flag > environment variable > the existing lab (lab.json) > default.
+
+Exit codes: 0 success, 1 a tool or check failed, 2 bad input (nothing was written).";
+
+/// A realistic multi-node k0s cluster on local VMs (Tart + Vagrant + k0sctl), proven healthy.
+#[derive(Debug, Parser)]
+#[command(name = "k0slab", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The lab directory [env: K0SLAB_DIR] [default: lab]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Show more: every external command as it runs
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Show only errors and the requested output
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (_, true) => Verbosity::Verbose,
+            _ => Verbosity::Normal,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve and print the topology: machines, roles, addresses, resources, endpoint.
+    /// Writes nothing.
+    Plan {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Write the lab files (Vagrantfile, k0sctl.yaml, lab.json, SSH key, haproxy.cfg) into the
+    /// lab directory.
+    Render {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people
+    Table,
+    /// JSON for scripts
+    Json,
+}
+
+/// The lab settings, as flags. Values are validated by the library, so that a bad flag and a
+/// bad environment variable get the same message.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Lab settings")]
+pub struct LabArgs {
+    /// Controllers, control-plane-1..N at .10 upward: 1–10 [env: control_plane_count] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub control_plane_count: Option<String>,
+    /// Workers, worker-1..N at .20 upward: 0–80 [env: worker_count] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub worker_count: Option<String>,
+    /// Memory of each controller in MB: 1024–65536 [env: memory_control] [default: 2048]
+    #[arg(long, value_name = "MB")]
+    pub memory_control: Option<String>,
+    /// Memory of each worker in MB: 1024–65536 [env: memory_worker] [default: 4096]
+    #[arg(long, value_name = "MB")]
+    pub memory_worker: Option<String>,
+    /// CPUs of each controller: 1–64 [env: cpu_control] [default: 2]
+    #[arg(long, value_name = "N")]
+    pub cpu_control: Option<String>,
+    /// CPUs of each worker: 1–64 [env: cpu_worker] [default: 2]
+    #[arg(long, value_name = "N")]
+    pub cpu_worker: Option<String>,
+    /// Disk of each VM in GB: 10–2048 [env: disk_size] [default: 32]
+    #[arg(long, value_name = "GB")]
+    pub disk_size: Option<String>,
+    /// Lab name, used for VM names, the k0sctl cluster and the kube context
+    /// [env: K0SLAB_NAME] [default: k0slab, or k0slab-<dir name> when the directory is not `lab`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The lab network, a CIDR with prefix ≤ 24 [env: K0SLAB_SUBNET] [default: 192.168.64.0/24]
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// API endpoint: auto (none for 1 controller, cplb for more), none, cplb, haproxy
+    /// [env: K0SLAB_ENDPOINT] [default: auto]
+    #[arg(long, value_name = "MODE")]
+    pub endpoint: Option<String>,
+    /// Address of the VIP or load balancer [env: K0SLAB_ENDPOINT_IP] [default: host .100]
+    #[arg(long, value_name = "IP")]
+    pub endpoint_ip: Option<String>,
+    /// VM image (OCI reference) [env: K0SLAB_IMAGE] [default: ghcr.io/cirruslabs/ubuntu:latest]
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Vagrant provider: tart [env: K0SLAB_PROVIDER] [default: tart]
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// k0s release, e.g. v1.33.4+k0s.0; empty for the newest stable [env: K0S_VERSION]
+    #[arg(long, value_name = "VERSION")]
+    pub k0s_version: Option<String>,
+    /// Let controllers run workloads: true/false [env: K0SLAB_CONTROLLER_WORKLOADS] [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub controller_workloads: Option<String>,
+}
+
+impl LabArgs {
+    /// The flags that were given, by setting.
+    pub fn flags(&self) -> Flags {
+        let given = [
+            (Key::ControlPlaneCount, &self.control_plane_count),
+            (Key::WorkerCount, &self.worker_count),
+            (Key::MemoryControl, &self.memory_control),
+            (Key::MemoryWorker, &self.memory_worker),
+            (Key::CpuControl, &self.cpu_control),
+            (Key::CpuWorker, &self.cpu_worker),
+            (Key::DiskSize, &self.disk_size),
+            (Key::Name, &self.name),
+            (Key::Subnet, &self.subnet),
+            (Key::Endpoint, &self.endpoint),
+            (Key::EndpointIp, &self.endpoint_ip),
+            (Key::Image, &self.image),
+            (Key::Provider, &self.provider),
+            (Key::K0sVersion, &self.k0s_version),
+            (Key::ControllerWorkloads, &self.controller_workloads),
+        ];
+        Flags(
+            given
+                .into_iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_setting_has_its_flag() {
+        let cli = Cli::try_parse_from(
+            std::iter::once("k0slab".to_string())
+                .chain(["plan".to_string()])
+                .chain(
+                    Key::ALL
+                        .iter()
+                        .flat_map(|k| [k.flag().to_string(), "x".to_string()]),
+                ),
+        )
+        .unwrap();
+        let Command::Plan { lab, .. } = cli.command else {
+            panic!("plan")
+        };
+        assert_eq!(lab.flags().0.len(), Key::ALL.len());
+    }
+}

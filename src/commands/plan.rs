@@ -1,0 +1,162 @@
+//! `k0slab plan`: the topology as a table or JSON. Writes nothing.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::{describe_changes, plan_lab, Context};
+use crate::cli::OutputFormat;
+use crate::error::Result;
+use crate::inputs::Flags;
+use crate::output;
+use crate::roles::Role;
+use crate::topology::{EndpointKind, NodeKind, Topology};
+
+#[derive(Serialize)]
+struct PlanView<'a> {
+    name: &'a str,
+    dir: String,
+    subnet: String,
+    image: &'a str,
+    k0s_version: Option<&'a str>,
+    endpoint: EndpointView,
+    nodes: Vec<NodeView<'a>>,
+    total_memory_mb: u64,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct EndpointView {
+    kind: EndpointKind,
+    address: Ipv4Addr,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct NodeView<'a> {
+    name: &'a str,
+    kind: NodeKind,
+    role: Option<Role>,
+    address: Ipv4Addr,
+    cpus: u32,
+    memory_mb: u32,
+    disk_gb: u32,
+    runs_workloads: bool,
+    no_taints: bool,
+    vm_name: String,
+}
+
+pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat) -> Result<()> {
+    let planned = plan_lab(ctx, flags)?;
+    let t = &planned.topology;
+    match format {
+        OutputFormat::Json => {
+            let view = view(ctx, t);
+            ctx.out
+                .result(&serde_json::to_string_pretty(&view).expect("the plan serialises to JSON"));
+        }
+        OutputFormat::Table => {
+            for w in &t.warnings {
+                ctx.out.warn(w);
+            }
+            ctx.out.result(&table(t));
+            ctx.out.result(&summary(ctx, t));
+        }
+    }
+    if !planned.changes.is_empty() {
+        ctx.out.warn(&format!(
+            "this differs from the lab in {}:\n{}",
+            ctx.dir.shown().display(),
+            describe_changes(&planned.changes)
+        ));
+    }
+    Ok(())
+}
+
+fn view<'a>(ctx: &Context<'_>, t: &'a Topology) -> PlanView<'a> {
+    PlanView {
+        name: t.name.as_str(),
+        dir: ctx.dir.shown().display().to_string(),
+        subnet: t.subnet.to_string(),
+        image: &t.image,
+        k0s_version: t.k0s_version.as_ref().map(|v| v.as_str()),
+        endpoint: EndpointView {
+            kind: t.endpoint.kind,
+            address: t.endpoint.address,
+            url: t.endpoint.url(),
+        },
+        nodes: t
+            .nodes
+            .iter()
+            .map(|n| NodeView {
+                name: &n.name,
+                kind: n.kind,
+                role: n.role,
+                address: n.address,
+                cpus: n.cpus,
+                memory_mb: n.memory_mb,
+                disk_gb: n.disk_gb,
+                runs_workloads: n.runs_workloads(),
+                no_taints: n.no_taints,
+                vm_name: t.vm_name(n),
+            })
+            .collect(),
+        total_memory_mb: t.total_memory_mb(),
+        warnings: &t.warnings,
+    }
+}
+
+/// The machines, one row each.
+pub fn table(t: &Topology) -> String {
+    let rows = t
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.role.map_or_else(|| "haproxy".into(), |r| r.to_string()),
+                n.address.to_string(),
+                n.cpus.to_string(),
+                format!("{} MB", n.memory_mb),
+                format!("{} GB", n.disk_gb),
+                if n.runs_workloads() { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "name",
+            "role",
+            "address",
+            "cpus",
+            "memory",
+            "disk",
+            "workloads",
+        ],
+        rows,
+        &[3, 4, 5],
+    )
+}
+
+fn summary(ctx: &Context<'_>, t: &Topology) -> String {
+    let controllers = t.controllers().count();
+    let workers = t
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Worker)
+        .count();
+    format!(
+        "\nendpoint  {} ({}: {})\nlab       {} in {}: {controllers} controller(s), {workers} \
+         worker(s), {} MB of VM memory\nk0s       {}\nimage     {}",
+        t.endpoint.url(),
+        t.endpoint.kind,
+        t.endpoint.describe(),
+        t.name,
+        ctx.dir.shown().display(),
+        t.total_memory_mb(),
+        t.k0s_version
+            .as_ref()
+            .map_or("newest stable release (k0sctl decides)", |v| v.as_str()),
+        t.image,
+    )
+}

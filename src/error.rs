@@ -1,0 +1,88 @@
+//! Errors per layer and the exit codes they map to.
+
+use std::path::PathBuf;
+
+/// Exit code for a failure of a tool or a check.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad input: nothing was written or changed.
+pub const EXIT_INPUT: u8 = 2;
+
+/// Bad input: a value, a combination of values, or a lab that does not match the inputs.
+/// Always exit code 2, and always raised before anything is written.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    /// One value is not allowed.
+    #[error("{origin} has the value {value:?}, which is not allowed: expected {allowed}")]
+    Invalid {
+        /// Where the value came from, e.g. `environment variable worker_count`.
+        origin: String,
+        /// The value as given.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// The lower- and upper-case spelling of one variable are both set, to different values.
+    #[error(
+        "environment variables {lower}={lower_value:?} and {upper}={upper_value:?} are the same \
+         setting but differ: unset one of them"
+    )]
+    Conflict {
+        lower: String,
+        lower_value: String,
+        upper: String,
+        upper_value: String,
+    },
+    /// The values are each fine but do not fit together (a topology rule).
+    #[error("{0}")]
+    Rule(String),
+    /// The inputs differ from the lab that exists in the lab directory.
+    #[error(
+        "the lab in {dir} was created with other inputs:\n{changes}\n\
+         Unset or change these back, or run `k0slab --dir {dir} destroy` first"
+    )]
+    LabChanged { dir: String, changes: String },
+}
+
+/// Everything that can go wrong in k0slab.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a lab file k0slab can read: {reason}", path.display())]
+    LabFile { path: PathBuf, reason: String },
+    #[error("rendering {name}: {reason}")]
+    Render { name: String, reason: String },
+    #[error("SSH key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for input errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Input(_) => EXIT_INPUT,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

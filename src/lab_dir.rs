@@ -1,0 +1,178 @@
+//! The lab directory on disk: reading `lab.json`, seeing which machines Vagrant created, and
+//! writing rendered files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rand_core::{OsRng, RngCore};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{write_atomic, Written};
+use crate::lab_json::{self, LabRecord, Secrets};
+use crate::render::{RenderedFile, PRIVATE_KEY, PUBLIC_KEY};
+use crate::sshkey;
+
+/// A `.gitignore` that keeps everything in the lab directory out of git.
+pub const GITIGNORE: &str = ".gitignore";
+const GITIGNORE_CONTENTS: &str =
+    "# Written by k0slab: a lab directory holds keys and generated files.\n*\n";
+
+/// A lab directory, as the user named it and as an absolute path.
+#[derive(Debug, Clone)]
+pub struct LabDir {
+    shown: PathBuf,
+    absolute: PathBuf,
+}
+
+impl LabDir {
+    pub fn new(path: impl Into<PathBuf>) -> Result<Self> {
+        let shown = path.into();
+        let absolute =
+            std::path::absolute(&shown).map_err(|e| Error::io("resolving", &shown, e))?;
+        Ok(Self { shown, absolute })
+    }
+
+    /// The directory as the user gave it (for messages).
+    pub fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    pub fn absolute(&self) -> &Path {
+        &self.absolute
+    }
+
+    /// The last path component, for the default lab name.
+    pub fn base_name(&self) -> String {
+        self.absolute
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.absolute.join(name)
+    }
+
+    /// The lab's record, if the directory holds one.
+    pub fn read_record(&self) -> Result<Option<LabRecord>> {
+        let path = self.join(lab_json::FILE_NAME);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", path, e)),
+        };
+        let record: LabRecord = serde_json::from_str(&text).map_err(|e| Error::LabFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if record.schema != lab_json::SCHEMA {
+            return Err(Error::LabFile {
+                path,
+                reason: format!(
+                    "schema {} (this k0slab reads schema {})",
+                    record.schema,
+                    lab_json::SCHEMA
+                ),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    /// Machines Vagrant has created in this directory (`.vagrant/machines/<name>/<provider>/id`).
+    pub fn created_machines(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.join(".vagrant").join("machines")) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|machine| {
+                fs::read_dir(machine.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|provider| provider.path().join("id").is_file())
+            })
+            .map(|m| m.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Creates the directory (and its `.gitignore`) if needed.
+    pub fn create(&self) -> Result<Vec<(String, Written)>> {
+        fs::create_dir_all(&self.absolute)
+            .map_err(|e| Error::io("creating the lab directory", &self.absolute, e))?;
+        let gitignore = self.join(GITIGNORE);
+        let written = if gitignore.exists() {
+            Written::Unchanged
+        } else {
+            write_atomic(&gitignore, GITIGNORE_CONTENTS.as_bytes(), 0o644)?
+        };
+        Ok(vec![(GITIGNORE.to_string(), written)])
+    }
+
+    /// The lab's public key line, creating the key pair on first use.
+    pub fn ensure_key_pair(&self, comment: &str) -> Result<(String, Written)> {
+        sshkey::ensure_key_pair(&self.join(PRIVATE_KEY), &self.join(PUBLIC_KEY), comment)
+    }
+
+    /// Writes rendered files atomically, in order.
+    pub fn write(&self, files: &[RenderedFile]) -> Result<Vec<(String, Written)>> {
+        files
+            .iter()
+            .map(|f| {
+                let w = write_atomic(&self.join(f.name), f.contents.as_bytes(), f.mode)?;
+                Ok((f.name.to_string(), w))
+            })
+            .collect()
+    }
+}
+
+/// Secrets of a new lab.
+pub fn new_secrets() -> Secrets {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 8];
+    OsRng.fill_bytes(&mut bytes);
+    let pass = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    Secrets {
+        vrrp_auth_pass: pass,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_eight_random_characters() {
+        let a = new_secrets().vrrp_auth_pass;
+        let b = new_secrets().vrrp_auth_pass;
+        assert_eq!(a.len(), 8);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn created_machines_are_read_from_vagrant_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = LabDir::new(dir.path()).unwrap();
+        assert!(lab.created_machines().is_empty());
+        let m = dir.path().join(".vagrant/machines/worker-1/tart");
+        fs::create_dir_all(&m).unwrap();
+        assert!(lab.created_machines().is_empty(), "no id yet");
+        fs::write(m.join("id"), "k0slab-worker-1").unwrap();
+        fs::create_dir_all(dir.path().join(".vagrant/machines/control-plane-1/tart")).unwrap();
+        assert_eq!(lab.created_machines(), vec!["worker-1".to_string()]);
+    }
+
+    #[test]
+    fn a_broken_record_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("lab.json"), "{not json").unwrap();
+        let err = LabDir::new(dir.path()).unwrap().read_record().unwrap_err();
+        assert!(err.to_string().contains("lab.json"), "{err}");
+    }
+}

@@ -1,0 +1,35 @@
+//! `lab.json`: the record of a lab. After `render`, every other command works from it, not
+//! from the current environment.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::Inputs;
+use crate::topology::{Endpoint, Node};
+
+/// The file name inside the lab directory.
+pub const FILE_NAME: &str = "lab.json";
+/// Bumped when the layout of `lab.json` changes incompatibly.
+pub const SCHEMA: u32 = 1;
+
+/// Values generated once per lab and kept for its lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secrets {
+    /// keepalived VRRP password for the CPLB VIP (at most 8 characters, keepalived's limit).
+    pub vrrp_auth_pass: String,
+}
+
+/// What `lab.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabRecord {
+    pub schema: u32,
+    /// The k0slab version that wrote the file.
+    pub k0slab_version: String,
+    /// The inputs the lab was made from.
+    pub inputs: Inputs,
+    /// The machines as planned: what `destroy` removes.
+    pub nodes: Vec<Node>,
+    pub endpoint: Endpoint,
+    pub secrets: Secrets,
+    /// The files k0slab wrote into the lab directory (and may remove again).
+    pub files: Vec<String>,
+}

@@ -1,0 +1,101 @@
+//! What k0slab prints, and how much. One type owns verbosity; tables are built here.
+
+use std::io::IsTerminal;
+
+use comfy_table::{presets, CellAlignment, ColumnConstraint, Table};
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// The output of one k0slab run.
+#[derive(Debug, Clone)]
+pub struct Output {
+    verbosity: Verbosity,
+}
+
+impl Output {
+    pub fn new(verbosity: Verbosity) -> Self {
+        Self { verbosity }
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    /// The result a command was asked for (a table, JSON): always printed, on stdout.
+    pub fn result(&self, text: &str) {
+        println!("{}", text.trim_end_matches('\n'));
+    }
+
+    /// Progress and notes for people, on stdout; not with --quiet.
+    pub fn info(&self, text: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            println!("{text}");
+        }
+    }
+
+    /// A warning on stderr; not with --quiet.
+    pub fn warn(&self, text: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("warning: {text}");
+        }
+    }
+
+    /// Details on stderr, with --verbose only.
+    pub fn detail(&self, text: &str) {
+        if self.verbosity >= Verbosity::Verbose {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Whether progress bars and colour make sense (stderr is a terminal, not quiet).
+    pub fn interactive(&self) -> bool {
+        self.verbosity >= Verbosity::Normal && std::io::stderr().is_terminal()
+    }
+}
+
+/// A borderless, kubectl-style table with upper-case headers; columns listed in
+/// `right_aligned` hold numbers.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(headers.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        t.add_row(row);
+    }
+    for (i, column) in t.column_iter_mut().enumerate() {
+        column.set_padding((0, 2));
+        column.set_constraint(ColumnConstraint::ContentWidth);
+        if right_aligned.contains(&i) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t.lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tables_are_aligned_and_trimmed() {
+        let t = super::table(
+            &["name", "cpus"],
+            vec![
+                vec!["control-plane-1".into(), "2".into()],
+                vec!["w".into(), "16".into()],
+            ],
+            &[1],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "NAME             CPUS");
+        assert_eq!(lines[1], "control-plane-1     2");
+        assert_eq!(lines[2], "w                  16");
+    }
+}

@@ -1,0 +1,229 @@
+//! k0sctl.yaml, serialised from typed structs (valid YAML by construction).
+
+use serde::Serialize;
+
+use super::{header, RenderContext, SSH_USER};
+use crate::error::{Error, Result};
+use crate::topology::{EndpointKind, Node, Topology};
+
+pub const FILE_NAME: &str = "k0sctl.yaml";
+pub const API_VERSION: &str = "k0sctl.k0sproject.io/v1beta1";
+const K0S_API_VERSION: &str = "k0s.k0sproject.io/v1beta1";
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct K0sctlConfig {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    pub spec: ClusterSpec,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterSpec {
+    pub hosts: Vec<Host>,
+    pub k0s: K0s,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    pub role: &'static str,
+    pub hostname: String,
+    pub ssh: Ssh,
+    pub private_address: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub install_flags: Vec<String>,
+    pub upload_binary: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_taints: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ssh {
+    pub address: String,
+    pub user: &'static str,
+    pub port: u16,
+    pub key_path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct K0s {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub config: K0sConfig,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct K0sConfig {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    pub spec: K0sSpec,
+}
+
+#[derive(Debug, Serialize)]
+pub struct K0sSpec {
+    pub api: Api,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    pub telemetry: Telemetry,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Api {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_address: Option<String>,
+    pub sans: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    pub control_plane_load_balancing: ControlPlaneLoadBalancing,
+    pub node_local_load_balancing: NodeLocalLoadBalancing,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ControlPlaneLoadBalancing {
+    pub enabled: bool,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub keepalived: Keepalived,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Keepalived {
+    pub vrrp_instances: Vec<VrrpInstance>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VrrpInstance {
+    #[serde(rename = "virtualIPs")]
+    pub virtual_ips: Vec<String>,
+    #[serde(rename = "authPass")]
+    pub auth_pass: String,
+    /// Must be unique on the network: derived from the VIP so that two labs with different
+    /// VIPs never share one (k0s' default, 51, would).
+    #[serde(rename = "virtualRouterID")]
+    pub virtual_router_id: u8,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeLocalLoadBalancing {
+    pub enabled: bool,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Telemetry {
+    pub enabled: bool,
+}
+
+fn host(node: &Node, ctx: &RenderContext<'_>) -> Option<Host> {
+    let role = node.role?;
+    let address = node.address.to_string();
+    let install_flags = if role.runs_kubelet() {
+        // Without it the kubelet registers the DHCP address instead of the static one.
+        vec![format!("--kubelet-extra-args=--node-ip={address}")]
+    } else {
+        Vec::new()
+    };
+    Some(Host {
+        role: role.as_str(),
+        hostname: node.name.clone(),
+        ssh: Ssh {
+            address: address.clone(),
+            user: SSH_USER,
+            port: 22,
+            key_path: ctx.private_key_path().display().to_string(),
+        },
+        private_address: address,
+        install_flags,
+        upload_binary: true,
+        no_taints: node.no_taints,
+    })
+}
+
+/// VRRP router IDs are 1..=255; the VIP's last octet is unique among labs on one network.
+fn virtual_router_id(topology: &Topology) -> u8 {
+    match topology.endpoint.address.octets()[3] {
+        0 => 1,
+        n => n,
+    }
+}
+
+pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
+    let endpoint = topology.endpoint;
+    let network = (endpoint.kind == EndpointKind::Cplb).then(|| Network {
+        control_plane_load_balancing: ControlPlaneLoadBalancing {
+            enabled: true,
+            kind: "Keepalived",
+            keepalived: Keepalived {
+                vrrp_instances: vec![VrrpInstance {
+                    virtual_ips: vec![format!(
+                        "{}/{}",
+                        endpoint.address,
+                        topology.subnet.prefix_len()
+                    )],
+                    auth_pass: ctx.secrets.vrrp_auth_pass.clone(),
+                    virtual_router_id: virtual_router_id(topology),
+                }],
+            },
+        },
+        node_local_load_balancing: NodeLocalLoadBalancing {
+            enabled: true,
+            kind: "EnvoyProxy",
+        },
+    });
+    K0sctlConfig {
+        api_version: API_VERSION,
+        kind: "Cluster",
+        metadata: Metadata {
+            name: topology.name.to_string(),
+        },
+        spec: ClusterSpec {
+            hosts: topology.nodes.iter().filter_map(|n| host(n, ctx)).collect(),
+            k0s: K0s {
+                version: topology
+                    .k0s_version
+                    .as_ref()
+                    .map(|v| v.as_str().to_string()),
+                config: K0sConfig {
+                    api_version: K0S_API_VERSION,
+                    kind: "ClusterConfig",
+                    metadata: Metadata {
+                        name: topology.name.to_string(),
+                    },
+                    spec: K0sSpec {
+                        api: Api {
+                            external_address: (endpoint.kind == EndpointKind::Haproxy)
+                                .then(|| endpoint.address.to_string()),
+                            sans: vec![endpoint.address.to_string()],
+                        },
+                        network,
+                        telemetry: Telemetry { enabled: false },
+                    },
+                },
+            },
+        },
+    }
+}
+
+pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
+    let yaml = serde_yaml_ng::to_string(&build(topology, ctx)).map_err(|e| Error::Render {
+        name: FILE_NAME.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(format!("# {}\n{yaml}", header(topology)))
+}

@@ -1,0 +1,111 @@
+//! The Vagrantfile: one literal block per machine for the vagrant-tart provider.
+
+use serde::Serialize;
+
+use super::{RenderContext, HAPROXY_CFG, SSH_PASSWORD, SSH_USER};
+use crate::error::Result;
+use crate::templates;
+use crate::topology::{NodeKind, Topology};
+
+pub const FILE_NAME: &str = "Vagrantfile";
+/// Where the file provisioner puts haproxy.cfg on the load balancer before it is installed.
+const UPLOADED_HAPROXY_CFG: &str = "/tmp/k0slab-haproxy.cfg";
+
+#[derive(Serialize)]
+struct Host<'a> {
+    name: &'a str,
+    address: String,
+}
+
+#[derive(Serialize)]
+struct GuestSetup<'a> {
+    hosts: Vec<Host<'a>>,
+    public_key: &'a str,
+    user: &'a str,
+}
+
+#[derive(Serialize)]
+struct Machine<'a> {
+    name: &'a str,
+    vm_name: String,
+    image: &'a str,
+    cpus: u32,
+    memory_mb: u32,
+    disk_gb: u32,
+    address: String,
+    prefix: String,
+    load_balancer: bool,
+}
+
+#[derive(Serialize)]
+struct Vagrantfile<'a> {
+    version: &'a str,
+    lab_name: &'a str,
+    ssh_user: &'a str,
+    ssh_password: &'a str,
+    guest_setup: String,
+    load_balancer_setup: Option<String>,
+    haproxy_cfg: &'a str,
+    uploaded_config: &'a str,
+    machines: Vec<Machine<'a>>,
+}
+
+pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
+    let guest_setup = templates::render(
+        templates::GUEST_SETUP,
+        &GuestSetup {
+            hosts: topology
+                .nodes
+                .iter()
+                .map(|n| Host {
+                    name: &n.name,
+                    address: n.address.to_string(),
+                })
+                .collect(),
+            public_key: ctx.public_key,
+            user: SSH_USER,
+        },
+    )?;
+    let has_load_balancer = topology
+        .nodes
+        .iter()
+        .any(|n| n.kind == NodeKind::LoadBalancer);
+    let load_balancer_setup = if has_load_balancer {
+        Some(templates::render(
+            templates::LOAD_BALANCER_SETUP,
+            &serde_json::json!({ "uploaded_config": UPLOADED_HAPROXY_CFG }),
+        )?)
+    } else {
+        None
+    };
+    let prefix = topology.subnet.prefix_len().to_string();
+    let machines = topology
+        .nodes
+        .iter()
+        .map(|n| Machine {
+            name: &n.name,
+            vm_name: topology.vm_name(n),
+            image: &topology.image,
+            cpus: n.cpus,
+            memory_mb: n.memory_mb,
+            disk_gb: n.disk_gb,
+            address: n.address.to_string(),
+            prefix: prefix.clone(),
+            load_balancer: n.kind == NodeKind::LoadBalancer,
+        })
+        .collect();
+    templates::render(
+        templates::VAGRANTFILE,
+        &Vagrantfile {
+            version: crate::VERSION,
+            lab_name: topology.name.as_str(),
+            ssh_user: SSH_USER,
+            ssh_password: SSH_PASSWORD,
+            guest_setup,
+            load_balancer_setup,
+            haproxy_cfg: HAPROXY_CFG,
+            uploaded_config: UPLOADED_HAPROXY_CFG,
+            machines,
+        },
+    )
+}

@@ -1,0 +1,559 @@
+//! The topology: every machine of a lab with its role, address and resources, and the API
+//! endpoint. Built from [`Inputs`] by a pure function; everything downstream (plan output,
+//! rendered files, orchestration) reads this value.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::addresses::{self, Allocation};
+use crate::error::InputError;
+use crate::inputs::{EndpointMode, Inputs, K0sVersion, Key, LabName};
+use crate::roles::{self, Role};
+
+/// Resources of the HAProxy VM.
+pub const LOAD_BALANCER_CPUS: u32 = 1;
+pub const LOAD_BALANCER_MEMORY_MB: u32 = 1024;
+/// The Vagrant machine name of the HAProxy VM.
+pub const LOAD_BALANCER_NAME: &str = "load-balancer";
+/// The Kubernetes API port.
+pub const API_PORT: u16 = 6443;
+
+/// What a machine is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Controller,
+    Worker,
+    /// The HAProxy VM in `haproxy` endpoint mode; not part of the k0s cluster.
+    LoadBalancer,
+}
+
+/// One machine of the lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Vagrant machine name and guest hostname, e.g. `control-plane-1`.
+    pub name: String,
+    pub kind: NodeKind,
+    /// The k0sctl role; `None` for the load balancer.
+    pub role: Option<Role>,
+    /// The static address configured inside the guest.
+    pub address: Ipv4Addr,
+    pub cpus: u32,
+    pub memory_mb: u32,
+    pub disk_gb: u32,
+    /// k0sctl `noTaints` (only ever true with `controller+worker`).
+    pub no_taints: bool,
+}
+
+impl Node {
+    /// Whether the node runs a kubelet and is therefore a Kubernetes Node.
+    pub fn runs_kubelet(&self) -> bool {
+        self.role.is_some_and(Role::runs_kubelet)
+    }
+
+    /// Whether ordinary workloads are scheduled on the node.
+    pub fn runs_workloads(&self) -> bool {
+        match self.role {
+            Some(Role::ControllerWorker) => self.no_taints,
+            Some(Role::Single | Role::Worker) => true,
+            Some(Role::Controller) | None => false,
+        }
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.role.is_some_and(Role::is_controller)
+    }
+}
+
+/// How the API endpoint is provided, once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    /// The API at control-plane-1's own address.
+    None,
+    /// A keepalived VIP managed by k0s on the controllers, with node-local load balancing.
+    Cplb,
+    /// A HAProxy VM in front of every controller.
+    Haproxy,
+}
+
+impl fmt::Display for EndpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndpointKind::None => "none",
+            EndpointKind::Cplb => "cplb",
+            EndpointKind::Haproxy => "haproxy",
+        })
+    }
+}
+
+/// The stable address clients use for the Kubernetes API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub kind: EndpointKind,
+    pub address: Ipv4Addr,
+}
+
+impl Endpoint {
+    /// `https://<address>:6443`.
+    pub fn url(&self) -> String {
+        format!("https://{}:{API_PORT}", self.address)
+    }
+
+    /// A short description for people.
+    pub fn describe(&self) -> &'static str {
+        match self.kind {
+            EndpointKind::None => "control-plane-1's own address (no HA endpoint)",
+            EndpointKind::Cplb => {
+                "keepalived VIP on the controllers, node-local load balancing inside"
+            }
+            EndpointKind::Haproxy => "HAProxy on VM load-balancer in front of every controller",
+        }
+    }
+}
+
+/// A fully resolved lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    pub name: LabName,
+    pub subnet: Ipv4Net,
+    pub endpoint: Endpoint,
+    pub image: String,
+    pub k0s_version: Option<K0sVersion>,
+    /// Controllers first, then workers, then the load balancer if any.
+    pub nodes: Vec<Node>,
+    /// Things that are allowed but worth saying (e.g. an even etcd member count).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl Topology {
+    /// Applies the topology rules to `inputs`. Pure: no I/O.
+    pub fn resolve(inputs: &Inputs) -> Result<Topology, InputError> {
+        let controllers = inputs.control_plane_count;
+        let workers = inputs.worker_count;
+        let mut warnings = Vec::new();
+
+        if !inputs.controller_workloads && workers == 0 {
+            return Err(InputError::Rule(format!(
+                "{}=false with {}=0 leaves no node that runs workloads: add workers or let \
+                 controllers run workloads",
+                Key::ControllerWorkloads.env_name(),
+                Key::WorkerCount.env_name()
+            )));
+        }
+
+        let kind = match inputs.endpoint {
+            EndpointMode::Auto if controllers == 1 => EndpointKind::None,
+            EndpointMode::Auto => EndpointKind::Cplb,
+            EndpointMode::None => EndpointKind::None,
+            EndpointMode::Cplb => EndpointKind::Cplb,
+            EndpointMode::Haproxy => EndpointKind::Haproxy,
+        };
+        if kind != EndpointKind::None && controllers < 2 {
+            return Err(InputError::Rule(format!(
+                "{}={} needs at least 2 controllers ({}={controllers}); use auto or none",
+                Key::Endpoint.env_name(),
+                inputs.endpoint,
+                Key::ControlPlaneCount.env_name()
+            )));
+        }
+        if kind == EndpointKind::Cplb {
+            if let Some(v) = inputs
+                .k0s_version
+                .as_ref()
+                .filter(|v| !v.at_least(1, 30, 0))
+            {
+                return Err(InputError::Rule(format!(
+                    "{}={} is too old for control-plane load balancing (cplb needs k0s v1.30 or \
+                     newer): pin a newer release or use {}=haproxy",
+                    Key::K0sVersion.env_name(),
+                    v.as_str(),
+                    Key::Endpoint.env_name()
+                )));
+            }
+        }
+        if controllers == 2 || controllers == 4 {
+            warnings.push(format!(
+                "{controllers} controllers form an etcd cluster of {controllers} members, which \
+                 tolerates no more failures than {}; prefer 3 or 5{}",
+                controllers - 1,
+                if controllers == 2 {
+                    " (2 members lose quorum when one fails)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if kind == EndpointKind::None && controllers > 1 {
+            warnings.push(format!(
+                "{}=none with {controllers} controllers: clients reach the API only through \
+                 control-plane-1",
+                Key::Endpoint.env_name()
+            ));
+        }
+
+        let mut alloc = Allocation::new(inputs.subnet);
+        let mut nodes = Vec::with_capacity((controllers + workers + 1) as usize);
+        for i in 1..=controllers {
+            let name = format!("control-plane-{i}");
+            let address = alloc.claim_host(addresses::FIRST_CONTROLLER_HOST + i - 1, &name)?;
+            let r = roles::controller_role(i, controllers, workers, inputs.controller_workloads);
+            nodes.push(Node {
+                name,
+                kind: NodeKind::Controller,
+                role: Some(r.role),
+                address,
+                cpus: inputs.cpu_control,
+                memory_mb: inputs.memory_control,
+                disk_gb: inputs.disk_size,
+                no_taints: r.no_taints,
+            });
+        }
+        for i in 1..=workers {
+            let name = format!("worker-{i}");
+            let address = alloc.claim_host(addresses::FIRST_WORKER_HOST + i - 1, &name)?;
+            nodes.push(Node {
+                name,
+                kind: NodeKind::Worker,
+                role: Some(Role::Worker),
+                address,
+                cpus: inputs.cpu_worker,
+                memory_mb: inputs.memory_worker,
+                disk_gb: inputs.disk_size,
+                no_taints: false,
+            });
+        }
+
+        let endpoint_owner = format!("the API endpoint ({})", Key::EndpointIp.env_name());
+        let address = match kind {
+            EndpointKind::None => {
+                if inputs.endpoint_ip.is_some() {
+                    warnings.push(format!(
+                        "{} is ignored: with endpoint mode none the API is at control-plane-1",
+                        Key::EndpointIp.env_name()
+                    ));
+                }
+                nodes[0].address
+            }
+            EndpointKind::Cplb | EndpointKind::Haproxy => match inputs.endpoint_ip {
+                Some(ip) => alloc.claim(ip, &endpoint_owner)?,
+                None => alloc.claim_host(addresses::DEFAULT_ENDPOINT_HOST, &endpoint_owner)?,
+            },
+        };
+        if kind == EndpointKind::Haproxy {
+            nodes.push(Node {
+                name: LOAD_BALANCER_NAME.into(),
+                kind: NodeKind::LoadBalancer,
+                role: None,
+                address,
+                cpus: LOAD_BALANCER_CPUS,
+                memory_mb: LOAD_BALANCER_MEMORY_MB,
+                disk_gb: inputs.disk_size,
+                no_taints: false,
+            });
+        }
+
+        Ok(Topology {
+            name: inputs.name.clone(),
+            subnet: inputs.subnet,
+            endpoint: Endpoint { kind, address },
+            image: inputs.image.clone(),
+            k0s_version: inputs.k0s_version.clone(),
+            nodes,
+            warnings,
+        })
+    }
+
+    /// The nodes k0sctl installs (every node but the load balancer).
+    pub fn cluster_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role.is_some())
+    }
+
+    pub fn controllers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_controller())
+    }
+
+    /// The name of the VM on the host (Tart VM names are global: prefixed with the lab name).
+    pub fn vm_name(&self, node: &Node) -> String {
+        format!("{}-{}", self.name, node.name)
+    }
+
+    /// Memory of all VMs together, MB.
+    pub fn total_memory_mb(&self) -> u64 {
+        self.nodes.iter().map(|n| u64::from(n.memory_mb)).sum()
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::Environment;
+    use crate::inputs::{resolve, Flags};
+
+    fn inputs(pairs: &[(&str, &str)]) -> Inputs {
+        resolve(
+            &Flags::default(),
+            &Environment::from_pairs(pairs.iter().copied()),
+            None,
+            &LabName::for_directory("lab"),
+        )
+        .unwrap()
+        .inputs
+    }
+
+    fn topo(pairs: &[(&str, &str)]) -> Result<Topology, InputError> {
+        Topology::resolve(&inputs(pairs))
+    }
+
+    fn summary(t: &Topology) -> Vec<(String, String, String, bool)> {
+        t.nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    n.role.map_or("-".into(), |r| r.to_string()),
+                    n.address.to_string(),
+                    n.no_taints,
+                )
+            })
+            .collect()
+    }
+
+    fn row(name: &str, role: &str, ip: &str, nt: bool) -> (String, String, String, bool) {
+        (name.into(), role.into(), ip.into(), nt)
+    }
+
+    #[test]
+    fn default_is_one_controller_worker_and_one_worker() {
+        let t = topo(&[]).unwrap();
+        assert_eq!(
+            summary(&t),
+            vec![
+                row(
+                    "control-plane-1",
+                    "controller+worker",
+                    "192.168.64.10",
+                    true
+                ),
+                row("worker-1", "worker", "192.168.64.20", false),
+            ]
+        );
+        assert_eq!(t.endpoint.kind, EndpointKind::None);
+        assert_eq!(t.endpoint.address.to_string(), "192.168.64.10");
+        assert!(t.warnings.is_empty());
+    }
+
+    #[test]
+    fn one_plus_zero_is_single() {
+        let t = topo(&[("worker_count", "0")]).unwrap();
+        assert_eq!(
+            summary(&t),
+            vec![row("control-plane-1", "single", "192.168.64.10", false)]
+        );
+        assert!(t.nodes[0].runs_workloads());
+        assert!(t.nodes[0].runs_kubelet());
+    }
+
+    #[test]
+    fn three_plus_two_is_ha_with_a_cplb_vip() {
+        let t = topo(&[("control_plane_count", "3"), ("worker_count", "2")]).unwrap();
+        assert_eq!(
+            summary(&t),
+            vec![
+                row(
+                    "control-plane-1",
+                    "controller+worker",
+                    "192.168.64.10",
+                    true
+                ),
+                row("control-plane-2", "controller", "192.168.64.11", false),
+                row("control-plane-3", "controller", "192.168.64.12", false),
+                row("worker-1", "worker", "192.168.64.20", false),
+                row("worker-2", "worker", "192.168.64.21", false),
+            ]
+        );
+        assert_eq!(t.endpoint.kind, EndpointKind::Cplb);
+        assert_eq!(t.endpoint.url(), "https://192.168.64.100:6443");
+        assert!(t.warnings.is_empty());
+        assert!(!t.nodes[1].runs_kubelet());
+    }
+
+    #[test]
+    fn every_controller_count_gets_consecutive_addresses_and_the_right_share() {
+        for n in 1..=10u32 {
+            let t = topo(&[
+                ("control_plane_count", &n.to_string()),
+                ("worker_count", "1"),
+            ])
+            .unwrap();
+            let ctrl: Vec<&Node> = t.controllers().collect();
+            assert_eq!(ctrl.len() as u32, n);
+            for (i, c) in ctrl.iter().enumerate() {
+                assert_eq!(c.address.octets()[3] as usize, 10 + i);
+            }
+            let workload_ctrl = ctrl.iter().filter(|c| c.runs_workloads()).count() as u32;
+            let expected = if n <= 2 { n } else { (n / 3).max(1) };
+            assert_eq!(workload_ctrl, expected, "{n} controllers");
+            let warned = t.warnings.iter().any(|w| w.contains("etcd"));
+            assert_eq!(warned, n == 2 || n == 4, "{n} controllers");
+        }
+    }
+
+    #[test]
+    fn eighty_workers_fill_20_to_99_and_the_vip_stays_at_100() {
+        let t = topo(&[("control_plane_count", "10"), ("worker_count", "80")]).unwrap();
+        let last = t
+            .nodes
+            .iter()
+            .rfind(|n| n.kind == NodeKind::Worker)
+            .unwrap();
+        assert_eq!(last.name, "worker-80");
+        assert_eq!(last.address.to_string(), "192.168.64.99");
+        assert_eq!(t.endpoint.address.to_string(), "192.168.64.100");
+        assert_eq!(t.nodes.len(), 90);
+        let zero = topo(&[("control_plane_count", "3"), ("worker_count", "0")]).unwrap();
+        assert_eq!(zero.cluster_nodes().count(), 3);
+    }
+
+    #[test]
+    fn eleven_controllers_collide_with_worker_1() {
+        let mut i = inputs(&[("worker_count", "1")]);
+        i.control_plane_count = 11;
+        let err = Topology::resolve(&i).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "worker-1 would get 192.168.64.20, which is already control-plane-11's address"
+        );
+    }
+
+    #[test]
+    fn haproxy_adds_a_load_balancer_at_the_endpoint() {
+        let t = topo(&[
+            ("control_plane_count", "3"),
+            ("worker_count", "2"),
+            ("K0SLAB_ENDPOINT", "haproxy"),
+        ])
+        .unwrap();
+        let lb = t.nodes.last().unwrap();
+        assert_eq!(lb.name, "load-balancer");
+        assert_eq!(lb.kind, NodeKind::LoadBalancer);
+        assert_eq!(lb.role, None);
+        assert_eq!(lb.address.to_string(), "192.168.64.100");
+        assert_eq!(t.cluster_nodes().count(), 5);
+    }
+
+    #[test]
+    fn endpoint_rules() {
+        let err = topo(&[("K0SLAB_ENDPOINT", "cplb")]).unwrap_err();
+        assert!(
+            err.to_string().contains("needs at least 2 controllers"),
+            "{err}"
+        );
+        let err = topo(&[("K0SLAB_ENDPOINT", "haproxy")]).unwrap_err();
+        assert!(err.to_string().contains("K0SLAB_ENDPOINT=haproxy"), "{err}");
+
+        let t = topo(&[
+            ("control_plane_count", "2"),
+            ("K0SLAB_ENDPOINT_IP", "192.168.64.50"),
+        ])
+        .unwrap();
+        assert_eq!(t.endpoint.kind, EndpointKind::Cplb);
+        assert_eq!(t.endpoint.address.to_string(), "192.168.64.50");
+
+        for (ip, expect) in [
+            ("192.168.64.20", "worker-1's address"),
+            ("192.168.64.10", "control-plane-1's address"),
+            ("192.168.64.1", "gateway"),
+            ("10.0.0.5", "outside the lab subnet"),
+            ("192.168.64.255", "broadcast"),
+        ] {
+            let err =
+                topo(&[("control_plane_count", "3"), ("K0SLAB_ENDPOINT_IP", ip)]).unwrap_err();
+            assert!(err.to_string().contains(expect), "{ip}: {err}");
+            assert!(
+                err.to_string().contains("K0SLAB_ENDPOINT_IP"),
+                "{ip}: {err}"
+            );
+        }
+
+        let t = topo(&[("control_plane_count", "3"), ("K0SLAB_ENDPOINT", "none")]).unwrap();
+        assert_eq!(t.endpoint.address.to_string(), "192.168.64.10");
+        assert!(t.warnings.iter().any(|w| w.contains("only through")));
+    }
+
+    #[test]
+    fn cplb_needs_k0s_1_30() {
+        let err = topo(&[
+            ("control_plane_count", "3"),
+            ("K0S_VERSION", "v1.29.9+k0s.0"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("v1.30"), "{err}");
+        assert!(topo(&[
+            ("control_plane_count", "3"),
+            ("K0S_VERSION", "v1.30.0+k0s.0")
+        ])
+        .is_ok());
+        assert!(topo(&[
+            ("control_plane_count", "3"),
+            ("K0S_VERSION", "v1.29.9+k0s.0"),
+            ("K0SLAB_ENDPOINT", "haproxy")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn controller_workloads_false() {
+        let t = topo(&[
+            ("control_plane_count", "2"),
+            ("K0SLAB_CONTROLLER_WORKLOADS", "false"),
+        ])
+        .unwrap();
+        assert!(t
+            .controllers()
+            .all(|c| c.role == Some(Role::Controller) && !c.no_taints));
+        let err = topo(&[
+            ("worker_count", "0"),
+            ("K0SLAB_CONTROLLER_WORKLOADS", "false"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("no node that runs workloads"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_subnets_keep_the_host_numbers() {
+        let t = topo(&[
+            ("K0SLAB_SUBNET", "10.1.0.0/16"),
+            ("control_plane_count", "3"),
+        ])
+        .unwrap();
+        assert_eq!(t.nodes[0].address.to_string(), "10.1.0.10");
+        assert_eq!(t.endpoint.address.to_string(), "10.1.0.100");
+    }
+
+    #[test]
+    fn resources_are_per_class() {
+        let t = topo(&[
+            ("memory_control", "3000"),
+            ("cpu_worker", "5"),
+            ("disk_size", "40"),
+        ])
+        .unwrap();
+        assert_eq!((t.nodes[0].memory_mb, t.nodes[0].cpus), (3000, 2));
+        assert_eq!((t.nodes[1].memory_mb, t.nodes[1].cpus), (4096, 5));
+        assert!(t.nodes.iter().all(|n| n.disk_gb == 40));
+        assert_eq!(t.total_memory_mb(), 3000 + 4096);
+        assert_eq!(t.vm_name(&t.nodes[1]), "k0slab-worker-1");
+    }
+}
