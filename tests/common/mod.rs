@@ -1,0 +1,123 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use k0slab::environment::Environment;
+use k0slab::inputs::{self, Flags, Inputs, LabName};
+use k0slab::lab_json::Secrets;
+use k0slab::render::{self, RenderContext, RenderedFile};
+use k0slab::topology::Topology;
+
+/// A fixed lab directory and key, so snapshots do not depend on the machine.
+pub const LAB_DIR: &str = "/Users/dev/k0slab/lab";
+pub const PUBLIC_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk0c2xhYnRlc3RrZXl0ZXN0a2V5dGVzdGtleXRlc3Q k0slab@k0slab";
+
+/// The scenarios every rendered-file test covers: (name, environment).
+pub const SCENARIOS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "1+0",
+        &[("control_plane_count", "1"), ("worker_count", "0")],
+    ),
+    ("1+1", &[]),
+    (
+        "3+2",
+        &[("control_plane_count", "3"), ("worker_count", "2")],
+    ),
+    (
+        "5+3",
+        &[("control_plane_count", "5"), ("worker_count", "3")],
+    ),
+    (
+        "3+2-haproxy",
+        &[
+            ("control_plane_count", "3"),
+            ("worker_count", "2"),
+            ("K0SLAB_ENDPOINT", "haproxy"),
+        ],
+    ),
+    (
+        "2+1-cplb-pinned",
+        &[
+            ("control_plane_count", "2"),
+            ("worker_count", "1"),
+            ("K0SLAB_ENDPOINT", "cplb"),
+            ("K0SLAB_ENDPOINT_IP", "192.168.64.50"),
+            ("K0S_VERSION", "v1.33.4+k0s.0"),
+        ],
+    ),
+];
+
+pub fn inputs(env: &[(&str, &str)]) -> Inputs {
+    inputs::resolve(
+        &Flags::default(),
+        &Environment::from_pairs(env.iter().copied()),
+        None,
+        &LabName::for_directory("lab"),
+    )
+    .expect("valid scenario inputs")
+    .inputs
+}
+
+/// Renders a scenario with the fixed directory, key and secrets.
+pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
+    let inputs = inputs(env);
+    let topology = Topology::resolve(&inputs).expect("valid scenario topology");
+    let files = render::render_lab(
+        &inputs,
+        &topology,
+        &RenderContext {
+            lab_dir: Path::new(LAB_DIR),
+            public_key: PUBLIC_KEY,
+            secrets: &Secrets {
+                vrrp_auth_pass: "Test1234".into(),
+            },
+        },
+    )
+    .expect("scenario renders");
+    (topology, files)
+}
+
+pub fn file<'a>(files: &'a [RenderedFile], name: &str) -> &'a str {
+    &files
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{name} was rendered"))
+        .contents
+}
+
+/// Writes rendered files into `dir`.
+pub fn write_all(dir: &Path, files: &[RenderedFile]) {
+    for f in files {
+        fs::write(dir.join(f.name), &f.contents).unwrap();
+    }
+}
+
+/// Every file below `dir` with its contents and mode, to prove nothing changed.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            let mode = fs::metadata(&p).unwrap().permissions().mode();
+            out.insert(p.clone(), (fs::read(&p).unwrap(), mode));
+        }
+    }
+    out
+}
+
+/// A real validator from PATH; the test command installs them, so a missing one fails.
+pub fn require_tool(name: &str) -> PathBuf {
+    which::which(name).unwrap_or_else(|_| {
+        panic!("{name} is not installed: run the test command in README.md (tests/run.sh), which installs it")
+    })
+}
