@@ -1,1 +1,52 @@
-fn main() {}
+//! `plan` + `render` of the largest lab (10 controllers, 80 workers, and with HAProxy):
+//! inputs resolved, topology built, every file rendered. Disk writes are left out: they are
+//! the operating system's speed, not k0slab's.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use k0slab::environment::Environment;
+use k0slab::inputs::{self, Flags, LabName};
+use k0slab::lab_json::Secrets;
+use k0slab::render::{self, RenderContext};
+use k0slab::topology::Topology;
+
+const KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk0c2xhYnRlc3RrZXl0ZXN0a2V5dGVzdGtleXRlc3Q k0slab@k0slab";
+
+fn plan_and_render(env: &Environment) -> usize {
+    let inputs = inputs::resolve(&Flags::default(), env, None, &LabName::for_directory("lab"))
+        .unwrap()
+        .inputs;
+    let topology = Topology::resolve(&inputs).unwrap();
+    let files = render::render_lab(
+        &inputs,
+        &topology,
+        &RenderContext {
+            lab_dir: Path::new("/Users/dev/k0slab/lab"),
+            public_key: KEY,
+            secrets: &Secrets {
+                vrrp_auth_pass: "Bench123".into(),
+            },
+        },
+    )
+    .unwrap();
+    files.iter().map(|f| f.contents.len()).sum()
+}
+
+fn largest(c: &mut Criterion) {
+    for (name, endpoint) in [("10+80 cplb", "cplb"), ("10+80 haproxy", "haproxy")] {
+        let env = Environment::from_pairs([
+            ("control_plane_count", "10"),
+            ("worker_count", "80"),
+            ("K0SLAB_ENDPOINT", endpoint),
+        ]);
+        c.bench_function(&format!("plan+render {name}"), |b| {
+            b.iter(|| black_box(plan_and_render(black_box(&env))))
+        });
+    }
+}
+
+criterion_group!(benches, largest);
+criterion_main!(benches);

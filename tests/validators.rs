@@ -1,6 +1,8 @@
 //! The rendered files checked by the real tools: `vagrant validate` for every Vagrantfile,
 //! `haproxy -c` for every haproxy.cfg, Ruby + `bash -n` for the guest scripts. The test command
-//! (tests/run.sh) installs Vagrant and HAProxy; a missing tool fails these tests.
+//! (tests/run.sh) installs Vagrant and HAProxy; a missing tool fails these tests. vagrant-tart
+//! only installs on macOS, so Vagrant loads a stand-in plugin (tests/standins/vagrant-tart)
+//! that knows vagrant-tart's settings and checks their values.
 
 mod common;
 
@@ -10,11 +12,23 @@ use std::process::{Command, Output};
 
 use common::{render, require_tool, write_all, SCENARIOS};
 
+/// `vagrant validate` in `dir`, with the vagrant-tart stand-in plugin loaded through a
+/// private VAGRANT_HOME (the real plugin only installs on macOS).
 fn vagrant_validate(dir: &Path) -> Output {
+    let home = dir.join(".vagrant.d");
+    fs::create_dir_all(&home).unwrap();
+    let plugin =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/vagrant-tart/plugin.rb");
+    fs::write(
+        home.join("Vagrantfile"),
+        format!("require {:?}\n", plugin.display().to_string()),
+    )
+    .unwrap();
     Command::new(require_tool("vagrant"))
         .arg("validate")
         .env("VAGRANT_CWD", dir)
-        .env("VAGRANT_HOME", dir.join(".vagrant.d"))
+        .env("VAGRANT_HOME", &home)
+        .env("VAGRANT_DEFAULT_PROVIDER", "tart")
         .env("VAGRANT_CHECKPOINT_DISABLE", "1")
         .env("VAGRANT_DISABLE_VERSION_CHECK", "1")
         .output()
@@ -102,6 +116,23 @@ fn vagrant_validate_does_reject_a_broken_vagrantfile() {
     let o = vagrant_validate(dir.path());
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("hostname"), "{}", text(&o));
+
+    // A setting vagrant-tart does not have, and a memory size that is not a number.
+    let (_, files) = render(&[]);
+    write_all(dir.path(), &files);
+    let broken = fs::read_to_string(&path)
+        .unwrap()
+        .replacen("tart.gui = false", "tart.gpu = false", 1)
+        .replacen("tart.memory = 2048", "tart.memory = \"2G\"", 1);
+    fs::write(&path, broken).unwrap();
+    let o = vagrant_validate(dir.path());
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("shouldn't exist: gpu"), "{}", text(&o));
+    assert!(
+        text(&o).contains("tart.memory must be a whole number"),
+        "{}",
+        text(&o)
+    );
 
     let (_, files) = render(&[("control_plane_count", "3"), ("K0SLAB_ENDPOINT", "haproxy")]);
     write_all(dir.path(), &files);

@@ -33,6 +33,7 @@ pub fn write_lab(ctx: &Context<'_>, planned: &Planned) -> Result<Vec<(String, Wr
     let comment = format!("k0slab@{}", planned.topology.name);
     let (public_key, key_written) = ctx.dir.ensure_key_pair(&comment)?;
     report.push((render::PRIVATE_KEY.to_string(), key_written));
+    report.push((render::PUBLIC_KEY.to_string(), key_written));
     let files = render::render_lab(
         &planned.inputs,
         &planned.topology,

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The test command (see README.md): installs what the tests need, then runs every check CI
+# runs. Re-runs are fast: tools already present are skipped and cargo reuses target/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PATH:/usr/sbin:/sbin"
+
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# Real validators from Debian: Vagrant (with Ruby) and HAProxy; unshare for a network namespace.
+missing=()
+command -v vagrant >/dev/null || missing+=(vagrant)
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v ruby >/dev/null || missing+=(ruby)
+command -v unshare >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "==> building the tests"
+cargo test --locked --no-run
+
+# The tests run in a network namespace with no interfaces: nothing can leave this machine,
+# not even by mistake (the lab's 192.168.64.x addresses are only ever written into files).
+netns=()
+if [[ $(uname -s) == Linux ]]; then
+  if unshare -n true 2>/dev/null; then
+    netns=(unshare -n)
+  elif unshare -rn true 2>/dev/null; then
+    netns=(unshare -rn)
+  else
+    echo "error: cannot create a network namespace (unshare -n); run as root or enable user namespaces" >&2
+    exit 1
+  fi
+else
+  echo "warning: not Linux: the tests run without a network namespace" >&2
+fi
+echo "==> cargo test (in a network namespace without interfaces)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+"${netns[@]}" cargo test --locked --offline 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
