@@ -33,6 +33,18 @@ impl Environment {
         }
     }
 
+    /// Every variable.
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    /// A copy with `name` set to `value`.
+    pub fn with(&self, name: &str, value: impl Into<String>) -> Self {
+        let mut vars = self.vars.clone();
+        vars.insert(name.to_string(), value.into());
+        Self { vars }
+    }
+
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad input: nothing was written or changed.
 pub const EXIT_INPUT: u8 = 2;
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Bad input: a value, a combination of values, or a lab that does not match the inputs.
 /// Always exit code 2, and always raised before anything is written.
@@ -61,6 +63,41 @@ pub enum Error {
     Render { name: String, reason: String },
     #[error("SSH key {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },
+    #[error("{tool} is needed but not found ({reason}); install it with: {hint}")]
+    ToolMissing {
+        tool: &'static str,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error("tools are missing:\n{0}")]
+    ToolsMissing(String),
+    /// An external command failed.
+    #[error("{description} failed: `{command}` {status}{}", stderr_suffix(stderr))]
+    CommandFailed {
+        description: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    /// A step of the lab failed (after its tool's error was shown).
+    #[error("{0}")]
+    Step(String),
+    /// A check found the lab unhealthy.
+    #[error("{0}")]
+    Unhealthy(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let trimmed = stderr.trim();
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        let tail: Vec<&str> = trimmed.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(":\n{}", tail.join("\n"))
+    }
 }
 
 impl Error {
@@ -68,6 +105,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input(_) => EXIT_INPUT,
+            Error::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_FAILURE,
         }
     }

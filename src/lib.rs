@@ -18,15 +18,23 @@ pub mod commands;
 pub mod environment;
 pub mod error;
 pub mod fsutil;
+pub mod health;
 pub mod inputs;
+pub mod k0sctl;
+pub mod kubeconfig;
+pub mod kubectl;
 pub mod lab_dir;
 pub mod lab_json;
 pub mod output;
+pub mod process;
+pub mod progress;
 pub mod render;
 pub mod roles;
 pub mod sshkey;
 pub mod templates;
+pub mod tools;
 pub mod topology;
+pub mod vagrant;
 
 pub use error::{Error, Result};
 

@@ -1,0 +1,525 @@
+//! Health checks of a running lab, from what kubectl and Vagrant report.
+//!
+//! Gathering ([`Facts`]) is separate from judging ([`evaluate`]), which is pure and unit
+//! tested against API objects. The checks, one line each:
+//! - the API answers `/readyz` through the endpoint;
+//! - exactly the nodes that run a kubelet are Kubernetes Nodes (pure controllers are not);
+//! - each of them is Ready, with InternalIP = its static address, the taints and labels of
+//!   its role;
+//! - etcd has one member per controller, each at its static address;
+//! - every kube-system pod is Running and Ready.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::roles::Role;
+use crate::topology::{Endpoint, Node};
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What was observed; each part is the tool's answer or why there is none.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub readyz: Result<String, String>,
+    pub nodes: Result<Value, String>,
+    pub pods: Result<Value, String>,
+    /// `k0s etcd member-list` output from a controller.
+    pub etcd: Result<String, String>,
+}
+
+const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+const TAINT_KEYS: [&str; 2] = [
+    "node-role.kubernetes.io/control-plane",
+    "node-role.kubernetes.io/master",
+];
+
+fn first_line(s: &str) -> String {
+    s.trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .chars()
+        .take(160)
+        .collect()
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
+}
+
+fn items(list: &Value) -> Vec<&Value> {
+    list.get("items")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+/// `(major, minor, patch)` of a kubelet version like `v1.33.4+k0s`.
+fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
+    let v = str_at(node, &["status", "nodeInfo", "kubeletVersion"])?;
+    let core = v.trim_start_matches('v').split(['+', '-']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+fn check_node(expected: &Node, node: &Value) -> Check {
+    let name = format!("node {}", expected.name);
+    let mut problems = Vec::new();
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .map(|c| c["status"] == "True")
+        .unwrap_or(false);
+    if !ready {
+        problems.push("NotReady".to_string());
+    }
+    let internal: Vec<&str> = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|a| a["type"] == "InternalIP")
+                .filter_map(|a| a["address"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let want_ip = expected.address.to_string();
+    if internal != [want_ip.as_str()] {
+        problems.push(format!(
+            "InternalIP {} (expected {want_ip})",
+            internal.join(",")
+        ));
+    }
+    let taints: Vec<String> = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["effect"] == "NoSchedule")
+                .filter_map(|t| t["key"].as_str())
+                .filter(|k| TAINT_KEYS.contains(k))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let labelled = node
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(CONTROL_PLANE_LABEL))
+        .is_some_and(|v| v == "true");
+    match expected.role {
+        Some(Role::ControllerWorker) => {
+            if expected.no_taints && !taints.is_empty() {
+                problems.push(format!("tainted {} though noTaints", taints.join(",")));
+            }
+            if !expected.no_taints {
+                // k0s v1.33.1 renamed the taint from master to control-plane.
+                let key = match kubelet_version(node) {
+                    Some(v) if v < (1, 33, 1) => TAINT_KEYS[1],
+                    _ => TAINT_KEYS[0],
+                };
+                if !taints.iter().any(|t| t == key) {
+                    problems.push(format!("missing taint {key}:NoSchedule"));
+                }
+            }
+            if !labelled {
+                problems.push(format!("missing label {CONTROL_PLANE_LABEL}=true"));
+            }
+        }
+        Some(Role::Worker) => {
+            if !taints.is_empty() {
+                problems.push(format!(
+                    "control-plane taint {} on a worker",
+                    taints.join(",")
+                ));
+            }
+            if labelled {
+                problems.push("control-plane label on a worker".into());
+            }
+        }
+        _ => {
+            if !taints.is_empty() {
+                problems.push(format!("tainted {}", taints.join(",")));
+            }
+        }
+    }
+    if problems.is_empty() {
+        let taint_note = if taints.is_empty() {
+            "no taints"
+        } else {
+            "tainted"
+        };
+        Check::new(name, true, format!("Ready, {want_ip}, {taint_note}"))
+    } else {
+        Check::new(name, false, problems.join("; "))
+    }
+}
+
+fn check_nodes(nodes: &[Node], listed: &Value) -> Vec<Check> {
+    let by_name: BTreeMap<&str, &Value> = items(listed)
+        .into_iter()
+        .filter_map(|n| Some((str_at(n, &["metadata", "name"])?, n)))
+        .collect();
+    let expected: Vec<&Node> = nodes.iter().filter(|n| n.runs_kubelet()).collect();
+    let want: BTreeSet<&str> = expected.iter().map(|n| n.name.as_str()).collect();
+    let have: BTreeSet<&str> = by_name.keys().copied().collect();
+    let missing: Vec<&str> = want.difference(&have).copied().collect();
+    let extra: Vec<&str> = have.difference(&want).copied().collect();
+    let pure_controllers = nodes
+        .iter()
+        .filter(|n| n.role == Some(Role::Controller))
+        .count();
+    let mut detail = format!(
+        "{} of {} registered",
+        want.len() - missing.len(),
+        want.len()
+    );
+    if pure_controllers > 0 {
+        detail.push_str(&format!(
+            " ({pure_controllers} controller-only node(s) run no kubelet)"
+        ));
+    }
+    if !missing.is_empty() {
+        detail.push_str(&format!("; missing: {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        detail.push_str(&format!("; unexpected: {}", extra.join(", ")));
+    }
+    let mut checks = vec![Check::new(
+        "nodes",
+        missing.is_empty() && extra.is_empty(),
+        detail,
+    )];
+    checks.extend(
+        expected
+            .iter()
+            .filter_map(|n| by_name.get(n.name.as_str()).map(|v| check_node(n, v))),
+    );
+    checks
+}
+
+fn check_etcd(nodes: &[Node], output: &str) -> Check {
+    let controllers: Vec<&Node> = nodes.iter().filter(|n| n.is_controller()).collect();
+    let json = output.find('{').and_then(|i| {
+        serde_json::Deserializer::from_str(&output[i..])
+            .into_iter::<Value>()
+            .next()?
+            .ok()
+    });
+    let Some(members) = json
+        .as_ref()
+        .and_then(|j| j.get("members"))
+        .and_then(Value::as_object)
+    else {
+        return Check::new(
+            "etcd",
+            false,
+            format!("no member list: {}", first_line(output)),
+        );
+    };
+    let mut problems = Vec::new();
+    for c in &controllers {
+        match members.get(&c.name).and_then(Value::as_str) {
+            None => problems.push(format!("{} is not a member", c.name)),
+            Some(url) if !url.contains(&format!("//{}:", c.address)) => {
+                problems.push(format!("{} peers at {url}, not {}", c.name, c.address))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in members.keys() {
+        if !controllers.iter().any(|c| &c.name == name) {
+            problems.push(format!("unexpected member {name}"));
+        }
+    }
+    if problems.is_empty() {
+        Check::new(
+            "etcd",
+            true,
+            format!("{} members, one per controller", members.len()),
+        )
+    } else {
+        Check::new(
+            "etcd",
+            false,
+            format!(
+                "{} members for {} controllers: {}",
+                members.len(),
+                controllers.len(),
+                problems.join("; ")
+            ),
+        )
+    }
+}
+
+fn check_pods(pods: &Value) -> Check {
+    let mut total = 0;
+    let mut not_ready = Vec::new();
+    for pod in items(pods) {
+        let phase = str_at(pod, &["status", "phase"]).unwrap_or("");
+        if phase == "Succeeded" {
+            continue;
+        }
+        total += 1;
+        let ready = pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .is_some_and(|c| c["status"] == "True");
+        if phase != "Running" || !ready {
+            let name = str_at(pod, &["metadata", "name"]).unwrap_or("?");
+            not_ready.push(format!("{name} ({phase})"));
+        }
+    }
+    if total == 0 {
+        Check::new("kube-system pods", false, "no pods yet")
+    } else if not_ready.is_empty() {
+        Check::new(
+            "kube-system pods",
+            true,
+            format!("{total} of {total} Running and Ready"),
+        )
+    } else {
+        Check::new(
+            "kube-system pods",
+            false,
+            format!(
+                "{} of {total} not ready: {}",
+                not_ready.len(),
+                not_ready.join(", ")
+            ),
+        )
+    }
+}
+
+/// Judges the facts against the lab's plan.
+pub fn evaluate(nodes: &[Node], endpoint: &Endpoint, facts: &Facts) -> Vec<Check> {
+    let mut checks = vec![match &facts.readyz {
+        Ok(body) if body.trim() == "ok" => {
+            Check::new("API", true, format!("{}/readyz: ok", endpoint.url()))
+        }
+        Ok(body) => Check::new(
+            "API",
+            false,
+            format!("{}/readyz: {}", endpoint.url(), first_line(body)),
+        ),
+        Err(e) => Check::new(
+            "API",
+            false,
+            format!("{} unreachable: {}", endpoint.url(), first_line(e)),
+        ),
+    }];
+    match &facts.nodes {
+        Ok(list) => checks.extend(check_nodes(nodes, list)),
+        Err(e) => checks.push(Check::new("nodes", false, first_line(e))),
+    }
+    checks.push(match &facts.etcd {
+        Ok(out) => check_etcd(nodes, out),
+        Err(e) => Check::new("etcd", false, first_line(e)),
+    });
+    checks.push(match &facts.pods {
+        Ok(list) => check_pods(list),
+        Err(e) => Check::new("kube-system pods", false, first_line(e)),
+    });
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{EndpointKind, NodeKind};
+    use serde_json::json;
+
+    fn node(name: &str, role: Role, ip: &str, no_taints: bool) -> Node {
+        Node {
+            name: name.into(),
+            kind: if role == Role::Worker {
+                NodeKind::Worker
+            } else {
+                NodeKind::Controller
+            },
+            role: Some(role),
+            address: ip.parse().unwrap(),
+            cpus: 2,
+            memory_mb: 2048,
+            disk_gb: 32,
+            no_taints,
+        }
+    }
+
+    fn lab() -> Vec<Node> {
+        vec![
+            node(
+                "control-plane-1",
+                Role::ControllerWorker,
+                "192.168.64.10",
+                true,
+            ),
+            node("control-plane-2", Role::Controller, "192.168.64.11", false),
+            node("control-plane-3", Role::Controller, "192.168.64.12", false),
+            node("worker-1", Role::Worker, "192.168.64.20", false),
+        ]
+    }
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            kind: EndpointKind::Cplb,
+            address: "192.168.64.100".parse().unwrap(),
+        }
+    }
+
+    fn k8s_node(name: &str, ip: &str, ready: bool, cp: bool, taint: Option<&str>) -> Value {
+        let mut labels = json!({"kubernetes.io/hostname": name});
+        if cp {
+            labels[CONTROL_PLANE_LABEL] = json!("true");
+        }
+        json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"taints": taint.map(|k| vec![json!({"key": k, "effect": "NoSchedule"})]).unwrap_or_default()},
+            "status": {
+                "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}],
+                "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+                "nodeInfo": {"kubeletVersion": "v1.33.4+k0s"}
+            }
+        })
+    }
+
+    fn healthy() -> Facts {
+        Facts {
+            readyz: Ok("ok".into()),
+            nodes: Ok(json!({"items": [
+                k8s_node("control-plane-1", "192.168.64.10", true, true, None),
+                k8s_node("worker-1", "192.168.64.20", true, false, None),
+            ]})),
+            pods: Ok(json!({"items": [
+                {"metadata": {"name": "coredns-1"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+                {"metadata": {"name": "job-done"}, "status": {"phase": "Succeeded"}},
+            ]})),
+            etcd: Ok("{\"members\":{\"control-plane-1\":\"https://192.168.64.10:2380\",\"control-plane-2\":\"https://192.168.64.11:2380\",\"control-plane-3\":\"https://192.168.64.12:2380\"}}\n".into()),
+        }
+    }
+
+    fn failing(checks: &[Check]) -> Vec<(String, String)> {
+        checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| (c.name.clone(), c.detail.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_lab_passes_every_check() {
+        let checks = evaluate(&lab(), &endpoint(), &healthy());
+        assert_eq!(failing(&checks), vec![]);
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "API",
+                "nodes",
+                "node control-plane-1",
+                "node worker-1",
+                "etcd",
+                "kube-system pods"
+            ]
+        );
+        assert!(checks[1]
+            .detail
+            .contains("2 of 2 registered (2 controller-only node(s) run no kubelet)"));
+        assert_eq!(checks[5].detail, "1 of 1 Running and Ready");
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let mut f = healthy();
+        f.readyz = Err(
+            "Unable to connect to the server: dial tcp 192.168.64.100:6443: i/o timeout".into(),
+        );
+        f.nodes = Ok(json!({"items": [
+            k8s_node("control-plane-1", "192.168.64.10", true, true, Some("node-role.kubernetes.io/control-plane")),
+            k8s_node("control-plane-2", "192.168.64.11", true, true, None),
+            k8s_node("worker-1", "192.168.64.5", false, false, None),
+        ]}));
+        f.etcd = Ok("{\"members\":{\"control-plane-1\":\"https://192.168.64.10:2380\",\"control-plane-2\":\"https://192.168.64.7:2380\"}}".into());
+        f.pods = Ok(json!({"items": [
+            {"metadata": {"name": "kube-proxy-x"}, "status": {"phase": "Pending"}},
+        ]}));
+        let got = failing(&evaluate(&lab(), &endpoint(), &f));
+        let text = format!("{got:?}");
+        for expect in [
+            "unreachable: Unable to connect",
+            "unexpected: control-plane-2",
+            "tainted node-role.kubernetes.io/control-plane though noTaints",
+            "NotReady",
+            "InternalIP 192.168.64.5 (expected 192.168.64.20)",
+            "control-plane-2 peers at https://192.168.64.7:2380, not 192.168.64.11",
+            "control-plane-3 is not a member",
+            "kube-proxy-x (Pending)",
+        ] {
+            assert!(text.contains(expect), "{expect} in {text}");
+        }
+        assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn controller_worker_without_no_taints_needs_the_versioned_taint() {
+        let nodes = vec![node(
+            "control-plane-1",
+            Role::ControllerWorker,
+            "192.168.64.10",
+            false,
+        )];
+        let mut n = k8s_node(
+            "control-plane-1",
+            "192.168.64.10",
+            true,
+            true,
+            Some("node-role.kubernetes.io/control-plane"),
+        );
+        assert!(check_node(&nodes[0], &n).ok);
+        n["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.32.5+k0s");
+        let c = check_node(&nodes[0], &n);
+        assert!(
+            !c.ok && c.detail.contains("node-role.kubernetes.io/master"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn missing_nodes_and_errors() {
+        let mut f = healthy();
+        f.nodes =
+            Ok(json!({"items": [k8s_node("control-plane-1", "192.168.64.10", true, true, None)]}));
+        f.etcd = Err("vagrant ssh failed".into());
+        f.pods = Ok(json!({"items": []}));
+        let got = failing(&evaluate(&lab(), &endpoint(), &f));
+        assert_eq!(
+            got[0],
+            (
+                "nodes".into(),
+                "1 of 2 registered (2 controller-only node(s) run no kubelet); missing: worker-1"
+                    .into()
+            )
+        );
+        assert_eq!(got[1].0, "etcd");
+        assert_eq!(got[2], ("kube-system pods".into(), "no pods yet".into()));
+    }
+}

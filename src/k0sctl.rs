@@ -1,0 +1,79 @@
+//! Every call of k0sctl.
+
+use std::path::Path;
+
+use crate::environment::Environment;
+use crate::error::Result;
+use crate::output::Output;
+use crate::process::Cmd;
+
+/// k0sctl, for one lab's k0sctl.yaml.
+pub struct K0sctl<'a> {
+    pub path: &'a Path,
+    pub config: &'a Path,
+    pub env: &'a Environment,
+    pub out: &'a Output,
+}
+
+/// The phase a k0sctl log line announces (`==> Running phase: Install workers`).
+pub fn phase(line: &str) -> Option<&str> {
+    let start = line.find("Running phase: ")? + "Running phase: ".len();
+    let rest = &line[start..];
+    Some(rest.split('"').next().unwrap_or(rest).trim())
+}
+
+impl K0sctl<'_> {
+    pub fn apply_cmd(&self) -> Cmd {
+        Cmd::new(self.path, "k0sctl apply")
+            .arg("apply")
+            .arg("--config")
+            .arg(self.config)
+    }
+
+    /// `k0sctl apply --config …`, reporting each phase as it starts.
+    pub fn apply(&self, mut on_phase: impl FnMut(&str)) -> Result<()> {
+        self.apply_cmd().stream(self.env, self.out, |line| {
+            if let Some(p) = phase(line) {
+                on_phase(p);
+            }
+        })
+    }
+
+    pub fn kubeconfig_cmd(&self, api_url: &str) -> Cmd {
+        Cmd::new(self.path, "fetching the admin kubeconfig with k0sctl")
+            .arg("kubeconfig")
+            .arg("--config")
+            .arg(self.config)
+            .args(["--address", api_url])
+    }
+
+    /// The admin kubeconfig, pointing at `api_url` (without `--address` k0sctl would point
+    /// at a controller instead of the endpoint).
+    pub fn kubeconfig(&self, api_url: &str) -> Result<String> {
+        self.kubeconfig_cmd(api_url).output(self.env, self.out)
+    }
+
+    pub fn version(&self) -> Result<String> {
+        Cmd::new(self.path, "asking k0sctl for its version")
+            .arg("version")
+            .output(self.env, self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phases() {
+        assert_eq!(
+            super::phase(
+                r#"time="2025-01-01T00:00:00Z" level=info msg="==> Running phase: Connect to hosts""#
+            ),
+            Some("Connect to hosts")
+        );
+        assert_eq!(
+            super::phase("INFO ==> Running phase: Install workers"),
+            Some("Install workers")
+        );
+        assert_eq!(super::phase("INFO [ssh] 10.0.0.1:22: connected"), None);
+    }
+}

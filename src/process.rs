@@ -1,0 +1,355 @@
+//! The one way k0slab runs external commands (a wrapper around duct).
+//!
+//! Every command has a human description; its command line is echoed with `--verbose`; a
+//! failure becomes [`Error::CommandFailed`] with the captured stderr. Children get exactly the
+//! variables of k0slab's [`Environment`] plus their own. Running children are registered so
+//! that Ctrl-C stops them.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::output::Output;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+static CHILDREN: Mutex<Vec<(u64, Arc<dyn Kill>)>> = Mutex::new(Vec::new());
+
+trait Kill: Send + Sync {
+    fn kill(&self);
+}
+
+impl Kill for duct::Handle {
+    fn kill(&self) {
+        let _ = duct::Handle::kill(self);
+    }
+}
+
+impl Kill for duct::ReaderHandle {
+    fn kill(&self) {
+        let _ = duct::ReaderHandle::kill(self);
+    }
+}
+
+/// Registers the Ctrl-C handler: stop every running child, then let the command unwind.
+pub fn install_interrupt_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+            for (_, child) in children {
+                child.kill();
+            }
+        });
+    });
+}
+
+/// Whether Ctrl-C was pressed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Fails with [`Error::Interrupted`] once Ctrl-C was pressed.
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+struct Registered(u64);
+
+impl Registered {
+    fn new(child: Arc<dyn Kill>) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut c) = CHILDREN.lock() {
+            c.push((id, child));
+        }
+        Registered(id)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut c) = CHILDREN.lock() {
+            c.retain(|(id, _)| *id != self.0);
+        }
+    }
+}
+
+/// One external command, built up and then run.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
+    description: String,
+}
+
+impl Cmd {
+    pub fn new(program: &Path, description: impl Into<String>) -> Self {
+        Self {
+            program: program.to_path_buf(),
+            args: Vec::new(),
+            env: Vec::new(),
+            dir: None,
+            description: description.into(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    pub fn dir(mut self, dir: &Path) -> Self {
+        self.dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The command line as a person would type it (tool name, shell-quoted arguments).
+    pub fn command_line(&self) -> String {
+        let name = self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        std::iter::once(name)
+            .chain(self.args.iter().map(|a| shell_quote(&a.to_string_lossy())))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn expression(&self, env: &Environment) -> duct::Expression {
+        let mut vars: std::collections::HashMap<String, String> =
+            env.vars().clone().into_iter().collect();
+        vars.extend(self.env.iter().cloned());
+        let mut e = duct::cmd(&self.program, &self.args)
+            .full_env(vars)
+            .unchecked();
+        if let Some(dir) = &self.dir {
+            e = e.dir(dir);
+        }
+        e
+    }
+
+    fn failed(&self, status: &std::process::ExitStatus, stderr: String) -> Error {
+        Error::CommandFailed {
+            description: self.description.clone(),
+            command: self.command_line(),
+            status: match status.code() {
+                Some(code) => format!("exited with status {code}"),
+                None => "was stopped by a signal".to_string(),
+            },
+            stderr,
+        }
+    }
+
+    fn spawn_error(&self, e: std::io::Error) -> Error {
+        Error::CommandFailed {
+            description: self.description.clone(),
+            command: self.command_line(),
+            status: "could not be started".into(),
+            stderr: e.to_string(),
+        }
+    }
+
+    /// Runs the command and returns its stdout; stderr goes into the error on failure.
+    pub fn output(&self, env: &Environment, out: &Output) -> Result<String> {
+        check_interrupted()?;
+        out.detail(&format!("$ {}", self.command_line()));
+        let handle = Arc::new(
+            self.expression(env)
+                .stdin_null()
+                .stdout_capture()
+                .stderr_capture()
+                .start()
+                .map_err(|e| self.spawn_error(e))?,
+        );
+        let _registered = Registered::new(handle.clone());
+        let result = handle.wait().map_err(|e| self.spawn_error(e))?;
+        check_interrupted()?;
+        let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+        if result.status.success() {
+            Ok(stdout)
+        } else {
+            let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+            Err(self.failed(
+                &result.status,
+                if stderr.trim().is_empty() {
+                    stdout
+                } else {
+                    stderr
+                },
+            ))
+        }
+    }
+
+    /// Runs the command, handing each line of its output (stdout and stderr merged) to
+    /// `on_line` as it comes. On failure the last lines are attached to the error.
+    pub fn stream(
+        &self,
+        env: &Environment,
+        out: &Output,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<()> {
+        check_interrupted()?;
+        out.detail(&format!("$ {}", self.command_line()));
+        let reader = Arc::new(
+            self.expression(env)
+                .stdin_null()
+                .stderr_to_stdout()
+                .reader()
+                .map_err(|e| self.spawn_error(e))?,
+        );
+        let _registered = Registered::new(reader.clone());
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut lines = BufReader::new(&*reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match lines.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf);
+                    let line = line.trim_end_matches(['\n', '\r']);
+                    on_line(line);
+                    if tail.len() == 40 {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.to_string());
+                }
+                Err(e) => return Err(self.spawn_error(e)),
+            }
+        }
+        check_interrupted()?;
+        let status = reader
+            .try_wait()
+            .map_err(|e| self.spawn_error(e))?
+            .map(|o| o.status)
+            .expect("the reader reached the end, so the child has exited");
+        if status.success() {
+            Ok(())
+        } else {
+            Err(self.failed(&status, tail.into_iter().collect::<Vec<_>>().join("\n")))
+        }
+    }
+
+    /// Runs the command attached to the terminal (for `ssh`); returns its exit code.
+    pub fn interactive(&self, env: &Environment, out: &Output) -> Result<i32> {
+        out.detail(&format!("$ {}", self.command_line()));
+        let status = self
+            .expression(env)
+            .run()
+            .map_err(|e| self.spawn_error(e))?
+            .status;
+        Ok(status.code().unwrap_or(1))
+    }
+}
+
+/// Quotes `s` for a POSIX shell when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> PathBuf {
+        PathBuf::from("/bin/sh")
+    }
+
+    fn env() -> Environment {
+        Environment::from_pairs([("PATH", "/usr/bin:/bin"), ("FROM_ENV", "yes")])
+    }
+
+    fn quiet() -> Output {
+        Output::new(crate::output::Verbosity::Quiet)
+    }
+
+    #[test]
+    fn output_and_failures() {
+        let ok = Cmd::new(&sh(), "saying hello")
+            .args(["-c", "echo hello $FROM_ENV $EXTRA"])
+            .env("EXTRA", "there")
+            .output(&env(), &quiet())
+            .unwrap();
+        assert_eq!(ok, "hello yes there\n");
+        let err = Cmd::new(&sh(), "failing on purpose")
+            .args(["-c", "echo out; echo broken >&2; exit 3"])
+            .output(&env(), &quiet())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failing on purpose failed: `sh -c 'echo out; echo broken >&2; exit 3'` exited with status 3:\nbroken"
+        );
+        let err = Cmd::new(Path::new("/no/such/tool"), "running nothing")
+            .output(&env(), &quiet())
+            .unwrap_err();
+        assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn streaming_sees_every_line_of_both_streams() {
+        let mut seen = Vec::new();
+        Cmd::new(&sh(), "streaming")
+            .args(["-c", "echo one; echo two >&2; echo three"])
+            .stream(&env(), &quiet(), |l| seen.push(l.to_string()))
+            .unwrap();
+        assert_eq!(seen, ["one", "two", "three"]);
+        let err = Cmd::new(&sh(), "streaming a failure")
+            .args(["-c", "echo last words; exit 1"])
+            .stream(&env(), &quiet(), |_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("exited with status 1:\nlast words"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn children_see_only_the_given_environment() {
+        let out = Cmd::new(&sh(), "env")
+            .args(["-c", "echo ${HOME:-unset}"])
+            .output(&env(), &quiet())
+            .unwrap();
+        assert_eq!(out, "unset\n");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("plain-1.2/x"), "plain-1.2/x");
+        assert_eq!(shell_quote("two words"), "'two words'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

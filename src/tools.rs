@@ -1,0 +1,161 @@
+//! The external tools k0slab drives, found once.
+//!
+//! Each tool can be pointed at explicitly with an override variable (`K0SLAB_VAGRANT`, …);
+//! otherwise it is looked up on the environment's PATH. A missing tool is an error that names
+//! it and says how to install it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+
+/// A tool k0slab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tool {
+    Vagrant,
+    K0sctl,
+    Kubectl,
+    Tart,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 4] = [Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "vagrant",
+            Tool::K0sctl => "k0sctl",
+            Tool::Kubectl => "kubectl",
+            Tool::Tart => "tart",
+        }
+    }
+
+    /// The variable that overrides where the tool is.
+    pub fn override_var(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "K0SLAB_VAGRANT",
+            Tool::K0sctl => "K0SLAB_K0SCTL",
+            Tool::Kubectl => "K0SLAB_KUBECTL",
+            Tool::Tart => "K0SLAB_TART",
+        }
+    }
+
+    /// How to install the tool.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "brew install hashicorp/tap/hashicorp-vagrant",
+            Tool::K0sctl => "brew install k0sproject/tap/k0sctl",
+            Tool::Kubectl => "brew install kubectl",
+            Tool::Tart => "brew install cirruslabs/cli/tart",
+        }
+    }
+}
+
+impl fmt::Display for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where each tool is, or why it is not there.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    found: BTreeMap<Tool, std::result::Result<PathBuf, String>>,
+}
+
+impl Tools {
+    /// Looks every tool up once.
+    pub fn find(env: &Environment) -> Self {
+        let path = env.get("PATH").unwrap_or_default().to_string();
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let found = Tool::ALL
+            .into_iter()
+            .map(|tool| {
+                let r = match env.get(tool.override_var()).filter(|v| !v.is_empty()) {
+                    Some(p) => which::which_in(p, Some(&path), &cwd).map_err(|_| {
+                        format!("{}={p} is not an executable file", tool.override_var())
+                    }),
+                    None => which::which_in(tool.name(), Some(&path), &cwd)
+                        .map_err(|_| format!("{} is not on PATH", tool.name())),
+                };
+                (tool, r)
+            })
+            .collect();
+        Self { found }
+    }
+
+    /// The path of `tool`, or a [`Error::ToolMissing`] naming it and how to install it.
+    pub fn get(&self, tool: Tool) -> Result<&Path> {
+        match &self.found[&tool] {
+            Ok(p) => Ok(p),
+            Err(reason) => Err(Error::ToolMissing {
+                tool: tool.name(),
+                reason: reason.clone(),
+                hint: tool.install_hint(),
+            }),
+        }
+    }
+
+    /// Every tool that `tools` need and that is missing, as one error.
+    pub fn require(&self, tools: &[Tool]) -> Result<()> {
+        let missing: Vec<Error> = tools.iter().filter_map(|t| self.get(*t).err()).collect();
+        match missing.len() {
+            0 => Ok(()),
+            1 => Err(missing.into_iter().next().expect("one error")),
+            _ => Err(Error::ToolsMissing(
+                missing
+                    .iter()
+                    .map(|e| format!("  - {e}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn executable(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn found_on_path_or_by_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let vagrant = executable(dir.path(), "vagrant");
+        let other = executable(dir.path(), "my-k0sctl");
+        let env = Environment::from_pairs([
+            ("PATH", dir.path().to_str().unwrap()),
+            ("K0SLAB_K0SCTL", other.to_str().unwrap()),
+        ]);
+        let tools = Tools::find(&env);
+        assert_eq!(tools.get(Tool::Vagrant).unwrap(), vagrant);
+        assert_eq!(tools.get(Tool::K0sctl).unwrap(), other);
+        let err = tools.get(Tool::Tart).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tart is needed but not found (tart is not on PATH); install it with: \
+             brew install cirruslabs/cli/tart"
+        );
+        let err = tools.require(&[Tool::Tart, Tool::Kubectl]).unwrap_err();
+        assert!(err.to_string().contains("brew install kubectl"), "{err}");
+        assert!(tools.require(&[Tool::Vagrant, Tool::K0sctl]).is_ok());
+    }
+
+    #[test]
+    fn a_bad_override_is_named() {
+        let env =
+            Environment::from_pairs([("PATH", "/nonexistent"), ("K0SLAB_VAGRANT", "/no/such")]);
+        let err = Tools::find(&env).get(Tool::Vagrant).unwrap_err();
+        assert!(err.to_string().contains("K0SLAB_VAGRANT=/no/such"), "{err}");
+    }
+}

@@ -1,0 +1,291 @@
+//! Every call of Vagrant. k0slab learns machine state only from Vagrant (and k0sctl/kubectl),
+//! never by contacting the lab's addresses itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::environment::Environment;
+use crate::error::Result;
+use crate::output::Output;
+use crate::process::Cmd;
+
+/// The provider every lab machine uses.
+pub const PROVIDER: &str = "tart";
+
+/// A machine's state as Vagrant reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    Running,
+    Stopped,
+    Suspended,
+    NotCreated,
+    Other(String),
+}
+
+impl MachineState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => Self::Running,
+            "stopped" | "poweroff" | "shutoff" => Self::Stopped,
+            "suspended" | "saved" | "paused" => Self::Suspended,
+            "not_created" | "not created" => Self::NotCreated,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for MachineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Suspended => "suspended",
+            Self::NotCreated => "not created",
+            Self::Other(s) => s,
+        })
+    }
+}
+
+/// One line of `--machine-readable` output: `timestamp,target,type,data…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineReadable {
+    pub target: String,
+    pub kind: String,
+    pub data: Vec<String>,
+}
+
+/// Parses a machine-readable line, undoing Vagrant's escapes (`%!(VAGRANT_COMMA)`, `\n`).
+pub fn parse_machine_readable(line: &str) -> Option<MachineReadable> {
+    let mut parts = line.split(',');
+    let timestamp = parts.next()?;
+    if timestamp.is_empty() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let target = parts.next()?.to_string();
+    let kind = parts.next()?.to_string();
+    let data = parts
+        .map(|d| {
+            d.replace("%!(VAGRANT_COMMA)", ",")
+                .replace("\\n", "\n")
+                .replace("\\r", "")
+        })
+        .collect();
+    Some(MachineReadable { target, kind, data })
+}
+
+/// Where a `vagrant up` is, from its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UpStage {
+    Queued = 0,
+    Creating = 1,
+    Booting = 2,
+    WaitingForSsh = 3,
+    Provisioning = 4,
+    CheckingAddress = 5,
+    Running = 6,
+}
+
+impl UpStage {
+    pub const COUNT: u64 = 6;
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Creating => "creating the VM",
+            Self::Booting => "booting",
+            Self::WaitingForSsh => "waiting for SSH",
+            Self::Provisioning => "provisioning",
+            Self::CheckingAddress => "checking the static address",
+            Self::Running => "running",
+        }
+    }
+
+    /// The stage a Vagrant UI message announces, if any.
+    pub fn from_message(message: &str) -> Option<Self> {
+        let m = message.to_ascii_lowercase();
+        if m.contains("provision") || m.contains("setting hostname") {
+            Some(Self::Provisioning)
+        } else if m.contains("waiting for machine to boot")
+            || m.contains("ssh address")
+            || m.contains("booted and ready")
+        {
+            Some(Self::WaitingForSsh)
+        } else if m.contains("booting") || m.contains("starting") || m.contains("resuming") {
+            Some(Self::Booting)
+        } else if m.contains("clon")
+            || m.contains("pull")
+            || m.contains("import")
+            || m.contains("creating")
+        {
+            Some(Self::Creating)
+        } else {
+            None
+        }
+    }
+}
+
+/// Vagrant, run in one lab directory.
+pub struct Vagrant<'a> {
+    pub path: &'a Path,
+    pub lab_dir: &'a Path,
+    pub env: &'a Environment,
+    pub out: &'a Output,
+}
+
+impl Vagrant<'_> {
+    fn cmd(&self, description: impl Into<String>) -> Cmd {
+        Cmd::new(self.path, description)
+            .dir(self.lab_dir)
+            .env("VAGRANT_CWD", self.lab_dir.display().to_string())
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .env("VAGRANT_NO_COLOR", "1")
+    }
+
+    /// `vagrant status --machine-readable`: the state of every machine of the Vagrantfile.
+    pub fn status(&self) -> Result<BTreeMap<String, MachineState>> {
+        let text = self
+            .cmd("asking Vagrant for the machines' state")
+            .args(["status", "--machine-readable"])
+            .output(self.env, self.out)?;
+        Ok(text
+            .lines()
+            .filter_map(parse_machine_readable)
+            .filter(|l| l.kind == "state" && !l.target.is_empty())
+            .filter_map(|l| {
+                let state = l.data.first()?;
+                Some((l.target, MachineState::parse(state)))
+            })
+            .collect())
+    }
+
+    /// The command that brings `machine` up.
+    pub fn up_cmd(&self, machine: &str) -> Cmd {
+        self.cmd(format!("bringing {machine} up")).args([
+            "up",
+            machine,
+            "--provider",
+            PROVIDER,
+            "--machine-readable",
+        ])
+    }
+
+    /// `vagrant up MACHINE`, reporting each stage it reaches.
+    pub fn up(&self, machine: &str, mut on_stage: impl FnMut(UpStage, &str)) -> Result<()> {
+        self.up_cmd(machine).stream(self.env, self.out, |line| {
+            if let Some(l) = parse_machine_readable(line) {
+                if l.kind == "ui" && l.target == machine {
+                    let message = l.data.get(1).map_or("", String::as_str).trim();
+                    let first = message.lines().next().unwrap_or("");
+                    if let Some(stage) = UpStage::from_message(first) {
+                        on_stage(stage, first);
+                    }
+                }
+            }
+        })
+    }
+
+    /// `vagrant ssh MACHINE -c COMMAND`, returning the command's output.
+    pub fn ssh_output(&self, machine: &str, command: &str) -> Result<String> {
+        self.ssh_cmd(machine, Some(command))
+            .output(self.env, self.out)
+    }
+
+    /// The command for `vagrant ssh MACHINE [-c COMMAND]`.
+    pub fn ssh_cmd(&self, machine: &str, command: Option<&str>) -> Cmd {
+        let cmd = self
+            .cmd(format!("running a command on {machine}"))
+            .args(["ssh", machine]);
+        match command {
+            Some(c) => cmd.args(["-c", c]),
+            None => cmd,
+        }
+    }
+
+    pub fn destroy_cmd(&self, machine: &str) -> Cmd {
+        self.cmd(format!("destroying {machine}"))
+            .args(["destroy", "-f", machine])
+    }
+
+    pub fn halt_cmd(&self, machine: &str) -> Cmd {
+        self.cmd(format!("halting {machine}"))
+            .args(["halt", machine])
+    }
+
+    pub fn validate_cmd(&self) -> Cmd {
+        self.cmd("validating the Vagrantfile").arg("validate")
+    }
+
+    /// Installed plugins as `name (version…)` lines.
+    pub fn plugins(&self) -> Result<String> {
+        self.cmd("listing Vagrant plugins")
+            .args(["plugin", "list"])
+            .output(self.env, self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_readable_lines() {
+        let l = parse_machine_readable("1700000000,worker-1,state,running").unwrap();
+        assert_eq!((l.target.as_str(), l.kind.as_str()), ("worker-1", "state"));
+        assert_eq!(l.data, ["running"]);
+        let l = parse_machine_readable(
+            "1700000000,,ui,info,Current machine states:\\n\\nworker-1%!(VAGRANT_COMMA) not",
+        )
+        .unwrap();
+        assert_eq!(l.target, "");
+        assert_eq!(l.data, ["info", "Current machine states:\n\nworker-1, not"]);
+        assert!(parse_machine_readable("==> worker-1: Booting").is_none());
+        assert!(parse_machine_readable("").is_none());
+    }
+
+    #[test]
+    fn states() {
+        assert_eq!(MachineState::parse("running"), MachineState::Running);
+        assert_eq!(MachineState::parse("not_created"), MachineState::NotCreated);
+        assert_eq!(MachineState::parse("stopped"), MachineState::Stopped);
+        assert_eq!(MachineState::parse("suspended"), MachineState::Suspended);
+        assert_eq!(
+            MachineState::parse("weird"),
+            MachineState::Other("weird".into())
+        );
+    }
+
+    #[test]
+    fn stages_from_messages() {
+        use UpStage::*;
+        assert_eq!(
+            UpStage::from_message("Cloning virtual machine..."),
+            Some(Creating)
+        );
+        assert_eq!(
+            UpStage::from_message("Pulling image ghcr.io/x"),
+            Some(Creating)
+        );
+        assert_eq!(UpStage::from_message("Booting VM..."), Some(Booting));
+        assert_eq!(
+            UpStage::from_message("Waiting for machine to boot. This may take a few minutes..."),
+            Some(WaitingForSsh)
+        );
+        assert_eq!(
+            UpStage::from_message("Running provisioner: k0slab-guest-setup (shell)..."),
+            Some(Provisioning)
+        );
+        assert_eq!(
+            UpStage::from_message("Setting hostname..."),
+            Some(Provisioning)
+        );
+        assert_eq!(
+            UpStage::from_message("Machine already provisioned."),
+            Some(Provisioning)
+        );
+        assert_eq!(UpStage::from_message("some chatter"), None);
+    }
+}
