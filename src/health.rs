@@ -481,12 +481,12 @@ mod tests {
 
     #[test]
     fn controller_worker_without_no_taints_needs_the_versioned_taint() {
-        let nodes = vec![node(
+        let cw = node(
             "control-plane-1",
             Role::ControllerWorker,
             "192.168.64.10",
             false,
-        )];
+        );
         let mut n = k8s_node(
             "control-plane-1",
             "192.168.64.10",
@@ -494,9 +494,9 @@ mod tests {
             true,
             Some("node-role.kubernetes.io/control-plane"),
         );
-        assert!(check_node(&nodes[0], &n).ok);
+        assert!(check_node(&cw, &n).ok);
         n["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.32.5+k0s");
-        let c = check_node(&nodes[0], &n);
+        let c = check_node(&cw, &n);
         assert!(
             !c.ok && c.detail.contains("node-role.kubernetes.io/master"),
             "{c:?}"
