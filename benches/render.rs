@@ -29,6 +29,7 @@ fn plan_and_render(env: &Environment) -> usize {
             secrets: &Secrets {
                 vrrp_auth_pass: "Bench123".into(),
             },
+            merged_into: &[],
         },
     )
     .unwrap();

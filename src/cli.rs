@@ -2,6 +2,7 @@
 //! domain values ([`Flags`], [`OutputFormat`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -62,6 +63,66 @@ pub enum Command {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// Bring the lab up: render, start every VM in parallel, k0sctl apply, write the
+    /// kubeconfig, check health. Safe to run again: it resumes and skips what is done.
+    Up {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Print every command it would run, and run none
+        #[arg(long)]
+        dry_run: bool,
+        /// How long to wait for the lab to become healthy
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+    /// Destroy the lab's VMs (as recorded in lab.json) and remove the files k0slab wrote.
+    Destroy,
+    /// Show the VMs (from Vagrant) and the nodes (from the cluster).
+    Status {
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Check the cluster: API through the endpoint, nodes, taints, etcd members, kube-system
+    /// pods. Exit 1 if a check fails.
+    Health {
+        /// Keep checking until healthy or this long has passed (e.g. 90s, 5m)
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Print the path of the lab's kubeconfig, or merge its context into yours.
+    Kubeconfig {
+        /// Merge context <lab name> into $KUBECONFIG's first file or ~/.kube/config (with a
+        /// backup; every other entry is kept)
+        #[arg(long)]
+        merge: bool,
+    },
+    /// Open a shell on a lab machine, or run a command there (after `--`).
+    Ssh {
+        /// The machine, e.g. control-plane-1
+        node: String,
+        /// The command to run instead of a shell
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Stop every VM of the lab; `k0slab up` resumes it.
+    Halt,
+    /// Render the lab and run `vagrant validate` on it.
+    Validate {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Check this host: tools and versions, the vagrant-tart plugin, CPUs and memory for the
+    /// planned VMs, DHCP leases on the lab's addresses.
+    Doctor {
+        #[command(flatten)]
+        lab: LabArgs,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Install the vagrant-tart plugin into Vagrant (unless it is there).
+    InstallPlugin,
 }
 
 /// How results are printed.

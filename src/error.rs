@@ -87,6 +87,9 @@ pub enum Error {
     Unhealthy(String),
     #[error("interrupted")]
     Interrupted,
+    /// Exit with this code and no message (the child process already spoke).
+    #[error("")]
+    Exit(u8),
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -106,6 +109,7 @@ impl Error {
         match self {
             Error::Input(_) => EXIT_INPUT,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Exit(code) => *code,
             _ => EXIT_FAILURE,
         }
     }

@@ -78,6 +78,21 @@ impl LabDir {
         Ok(Some(record))
     }
 
+    /// Replaces `lab.json` (atomically).
+    pub fn write_record(&self, record: &LabRecord) -> Result<()> {
+        let mut json = serde_json::to_string_pretty(record).map_err(|e| Error::LabFile {
+            path: self.join(lab_json::FILE_NAME),
+            reason: e.to_string(),
+        })?;
+        json.push('\n');
+        write_atomic(
+            &self.join(lab_json::FILE_NAME),
+            json.as_bytes(),
+            crate::render::MODE_PRIVATE,
+        )?;
+        Ok(())
+    }
+
     /// Machines Vagrant has created in this directory (`.vagrant/machines/<name>/<provider>/id`).
     pub fn created_machines(&self) -> Vec<String> {
         let Ok(entries) = fs::read_dir(self.join(".vagrant").join("machines")) else {

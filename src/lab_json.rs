@@ -1,10 +1,12 @@
 //! `lab.json`: the record of a lab. After `render`, every other command works from it, not
 //! from the current environment.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::Inputs;
-use crate::topology::{Endpoint, Node};
+use crate::topology::{self, Endpoint, Node};
 
 /// The file name inside the lab directory.
 pub const FILE_NAME: &str = "lab.json";
@@ -32,4 +34,22 @@ pub struct LabRecord {
     pub secrets: Secrets,
     /// The files k0slab wrote into the lab directory (and may remove again).
     pub files: Vec<String>,
+    /// User kubeconfigs the lab's context was merged into (`kubeconfig --merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_into: Vec<PathBuf>,
+}
+
+impl LabRecord {
+    pub fn name(&self) -> &str {
+        self.inputs.name.as_str()
+    }
+
+    /// The Tart VM name of `node`.
+    pub fn vm_name(&self, node: &Node) -> String {
+        topology::vm_name(self.name(), &node.name)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
 }

@@ -19,6 +19,7 @@ pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod health;
+pub mod host;
 pub mod inputs;
 pub mod k0sctl;
 pub mod kubeconfig;
@@ -31,6 +32,7 @@ pub mod progress;
 pub mod render;
 pub mod roles;
 pub mod sshkey;
+pub mod tart;
 pub mod templates;
 pub mod tools;
 pub mod topology;
@@ -43,11 +45,33 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs one k0slab command.
 pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
+    use cli::Command;
+    use commands::*;
+
+    process::install_interrupt_handler();
     let out = output::Output::new(cli.verbosity());
-    let dir = commands::lab_dir(cli.dir, env)?;
-    let ctx = commands::Context { env, out, dir };
+    let dir = lab_dir(cli.dir, env)?;
+    let tools = tools::Tools::find(env);
+    let ctx = Context {
+        env,
+        out,
+        dir,
+        tools,
+    };
     match cli.command {
-        cli::Command::Plan { lab, output } => commands::plan::run(&ctx, &lab.flags(), output),
-        cli::Command::Render { lab } => commands::render::run(&ctx, &lab.flags()),
+        Command::Plan { lab, output } => plan::run(&ctx, &lab.flags(), output),
+        Command::Render { lab } => render::run(&ctx, &lab.flags()),
+        Command::Up { lab, dry_run, wait } => {
+            up::run(&ctx, &lab.flags(), &up::UpOptions { dry_run, wait })
+        }
+        Command::Destroy => destroy::run(&ctx),
+        Command::Status { output } => status::run(&ctx, output),
+        Command::Health { wait, output } => health::run(&ctx, wait, output),
+        Command::Kubeconfig { merge } => kubeconfig::run(&ctx, merge),
+        Command::Ssh { node, command } => ssh::run(&ctx, &node, &command),
+        Command::Halt => halt::run(&ctx),
+        Command::Validate { lab } => validate::run(&ctx, &lab.flags()),
+        Command::Doctor { lab, output } => doctor::run(&ctx, &lab.flags(), output),
+        Command::InstallPlugin => plugin::run(&ctx),
     }
 }

@@ -10,7 +10,9 @@ fn main() -> ExitCode {
     match k0slab::run(cli, &env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            if !matches!(err, k0slab::Error::Exit(_)) {
+                eprintln!("error: {err}");
+            }
             ExitCode::from(err.exit_code())
         }
     }

@@ -46,6 +46,11 @@ impl Output {
         }
     }
 
+    /// A problem on stderr, always (even with --quiet): the details behind an error.
+    pub fn problem(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
     /// Details on stderr, with --verbose only.
     pub fn detail(&self, text: &str) {
         if self.verbosity >= Verbosity::Verbose {

@@ -115,6 +115,11 @@ impl Endpoint {
     }
 }
 
+/// The Tart VM name of machine `node` of lab `lab`: `<lab>-<node>`.
+pub fn vm_name(lab: &str, node: &str) -> String {
+    format!("{lab}-{node}")
+}
+
 /// A fully resolved lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
@@ -279,7 +284,7 @@ impl Topology {
 
     /// The name of the VM on the host (Tart VM names are global: prefixed with the lab name).
     pub fn vm_name(&self, node: &Node) -> String {
-        format!("{}-{}", self.name, node.name)
+        vm_name(self.name.as_str(), &node.name)
     }
 
     /// Memory of all VMs together, MB.

@@ -1,18 +1,33 @@
 //! One module per command. Shared here: finding the lab directory and resolving a lab's
 //! inputs and topology (pure, before anything is written).
 
+pub mod destroy;
+pub mod doctor;
+pub mod halt;
+pub mod health;
+pub mod kubeconfig;
 pub mod plan;
+pub mod plugin;
 pub mod render;
+pub mod ssh;
+pub mod status;
+pub mod up;
+pub mod validate;
 
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::environment::Environment;
-use crate::error::{InputError, Result};
+use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Change, Flags, Inputs, LabName};
 use crate::lab_dir::LabDir;
 use crate::lab_json::LabRecord;
 use crate::output::Output;
-use crate::topology::Topology;
+use crate::progress::{Bar, Progress};
+use crate::tools::{Tool, Tools};
+use crate::topology::{Node, Topology};
+use crate::vagrant::Vagrant;
 
 /// The default lab directory.
 pub const DEFAULT_DIR: &str = "lab";
@@ -22,6 +37,126 @@ pub struct Context<'a> {
     pub env: &'a Environment,
     pub out: Output,
     pub dir: LabDir,
+    pub tools: Tools,
+}
+
+impl Context<'_> {
+    /// Vagrant in the lab directory.
+    pub fn vagrant(&self) -> Result<Vagrant<'_>> {
+        Ok(Vagrant {
+            path: self.tools.get(Tool::Vagrant)?,
+            lab_dir: self.dir.absolute(),
+            env: self.env,
+            out: &self.out,
+        })
+    }
+
+    /// The lab's record; an error when the directory holds no lab.
+    pub fn record(&self) -> Result<LabRecord> {
+        self.dir.read_record()?.ok_or_else(|| {
+            Error::Step(format!(
+                "there is no lab in {} (no lab.json): create one with `k0slab up`",
+                self.dir.shown().display()
+            ))
+        })
+    }
+
+    /// How often to poll while waiting: `K0SLAB_POLL_INTERVAL` (e.g. `500ms`), else 5s.
+    pub fn poll_interval(&self) -> Duration {
+        self.env
+            .get("K0SLAB_POLL_INTERVAL")
+            .and_then(|v| humantime::parse_duration(v).ok())
+            .unwrap_or(Duration::from_secs(5))
+    }
+
+    /// How many machines are worked on at once: `K0SLAB_CONCURRENCY`, else 10.
+    pub fn concurrency(&self) -> usize {
+        self.env
+            .get("K0SLAB_CONCURRENCY")
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(10)
+    }
+}
+
+/// Runs `work` for every machine in parallel (at most `ctx.concurrency()` at once), each with
+/// its own progress bar; returns every machine's outcome in the order given.
+pub fn per_machine<'n, T: Send>(
+    ctx: &Context<'_>,
+    progress: &Progress,
+    nodes: &[&'n Node],
+    work: impl Fn(&'n Node, &Bar) -> Result<T> + Sync,
+) -> Vec<(&'n Node, Result<T>)> {
+    let width = nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    let bars: Vec<Bar> = nodes
+        .iter()
+        .map(|n| {
+            let bar = progress.bar(&n.name, width, crate::vagrant::UpStage::COUNT);
+            bar.message("queued");
+            bar
+        })
+        .collect();
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Result<T>>>> =
+        Mutex::new((0..nodes.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..ctx.concurrency().min(nodes.len()) {
+            scope.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().expect("queue lock");
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(node) = nodes.get(i) else { break };
+                let result = work(node, &bars[i]);
+                results.lock().expect("results lock")[i] = Some(result);
+            });
+        }
+    });
+    nodes
+        .iter()
+        .copied()
+        .zip(
+            results
+                .into_inner()
+                .expect("results lock")
+                .into_iter()
+                .map(|r| r.expect("every machine was worked on")),
+        )
+        .collect()
+}
+
+/// Prints each failure in full and turns them into one error naming the machines.
+pub fn machine_failures<T>(
+    ctx: &Context<'_>,
+    step: &str,
+    results: Vec<(&Node, Result<T>)>,
+    resume_hint: &str,
+) -> Result<Vec<(String, T)>> {
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for (node, result) in results {
+        match result {
+            Ok(v) => ok.push((node.name.clone(), v)),
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            Err(e) => {
+                ctx.out
+                    .problem(&format!("{step} failed for {}: {e}", node.name));
+                failed.push(node.name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(ok)
+    } else {
+        Err(Error::Step(format!(
+            "{step} failed for {} of {} machine(s): {}. {resume_hint}",
+            failed.len(),
+            failed.len() + ok.len(),
+            failed.join(", ")
+        )))
+    }
 }
 
 /// The lab directory: `--dir`, else K0SLAB_DIR, else `lab`.

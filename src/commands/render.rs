@@ -29,6 +29,11 @@ pub fn write_lab(ctx: &Context<'_>, planned: &Planned) -> Result<Vec<(String, Wr
         .as_ref()
         .map(|r| r.secrets.clone())
         .unwrap_or_else(new_secrets);
+    let merged_into = planned
+        .record
+        .as_ref()
+        .map(|r| r.merged_into.clone())
+        .unwrap_or_default();
     let mut report = ctx.dir.create()?;
     let comment = format!("k0slab@{}", planned.topology.name);
     let (public_key, key_written) = ctx.dir.ensure_key_pair(&comment)?;
@@ -41,6 +46,7 @@ pub fn write_lab(ctx: &Context<'_>, planned: &Planned) -> Result<Vec<(String, Wr
             lab_dir: ctx.dir.absolute(),
             public_key: &public_key,
             secrets: &secrets,
+            merged_into: &merged_into,
         },
     )?;
     report.extend(ctx.dir.write(&files)?);

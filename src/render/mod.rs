@@ -44,6 +44,8 @@ pub struct RenderContext<'a> {
     /// The lab's public key in OpenSSH format.
     pub public_key: &'a str,
     pub secrets: &'a Secrets,
+    /// Kubeconfigs the lab was merged into, carried over from the existing `lab.json`.
+    pub merged_into: &'a [PathBuf],
 }
 
 impl RenderContext<'_> {
@@ -87,6 +89,7 @@ pub fn render_lab(
         endpoint: topology.endpoint,
         secrets: ctx.secrets.clone(),
         files: written,
+        merged_into: ctx.merged_into.to_vec(),
     };
     let mut json = serde_json::to_string_pretty(&record).map_err(|e| Error::Render {
         name: lab_json::FILE_NAME.into(),

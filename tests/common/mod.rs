@@ -75,6 +75,7 @@ pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
             secrets: &Secrets {
                 vrrp_auth_pass: "Test1234".into(),
             },
+            merged_into: &[],
         },
     )
     .expect("scenario renders");

@@ -1,0 +1,246 @@
+//! `k0slab doctor`: is this host ready for the lab? Tools with versions, the vagrant-tart
+//! plugin, CPUs and memory against the planned VMs, and DHCP leases that would collide with
+//! the lab's static addresses.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::{plan_lab, Context};
+use crate::cli::OutputFormat;
+use crate::error::{Error, Result};
+use crate::host;
+use crate::inputs::Flags;
+use crate::k0sctl::K0sctl;
+use crate::kubectl::Kubectl;
+use crate::output;
+use crate::tart::Tart;
+use crate::tools::Tool;
+use crate::topology::Node;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    check: String,
+    status: Status,
+    detail: String,
+}
+
+fn row(check: impl Into<String>, status: Status, detail: impl Into<String>) -> Row {
+    Row {
+        check: check.into(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
+    Tool::ALL
+        .into_iter()
+        .map(|tool| match ctx.tools.get(tool) {
+            Err(_) => row(
+                tool.name(),
+                Status::Fail,
+                format!("not found; install with: {}", tool.install_hint()),
+            ),
+            Ok(path) => {
+                let version = match tool {
+                    Tool::Vagrant => ctx.vagrant().and_then(|v| {
+                        crate::process::Cmd::new(path, "asking Vagrant for its version")
+                            .arg("--version")
+                            .output(v.env, v.out)
+                    }),
+                    Tool::Tart => Tart {
+                        path,
+                        env: ctx.env,
+                        out: &ctx.out,
+                    }
+                    .version(),
+                    Tool::K0sctl => K0sctl {
+                        path,
+                        config: path,
+                        env: ctx.env,
+                        out: &ctx.out,
+                    }
+                    .version(),
+                    Tool::Kubectl => Kubectl {
+                        path,
+                        kubeconfig: path,
+                        env: ctx.env,
+                        out: &ctx.out,
+                    }
+                    .version(),
+                };
+                match version {
+                    Ok(v) => row(
+                        tool.name(),
+                        Status::Ok,
+                        format!("{} ({})", first_line(&v), path.display()),
+                    ),
+                    Err(e) => row(
+                        tool.name(),
+                        Status::Fail,
+                        format!("{} does not run: {e}", path.display()),
+                    ),
+                }
+            }
+        })
+        .collect()
+}
+
+fn plugin_row(ctx: &Context<'_>) -> Row {
+    let Ok(vagrant) = ctx.vagrant() else {
+        return row("vagrant-tart", Status::Fail, "needs Vagrant");
+    };
+    match vagrant.plugins() {
+        Ok(list) => match list.lines().find(|l| l.trim_start().starts_with(super::plugin::PLUGIN)) {
+            Some(line) => row("vagrant-tart", Status::Ok, line.trim()),
+            None => row(
+                "vagrant-tart",
+                Status::Fail,
+                "plugin not installed; install with: vagrant plugin install vagrant-tart (or `task vagrant:plugin`)",
+            ),
+        },
+        Err(e) => row("vagrant-tart", Status::Fail, e.to_string()),
+    }
+}
+
+fn resource_rows(nodes: &[Node]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let cpus = host::cpus();
+    let max_cpus = nodes.iter().map(|n| n.cpus).max().unwrap_or(0);
+    rows.push(if max_cpus > cpus {
+        row(
+            "CPUs",
+            Status::Fail,
+            format!("a VM gets {max_cpus} CPUs, the host has {cpus} (vagrant-tart refuses that)"),
+        )
+    } else {
+        row(
+            "CPUs",
+            Status::Ok,
+            format!("host {cpus}, largest VM {max_cpus}"),
+        )
+    });
+    let planned: u64 = nodes.iter().map(|n| u64::from(n.memory_mb)).sum();
+    rows.push(match host::memory_mb() {
+        None => row("memory", Status::Warn, format!("host memory unknown; VMs need {planned} MB")),
+        Some(mb) if planned > mb => row(
+            "memory",
+            Status::Fail,
+            format!("VMs need {planned} MB, the host has {mb} MB: lower memory_control / memory_worker or the counts"),
+        ),
+        Some(mb) if planned * 4 > mb * 3 => row(
+            "memory",
+            Status::Warn,
+            format!("VMs need {planned} MB of the host's {mb} MB (over 75%)"),
+        ),
+        Some(mb) => row("memory", Status::Ok, format!("VMs need {planned} MB of the host's {mb} MB")),
+    });
+    rows
+}
+
+fn lease_row(ctx: &Context<'_>, nodes: &[Node], endpoint: Ipv4Addr) -> Row {
+    let path = host::dhcp_leases_path(ctx.env);
+    let Some(leases) = host::read_leases(&path) else {
+        return row(
+            "DHCP leases",
+            Status::Ok,
+            format!(
+                "{} not present on this host: nothing to compare",
+                path.display()
+            ),
+        );
+    };
+    let ours: Vec<(Ipv4Addr, &str)> = nodes
+        .iter()
+        .map(|n| (n.address, n.name.as_str()))
+        .chain(std::iter::once((endpoint, "the API endpoint")))
+        .collect();
+    let conflicts: Vec<String> = leases
+        .iter()
+        .filter_map(|l| {
+            let (_, owner) = ours.iter().find(|(a, _)| *a == l.address)?;
+            Some(format!(
+                "{} is leased to {:?} but planned for {owner}",
+                l.address, l.name
+            ))
+        })
+        .collect();
+    if conflicts.is_empty() {
+        row(
+            "DHCP leases",
+            Status::Ok,
+            format!(
+                "{} leases in {}, none on a lab address",
+                leases.len(),
+                path.display()
+            ),
+        )
+    } else {
+        row("DHCP leases", Status::Warn, conflicts.join("; "))
+    }
+}
+
+pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat) -> Result<()> {
+    let planned = plan_lab(ctx, flags)?;
+    let mut rows = tool_rows(ctx);
+    rows.push(plugin_row(ctx));
+    rows.extend(resource_rows(&planned.topology.nodes));
+    rows.push(lease_row(
+        ctx,
+        &planned.topology.nodes,
+        planned.topology.endpoint.address,
+    ));
+    match format {
+        OutputFormat::Json => ctx
+            .out
+            .result(&serde_json::to_string_pretty(&rows).expect("rows serialise")),
+        OutputFormat::Table => ctx.out.result(&output::table(
+            &["check", "status", "detail"],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.check.clone(),
+                        match r.status {
+                            Status::Ok => "ok",
+                            Status::Warn => "warn",
+                            Status::Fail => "FAIL",
+                        }
+                        .to_string(),
+                        r.detail.clone(),
+                    ]
+                })
+                .collect(),
+            &[],
+        )),
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| r.check.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Step(format!(
+            "this host is not ready for the lab: {}",
+            failed.join(", ")
+        )))
+    }
+}

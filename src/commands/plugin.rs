@@ -1,0 +1,28 @@
+//! `k0slab install-plugin`: installs the vagrant-tart plugin unless Vagrant has it.
+
+use super::Context;
+use crate::error::Result;
+use crate::process::Cmd;
+use crate::tools::Tool;
+
+pub const PLUGIN: &str = "vagrant-tart";
+
+pub fn run(ctx: &Context<'_>) -> Result<()> {
+    let vagrant = ctx.vagrant()?;
+    if vagrant
+        .plugins()?
+        .lines()
+        .any(|l| l.trim_start().starts_with(PLUGIN))
+    {
+        ctx.out.info(&format!("{PLUGIN} is already installed"));
+        return Ok(());
+    }
+    Cmd::new(
+        ctx.tools.get(Tool::Vagrant)?,
+        format!("installing {PLUGIN}"),
+    )
+    .args(["plugin", "install", PLUGIN])
+    .stream(ctx.env, &ctx.out, |line| ctx.out.info(line))?;
+    ctx.out.info(&format!("installed {PLUGIN}"));
+    Ok(())
+}
