@@ -106,7 +106,7 @@ impl Endpoint {
     /// A short description for people.
     pub fn describe(&self) -> &'static str {
         match self.kind {
-            EndpointKind::None => "control-plane-1's own address (no HA endpoint)",
+            EndpointKind::None => "control-plane-1's own address, no HA endpoint",
             EndpointKind::Cplb => {
                 "keepalived VIP on the controllers, node-local load balancing inside"
             }

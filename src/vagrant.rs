@@ -139,7 +139,6 @@ pub struct Vagrant<'a> {
 impl Vagrant<'_> {
     fn cmd(&self, description: impl Into<String>) -> Cmd {
         Cmd::new(self.path, description)
-            .dir(self.lab_dir)
             .env("VAGRANT_CWD", self.lab_dir.display().to_string())
             .env("VAGRANT_CHECKPOINT_DISABLE", "1")
             .env("VAGRANT_NO_COLOR", "1")

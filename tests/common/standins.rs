@@ -1,0 +1,198 @@
+//! A sandbox for orchestration tests: the stand-in vagrant, tart, k0sctl and kubectl first on
+//! PATH, their state and call log in a temporary directory, a private HOME.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn standins_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/bin")
+}
+
+pub struct Sandbox {
+    pub root: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+/// One recorded call of a stand-in tool.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub tool: String,
+    pub event: String,
+    pub args: Vec<String>,
+    pub time: f64,
+    pub pid: u64,
+    pub status: Option<i64>,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["state", "work", "home"] {
+            fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let path = format!(
+            "{}:{}",
+            standins_bin().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut env = BTreeMap::new();
+        env.insert("PATH".into(), path);
+        env.insert(
+            "HOME".into(),
+            root.path().join("home").display().to_string(),
+        );
+        env.insert(
+            "K0SLAB_STANDIN_STATE".into(),
+            root.path().join("state").display().to_string(),
+        );
+        env.insert("K0SLAB_POLL_INTERVAL".into(), "100ms".into());
+        env.insert(
+            "K0SLAB_DHCP_LEASES".into(),
+            root.path().join("no-leases").display().to_string(),
+        );
+        Self { root, env }
+    }
+
+    pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn unset(&mut self, k: &str) -> &mut Self {
+        self.env.remove(k);
+        self
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    pub fn lab(&self) -> PathBuf {
+        self.work().join("lab")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    /// `k0slab ARGS` in the work directory with the sandbox environment plus `extra`.
+    pub fn k0slab(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        self.command(env!("CARGO_BIN_EXE_k0slab"), args, extra)
+    }
+
+    pub fn command(&self, program: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(self.work())
+            .env_clear()
+            .envs(&self.env);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Every start of a stand-in call, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.events()
+            .into_iter()
+            .filter(|c| c.event == "start")
+            .collect()
+    }
+
+    pub fn events(&self) -> Vec<Call> {
+        let Ok(text) = fs::read_to_string(self.state().join("calls.jsonl")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                Call {
+                    tool: v["tool"].as_str().unwrap().into(),
+                    event: v["event"].as_str().unwrap().into(),
+                    args: v["args"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|a| a.as_str().unwrap().to_string())
+                        .collect(),
+                    time: v["time"].as_f64().unwrap(),
+                    pid: v["pid"].as_u64().unwrap(),
+                    status: v["status"].as_i64(),
+                }
+            })
+            .collect()
+    }
+
+    /// Calls of `tool` whose first argument is `verb`, as argument lists.
+    pub fn calls_of(&self, tool: &str, verb: &str) -> Vec<Vec<String>> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.tool == tool && c.args.first().map(String::as_str) == Some(verb))
+            .map(|c| c.args)
+            .collect()
+    }
+
+    /// Machines named in `vagrant up` calls, in call order.
+    pub fn booted(&self) -> Vec<String> {
+        self.calls_of("vagrant", "up")
+            .into_iter()
+            .map(|a| a[1].clone())
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        let _ = fs::remove_file(self.state().join("calls.jsonl"));
+    }
+
+    /// The stand-in VMs (Tart's view): name → state.
+    pub fn vms(&self) -> BTreeMap<String, String> {
+        fs::read_dir(self.state().join("vms"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let v: Value =
+                            serde_json::from_str(&fs::read_to_string(e.path()).unwrap()).unwrap();
+                        (
+                            v["name"].as_str().unwrap().to_string(),
+                            v["state"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn cluster(&self) -> Option<Value> {
+        fs::read_to_string(self.state().join("cluster.json"))
+            .ok()
+            .map(|t| serde_json::from_str(&t).unwrap())
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Both streams, for assertion messages.
+pub fn both(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}

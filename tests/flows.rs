@@ -1,0 +1,842 @@
+//! Whole flows of `k0slab` against the stand-in vagrant, tart, k0sctl and kubectl
+//! (tests/standins): up → health → destroy, resuming after failures, idempotence, kubeconfig
+//! merging, Ctrl-C. The test command runs these inside a network namespace with no interfaces.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use common::standins::{both, stderr, stdout, Sandbox};
+use serde_json::Value;
+
+const THREE_TWO: &[(&str, &str)] = &[("control_plane_count", "3"), ("worker_count", "2")];
+
+fn up(sb: &Sandbox, env: &[(&str, &str)]) -> std::process::Output {
+    sb.k0slab(&["up", "--wait", "5s"], env)
+}
+
+#[test]
+fn one_plus_one_up_health_destroy() {
+    let sb = Sandbox::new();
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let out = stdout(&o);
+    assert!(out.contains("lab k0slab is up and healthy"), "{out}");
+    assert!(out.contains("export KUBECONFIG="), "{out}");
+
+    // The image is pulled once, both machines are booted, k0sctl applies once.
+    assert_eq!(
+        sb.calls_of("tart", "pull"),
+        vec![vec!["pull", "ghcr.io/cirruslabs/ubuntu:latest"]]
+    );
+    let mut booted = sb.booted();
+    booted.sort();
+    assert_eq!(booted, ["control-plane-1", "worker-1"]);
+    assert!(sb.calls_of("vagrant", "up").iter().all(|a| a.ends_with(&[
+        "--provider".into(),
+        "tart".into(),
+        "--machine-readable".into()
+    ])));
+    let config = sb.lab().join("k0sctl.yaml").display().to_string();
+    assert_eq!(
+        sb.calls_of("k0sctl", "apply"),
+        vec![vec!["apply".to_string(), "--config".into(), config.clone()]]
+    );
+    assert_eq!(
+        sb.calls_of("k0sctl", "kubeconfig"),
+        vec![vec![
+            "kubeconfig".to_string(),
+            "--config".into(),
+            config,
+            "--address".into(),
+            "https://192.168.64.10:6443".into()
+        ]]
+    );
+    let kubeconfig = sb.lab().join("kubeconfig");
+    assert_eq!(
+        fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .contains("server: https://192.168.64.10:6443"));
+    assert_eq!(sb.vms().len(), 2);
+    assert!(sb.vms().values().all(|s| s == "running"));
+
+    let o = sb.k0slab(&["health"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    for check in [
+        "API",
+        "nodes",
+        "node control-plane-1",
+        "node worker-1",
+        "etcd",
+        "kube-system pods",
+    ] {
+        assert!(
+            stdout(&o)
+                .lines()
+                .any(|l| l.starts_with(check) && l.contains(" ok ")),
+            "{check}: {}",
+            stdout(&o)
+        );
+    }
+
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+    assert!(!sb.lab().exists(), "the lab directory is gone");
+    let mut destroyed: Vec<String> = sb
+        .calls_of("vagrant", "destroy")
+        .into_iter()
+        .map(|a| a[2].clone())
+        .collect();
+    destroyed.sort();
+    assert_eq!(destroyed, ["control-plane-1", "worker-1"]);
+}
+
+#[test]
+fn three_plus_two_with_cplb() {
+    let sb = Sandbox::new();
+    let o = up(&sb, THREE_TWO);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(sb.booted().len(), 5);
+    assert_eq!(sb.calls_of("k0sctl", "apply").len(), 1);
+    let kubeconfig = fs::read_to_string(sb.lab().join("kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains("server: https://192.168.64.100:6443"),
+        "{kubeconfig}"
+    );
+    let cluster = sb.cluster().unwrap();
+    assert_eq!(cluster["vip"], "192.168.64.100");
+    let o = sb.k0slab(&["health", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["healthy"], true);
+    let etcd = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "etcd")
+        .unwrap();
+    assert_eq!(etcd["detail"], "3 members, one per controller");
+    let nodes = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("node "))
+        .count();
+    assert_eq!(nodes, 3, "control-plane-2 and -3 run no kubelet");
+}
+
+#[test]
+fn three_plus_two_with_haproxy_boots_the_load_balancer_first() {
+    let sb = Sandbox::new();
+    let env = [
+        ("control_plane_count", "3"),
+        ("worker_count", "2"),
+        ("K0SLAB_ENDPOINT", "haproxy"),
+    ];
+    let o = sb.k0slab(
+        &["up", "--wait", "5s"],
+        &[
+            env[0],
+            env[1],
+            env[2],
+            ("STANDIN_VAGRANT_BOOT_SECONDS", "0.3"),
+        ],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let events = sb.events();
+    let ups: Vec<_> = events
+        .iter()
+        .filter(|e| e.tool == "vagrant" && e.args.first().map(String::as_str) == Some("up"))
+        .collect();
+    assert_eq!(ups.iter().filter(|e| e.event == "start").count(), 6);
+    let lb_end = ups
+        .iter()
+        .find(|e| e.event == "end" && e.args[1] == "load-balancer")
+        .unwrap()
+        .time;
+    for e in ups
+        .iter()
+        .filter(|e| e.event == "start" && e.args[1] != "load-balancer")
+    {
+        assert!(
+            e.time >= lb_end,
+            "{} started before the load balancer was up",
+            e.args[1]
+        );
+    }
+    assert!(fs::read_to_string(sb.lab().join("kubeconfig"))
+        .unwrap()
+        .contains("https://192.168.64.100:6443"));
+    assert_eq!(sb.cluster().unwrap()["external_address"], "192.168.64.100");
+    assert!(sb.lab().join("haproxy.cfg").exists());
+}
+
+#[test]
+fn machines_boot_in_parallel() {
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    let o = sb.k0slab(
+        &["up", "--wait", "5s"],
+        &[
+            THREE_TWO[0],
+            THREE_TWO[1],
+            ("STANDIN_VAGRANT_BOOT_SECONDS", "1.5"),
+        ],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    // Five machines of 1.5 s each: sequentially 7.5 s. Check overlap, not speed: every boot
+    // started before the first one finished.
+    let events = sb.events();
+    let ups = |event: &str| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| {
+                e.tool == "vagrant"
+                    && e.event == event
+                    && e.args.first().map(String::as_str) == Some("up")
+            })
+            .map(|e| e.time)
+            .collect()
+    };
+    let (starts, ends) = (ups("start"), ups("end"));
+    assert_eq!(starts.len(), 5);
+    let first_end = ends.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(
+        starts.iter().all(|s| *s < first_end),
+        "starts {starts:?}, first end {first_end}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn up_twice_changes_nothing_the_second_time() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    let vms = sb.vms();
+    let lab_json = fs::read(sb.lab().join("lab.json")).unwrap();
+    sb.clear_calls();
+    // No variables: the lab's own inputs are used.
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("already applied and healthy: nothing to do"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(sb.booted().is_empty(), "no vagrant up");
+    assert!(sb.calls_of("k0sctl", "apply").is_empty(), "no k0sctl apply");
+    assert!(sb.calls_of("tart", "pull").is_empty());
+    assert_eq!(sb.vms(), vms);
+    assert_eq!(fs::read(sb.lab().join("lab.json")).unwrap(), lab_json);
+}
+
+#[test]
+fn a_vm_that_fails_to_boot_then_a_resumed_up() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["up"],
+        &[
+            THREE_TWO[0],
+            THREE_TWO[1],
+            ("STANDIN_VAGRANT_FAIL_UP", "worker-2"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(err.contains("vagrant up failed for worker-2"), "{err}");
+    assert!(
+        err.contains("entered an invalid state"),
+        "the tool's stderr is shown: {err}"
+    );
+    assert!(err.contains("run `k0slab up` again"), "{err}");
+    assert!(
+        sb.calls_of("k0sctl", "apply").is_empty(),
+        "no apply with a machine down"
+    );
+    let record: Value =
+        serde_json::from_str(&fs::read_to_string(sb.lab().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(record["nodes"].as_array().unwrap().len(), 5);
+
+    sb.clear_calls();
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(
+        sb.booted(),
+        ["worker-2"],
+        "only the failed machine is booted again"
+    );
+    assert_eq!(sb.calls_of("k0sctl", "apply").len(), 1);
+}
+
+#[test]
+fn a_machine_without_its_static_address_is_named() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(&["up"], &[("STANDIN_VAGRANT_NO_ADDRESS", "worker-1")]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o)
+            .contains("worker-1 is running but its static address 192.168.64.20 is not configured"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn k0sctl_apply_failing_then_resumed() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["up"],
+        &[THREE_TWO[0], THREE_TWO[1], ("STANDIN_K0SCTL_FAIL", "1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(err.contains("step k0sctl apply failed"), "{err}");
+    assert!(
+        err.contains("failed to join worker"),
+        "k0sctl's own words are shown: {err}"
+    );
+    assert!(!sb.lab().join("kubeconfig").exists());
+    sb.clear_calls();
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.booted().is_empty(), "machines were kept");
+    assert_eq!(sb.calls_of("k0sctl", "apply").len(), 1);
+}
+
+#[test]
+fn a_node_that_stays_not_ready_until_the_wait_runs_out() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["up", "--wait", "1s"],
+        &[("STANDIN_NOT_READY", "worker-1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l.starts_with("node worker-1")
+            && l.contains("FAIL")
+            && l.contains("NotReady")),
+        "{out}"
+    );
+    assert!(out.contains("up but NOT healthy"), "{out}");
+    assert!(
+        stderr(&o).contains("not healthy: 1 of 6 checks failed (node worker-1)"),
+        "{}",
+        stderr(&o)
+    );
+
+    let started = Instant::now();
+    let o = sb.k0slab(
+        &["health", "--wait", "1500ms"],
+        &[("STANDIN_NOT_READY", "worker-1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it waited"
+    );
+    // Once the node becomes Ready, health passes.
+    let o = sb.k0slab(&["health"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+#[test]
+fn health_waits_for_nodes_that_become_ready() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["up", "--wait", "20s"],
+        &[("STANDIN_NOT_READY_SECONDS", "1.5")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let readyz = sb
+        .calls()
+        .iter()
+        .filter(|c| c.tool == "kubectl" && c.args.contains(&"/readyz".to_string()))
+        .count();
+    assert!(readyz >= 2, "health was polled more than once ({readyz})");
+}
+
+#[test]
+fn destroy_after_the_variables_changed_removes_the_whole_lab() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    assert_eq!(sb.vms().len(), 5);
+    fs::write(sb.lab().join("notes.txt"), "mine").unwrap();
+    let o = sb.k0slab(
+        &["destroy"],
+        &[("control_plane_count", "1"), ("worker_count", "0")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+    assert_eq!(sb.calls_of("vagrant", "destroy").len(), 5);
+    // Only k0slab's files are removed.
+    let left: Vec<String> = fs::read_dir(sb.lab())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"]);
+    assert!(stdout(&o).contains("kept notes.txt"), "{}", stdout(&o));
+    // Destroying again is fine.
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(stdout(&o).contains("nothing to destroy"));
+}
+
+#[test]
+fn destroy_finds_vms_vagrant_forgot_and_works_when_vms_are_gone() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[]).status.success());
+    // Vagrant's state is lost; the Tart VMs are still there.
+    fs::remove_dir_all(sb.lab().join(".vagrant")).unwrap();
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+    let mut deleted: Vec<String> = sb
+        .calls_of("tart", "delete")
+        .into_iter()
+        .map(|a| a[1].clone())
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        ["k0slab-control-plane-1", "k0slab-worker-1"],
+        "Vagrant forgot them, Tart did not"
+    );
+    assert!(
+        stdout(&o).contains("deleted Tart VM k0slab-worker-1 that Vagrant no longer tracked"),
+        "{}",
+        stdout(&o)
+    );
+
+    // VMs deleted behind k0slab's back: destroy still succeeds.
+    assert!(up(&sb, &[]).status.success());
+    for name in sb.vms().keys() {
+        assert!(sb
+            .command(
+                common::standins::standins_bin()
+                    .join("tart")
+                    .to_str()
+                    .unwrap(),
+                &["delete", name],
+                &[]
+            )
+            .status
+            .success());
+    }
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!sb.lab().exists());
+}
+
+#[test]
+fn a_failed_destroy_keeps_lab_json_and_can_be_repeated() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    let o = sb.k0slab(
+        &["destroy"],
+        &[("STANDIN_VAGRANT_FAIL_DESTROY", "worker-1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("vagrant destroy failed for worker-1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sb.lab().join("lab.json").exists());
+    assert_eq!(sb.vms().len(), 1);
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().is_empty());
+}
+
+const USER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: https://prod.example:6443
+- name: kind-dev
+  cluster:
+    server: https://127.0.0.1:40000
+contexts:
+- name: prod
+  context:
+    cluster: prod
+    user: prod
+- name: kind-dev
+  context:
+    cluster: kind-dev
+    user: kind-dev
+users:
+- name: prod
+  user:
+    token: prod-token
+- name: kind-dev
+  user:
+    token: dev-token
+current-context: prod
+";
+
+/// The real kubectl (not the stand-in): the test command installs it.
+fn real_kubectl() -> std::path::PathBuf {
+    common::require_tool("kubectl")
+}
+
+#[test]
+fn kubeconfig_merge_into_an_existing_kubeconfig() {
+    let mut sb = Sandbox::new();
+    assert!(up(&sb, &[]).status.success());
+    let user = sb.home().join("custom").join("config");
+    fs::create_dir_all(user.parent().unwrap()).unwrap();
+    fs::write(&user, USER_KUBECONFIG).unwrap();
+    sb.set(
+        "KUBECONFIG",
+        &format!("{}:/elsewhere/second", user.display()),
+    );
+
+    let o = sb.k0slab(&["kubeconfig"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        sb.lab().join("kubeconfig").display().to_string()
+    );
+
+    let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let backup = user.with_file_name("config.k0slab-backup-1");
+    assert_eq!(
+        fs::read_to_string(&backup).unwrap(),
+        USER_KUBECONFIG,
+        "backup written"
+    );
+    assert!(
+        stdout(&o).contains(&backup.display().to_string()),
+        "{}",
+        stdout(&o)
+    );
+
+    // The real kubectl reads the merged file: both old contexts are kept, the lab's is current.
+    let kubectl = real_kubectl();
+    let view = |file: &std::path::Path, args: &[&str]| {
+        let mut all = vec!["config", "--kubeconfig", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let o = std::process::Command::new(&kubectl)
+            .args(&all)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", both(&o));
+        stdout(&o)
+    };
+    let contexts = view(&user, &["get-contexts", "-o", "name"]);
+    let mut contexts: Vec<&str> = contexts.lines().collect();
+    contexts.sort();
+    assert_eq!(contexts, ["k0slab", "kind-dev", "prod"]);
+    assert_eq!(view(&user, &["current-context"]).trim(), "k0slab");
+    let server = view(
+        &user,
+        &[
+            "view",
+            "-o",
+            "jsonpath={.clusters[?(@.name==\"k0slab\")].cluster.server}",
+        ],
+    );
+    assert_eq!(server, "https://192.168.64.10:6443");
+    // The lab's own kubeconfig is valid for kubectl too.
+    let lab_view = view(
+        &sb.lab().join("kubeconfig"),
+        &["view", "-o", "jsonpath={.current-context}"],
+    );
+    assert_eq!(lab_view, "k0slab");
+
+    // destroy takes the lab's context out again and keeps the others.
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let contexts = view(&user, &["get-contexts", "-o", "name"]);
+    let mut contexts: Vec<&str> = contexts.lines().collect();
+    contexts.sort();
+    assert_eq!(contexts, ["kind-dev", "prod"]);
+    sb.unset("KUBECONFIG");
+}
+
+#[test]
+fn kubeconfig_merge_without_a_kubeconfig_creates_home_kube_config() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[]).status.success());
+    let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let path = sb.home().join(".kube/config");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(fs::read_to_string(&path)
+        .unwrap()
+        .contains("current-context: k0slab"));
+}
+
+#[test]
+fn up_refuses_changed_inputs_with_the_differences() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    sb.clear_calls();
+    let before = common::tree(&sb.lab());
+    let o = sb.k0slab(&["up"], &[("worker_count", "4")]);
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("worker_count: the lab has 2, now asked for 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sb.calls().is_empty(), "no tool was run");
+    assert_eq!(common::tree(&sb.lab()), before);
+}
+
+#[test]
+fn dry_run_prints_every_command_and_runs_none() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["up", "--dry-run"],
+        &[THREE_TWO[0], THREE_TWO[1], ("K0SLAB_ENDPOINT", "haproxy")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let out = stdout(&o);
+    for expect in [
+        "tart pull ghcr.io/cirruslabs/ubuntu:latest",
+        "vagrant up load-balancer --provider tart --machine-readable    (first)",
+        "vagrant up control-plane-1 --provider tart --machine-readable",
+        "vagrant up worker-2 --provider tart --machine-readable",
+        "vagrant ssh worker-2 -c 'ip -4 -o addr show | grep -Fq '\\'' 192.168.64.21/'\\'''",
+        "k0sctl apply --config",
+        "--address https://192.168.64.100:6443 > lab/kubeconfig",
+    ] {
+        assert!(out.contains(expect), "{expect:?} in\n{out}");
+    }
+    assert!(sb.calls().is_empty(), "dry run ran {:?}", sb.calls());
+    assert!(!sb.lab().exists(), "dry run wrote files");
+}
+
+#[test]
+fn ssh_runs_through_vagrant_and_knows_the_machines() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[]).status.success());
+    let o = sb.k0slab(&["ssh", "worker-1", "--", "uname", "-a"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(stdout(&o).trim(), "ran on worker-1: uname -a");
+    assert_eq!(
+        sb.calls_of("vagrant", "ssh").last().unwrap(),
+        &["ssh", "worker-1", "-c", "uname -a"]
+    );
+    let o = sb.k0slab(&["ssh", "worker-1", "--", "exit", "3"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the remote exit code is passed on"
+    );
+    let o = sb.k0slab(&["ssh", "worker-7"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("its machines are: control-plane-1, worker-1"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn status_reports_vms_and_nodes() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    let o = sb.k0slab(&["status", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let machines = v["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 5);
+    assert!(machines.iter().all(|m| m["vm_state"] == "running"));
+    assert_eq!(machines[0]["node"]["ready"], true);
+    assert_eq!(
+        machines[1]["node"],
+        Value::Null,
+        "a pure controller is no node"
+    );
+    assert_eq!(machines[3]["node"]["internal_ip"], "192.168.64.20");
+    let o = sb.k0slab(&["halt"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let o = sb.k0slab(&["status"], &[]);
+    assert!(stdout(&o).contains("stopped"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("not reachable"), "{}", stdout(&o));
+    // up resumes a halted lab.
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().values().all(|s| s == "running"));
+}
+
+#[test]
+fn missing_tools_and_plugin_are_named_with_how_to_install() {
+    let mut sb = Sandbox::new();
+    // A PATH with every stand-in but k0sctl.
+    let partial = sb.root.path().join("partial-bin");
+    fs::create_dir_all(&partial).unwrap();
+    for tool in ["vagrant", "tart", "kubectl"] {
+        std::os::unix::fs::symlink(
+            common::standins::standins_bin().join(tool),
+            partial.join(tool),
+        )
+        .unwrap();
+    }
+    let full_path = sb.env["PATH"].clone();
+    let rest = full_path.split_once(':').unwrap().1.to_string();
+    sb.set("PATH", &format!("{}:{rest}", partial.display()));
+    let o = sb.k0slab(&["up"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("k0sctl is needed but not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("brew install k0sproject/tap/k0sctl"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sb.k0slab(&["doctor"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("k0sctl") && l.contains("FAIL")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !sb.lab().exists(),
+        "nothing was written before the check failed"
+    );
+
+    sb.set("PATH", &full_path);
+    sb.set("STANDIN_NO_TART_PLUGIN", "1");
+    let o = sb.k0slab(&["up"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("vagrant plugin install vagrant-tart"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sb.k0slab(&["install-plugin"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(
+        sb.calls_of("vagrant", "plugin").last().unwrap(),
+        &["plugin", "install", "vagrant-tart"]
+    );
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+#[test]
+fn doctor_reports_tools_resources_and_lease_conflicts() {
+    let mut sb = Sandbox::new();
+    let leases = sb.root.path().join("dhcpd_leases");
+    fs::write(&leases, "{\n\tname=somebody\n\tip_address=192.168.64.20\n\thw_address=1,aa:bb:cc:dd:ee:ff\n}\n{\n\tname=fine\n\tip_address=192.168.64.3\n}\n").unwrap();
+    sb.set("K0SLAB_DHCP_LEASES", leases.to_str().unwrap());
+    let o = sb.k0slab(&["doctor", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == name)
+            .unwrap()
+            .clone()
+    };
+    for tool in ["tart", "vagrant", "k0sctl", "kubectl", "vagrant-tart"] {
+        assert_eq!(row(tool)["status"], "ok", "{tool}: {}", row(tool));
+    }
+    assert!(row("vagrant")["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("Vagrant 2.4.3"));
+    assert_eq!(row("DHCP leases")["status"], "warn");
+    assert!(row("DHCP leases")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("192.168.64.20 is leased to \"somebody\" but planned for worker-1"));
+    // 10 controllers and 80 workers need far more memory than any test machine has.
+    let o = sb.k0slab(
+        &["doctor"],
+        &[
+            ("control_plane_count", "10"),
+            ("worker_count", "80"),
+            ("cpu_worker", "64"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("memory") && l.contains("FAIL")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("CPUs") && l.contains("FAIL")),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_children_and_keeps_lab_json_consistent() {
+    let sb = Sandbox::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
+        .args(["up"])
+        .current_dir(sb.work())
+        .env_clear()
+        .envs(&sb.env)
+        .env("STANDIN_VAGRANT_BOOT_SECONDS", "30")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the machines are booting.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sb.booted().len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sb.booted().len(), 2, "machines were booting");
+    let started = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", both(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    // Every stand-in process that started has ended (killed, so without an end record) or is gone.
+    for call in sb.calls() {
+        let alive = std::path::Path::new(&format!("/proc/{}", call.pid)).exists();
+        assert!(
+            !alive,
+            "{} {:?} (pid {}) still runs",
+            call.tool, call.args, call.pid
+        );
+    }
+    let record: Value =
+        serde_json::from_str(&fs::read_to_string(sb.lab().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(record["nodes"].as_array().unwrap().len(), 2);
+    // And a new up resumes and finishes.
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}

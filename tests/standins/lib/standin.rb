@@ -1,0 +1,114 @@
+# Shared state and helpers of the stand-in tools (vagrant, tart, k0sctl, kubectl).
+#
+# The stand-ins replace tools that only run on macOS (or need real VMs) in k0slab's tests.
+# They take the real tools' arguments, print the real output formats, keep their state in
+# $K0SLAB_STANDIN_STATE, record every call in calls.jsonl, and fail or slow down when told to
+# by STANDIN_* variables (see tests/standins/README.md).
+
+require "json"
+require "yaml"
+require "fileutils"
+require "ipaddr"
+
+module Standin
+  module_function
+
+  def state_dir
+    dir = ENV["K0SLAB_STANDIN_STATE"]
+    if dir.nil? || dir.empty?
+      warn "stand-in #{File.basename($PROGRAM_NAME)}: K0SLAB_STANDIN_STATE is not set " \
+           "(stand-in tools only run inside k0slab's tests)"
+      exit 99
+    end
+    FileUtils.mkdir_p(File.join(dir, "vms"))
+    dir
+  end
+
+  # Appends one JSON line to calls.jsonl (start and end of every call).
+  def log(tool, event, extra = {})
+    entry = { tool: tool, event: event, args: ARGV, pid: Process.pid, time: Time.now.to_f,
+              cwd: Dir.pwd, vagrant_cwd: ENV["VAGRANT_CWD"] }.merge(extra)
+    File.open(File.join(state_dir, "calls.jsonl"), "a") do |f|
+      f.flock(File::LOCK_EX)
+      f.puts(JSON.generate(entry))
+    end
+  end
+
+  # Records the call now and its exit status when the process ends.
+  def record_call(tool)
+    log(tool, "start")
+    at_exit do
+      status = $!.is_a?(SystemExit) ? $!.status : ($!.nil? ? 0 : 1)
+      log(tool, "end", status: status)
+    end
+  end
+
+  def listed?(var, name)
+    value = ENV[var].to_s
+    value == "*" || value.split(",").map(&:strip).include?(name)
+  end
+
+  def delay(var)
+    seconds = ENV[var].to_f
+    sleep(seconds) if seconds.positive?
+  end
+
+  def read_json(path, default)
+    File.exist?(path) ? JSON.parse(File.read(path)) : default
+  end
+
+  def write_json(path, value)
+    tmp = "#{path}.#{Process.pid}.tmp"
+    File.write(tmp, JSON.pretty_generate(value))
+    File.rename(tmp, path)
+  end
+
+  def vm_path(name)
+    File.join(state_dir, "vms", "#{name}.json")
+  end
+
+  def vm(name)
+    read_json(vm_path(name), nil)
+  end
+
+  def vms
+    Dir[File.join(state_dir, "vms", "*.json")].sort.map { |p| JSON.parse(File.read(p)) }
+  end
+
+  def save_vm(vm)
+    write_json(vm_path(vm["name"]), vm)
+  end
+
+  def delete_vm(name)
+    FileUtils.rm_f(vm_path(name))
+  end
+
+  def cluster_path
+    File.join(state_dir, "cluster.json")
+  end
+
+  def cluster
+    read_json(cluster_path, nil)
+  end
+
+  # The running VM that holds static address `address` (configured in the guest), if any.
+  def running_vm_at(address)
+    vms.find { |v| v["state"] == "running" && v["address_configured"] && v["address"] == address }
+  end
+
+  # Machines of a k0slab Vagrantfile: name, Tart name, static address, prefix.
+  def parse_vagrantfile(path)
+    text = File.read(path)
+    text.split(/^\s*config\.vm\.define /).drop(1).map do |block|
+      name = block[/\A"([^"]+)"/, 1]
+      args = block[/args: \[([^\]]*)\]/, 1].to_s.scan(/"([^"]*)"/).flatten
+      { "machine" => name, "tart_name" => block[/tart\.name = "([^"]+)"/, 1],
+        "image" => block[/tart\.image = "([^"]+)"/, 1], "address" => args[1], "prefix" => args[2] }
+    end
+  end
+
+  def fail!(message, status = 1)
+    warn message
+    exit status
+  end
+end
