@@ -795,7 +795,7 @@ fn doctor_reports_tools_resources_and_lease_conflicts() {
 #[test]
 fn ctrl_c_stops_the_children_and_keeps_lab_json_consistent() {
     let sb = Sandbox::new();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
         .args(["up"])
         .current_dir(sb.work())
         .env_clear()
