@@ -80,20 +80,18 @@ fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-fn check_node(expected: &Node, node: &Value) -> Check {
-    let name = format!("node {}", expected.name);
-    let mut problems = Vec::new();
-    let ready = node
+/// Whether an API object's status condition `kind` is "True".
+pub fn condition_true(object: &Value, kind: &str) -> bool {
+    object
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-        .map(|c| c["status"] == "True")
-        .unwrap_or(false);
-    if !ready {
-        problems.push("NotReady".to_string());
-    }
-    let internal: Vec<&str> = node
-        .pointer("/status/addresses")
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .is_some_and(|c| c["status"] == "True")
+}
+
+/// A Node's InternalIP addresses.
+pub fn internal_ips(node: &Value) -> Vec<&str> {
+    node.pointer("/status/addresses")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -101,7 +99,16 @@ fn check_node(expected: &Node, node: &Value) -> Check {
                 .filter_map(|a| a["address"].as_str())
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn check_node(expected: &Node, node: &Value) -> Check {
+    let name = format!("node {}", expected.name);
+    let mut problems = Vec::new();
+    if !condition_true(node, "Ready") {
+        problems.push("NotReady".to_string());
+    }
+    let internal = internal_ips(node);
     let want_ip = expected.address.to_string();
     if internal != [want_ip.as_str()] {
         problems.push(format!(
@@ -279,12 +286,7 @@ fn check_pods(pods: &Value) -> Check {
             continue;
         }
         total += 1;
-        let ready = pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .is_some_and(|c| c["status"] == "True");
-        if phase != "Running" || !ready {
+        if phase != "Running" || !condition_true(pod, "Ready") {
             let name = str_at(pod, &["metadata", "name"]).unwrap_or("?");
             not_ready.push(format!("{name} ({phase})"));
         }

@@ -46,8 +46,10 @@ impl Progress {
     pub fn spinner(&self, name: &str) -> Bar {
         let pb = self.multi.add(ProgressBar::new_spinner());
         pb.set_style(
-            ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {elapsed:>4} {wide_msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner:.cyan} {prefix:<15.bold} {elapsed:>4} {wide_msg}",
+            )
+            .expect("valid template"),
         );
         self.finish_setup(pb, name)
     }

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Context;
 use crate::cli::OutputFormat;
 use crate::error::Result;
+use crate::health;
 use crate::kubeconfig;
 use crate::kubectl::Kubectl;
 use crate::output;
@@ -60,17 +60,8 @@ fn nodes(ctx: &Context<'_>) -> std::result::Result<BTreeMap<String, NodeStatus>,
         .flatten()
         .filter_map(|n| {
             let name = n.pointer("/metadata/name")?.as_str()?.to_string();
-            let ready = n
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-                .is_some_and(|c| c["status"] == "True");
-            let internal_ip = n
-                .pointer("/status/addresses")
-                .and_then(Value::as_array)
-                .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
-                .and_then(|a| a["address"].as_str())
-                .map(str::to_string);
+            let ready = health::condition_true(n, "Ready");
+            let internal_ip = health::internal_ips(n).first().map(|ip| ip.to_string());
             Some((name, NodeStatus { ready, internal_ip }))
         })
         .collect())
