@@ -42,6 +42,16 @@ impl Tool {
         }
     }
 
+    /// The oldest release k0slab works with, if it cares: vagrant-tart needs Vagrant 2.3;
+    /// k0sctl learned `hostname` overrides and CPLB-aware config handling by v0.17.
+    pub fn minimum_version(self) -> Option<(u32, u32, u32)> {
+        match self {
+            Tool::Vagrant => Some((2, 3, 0)),
+            Tool::K0sctl => Some((0, 17, 0)),
+            Tool::Kubectl | Tool::Tart => None,
+        }
+    }
+
     /// How to install the tool.
     pub fn install_hint(self) -> &'static str {
         match self {
@@ -57,6 +67,33 @@ impl fmt::Display for Tool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The first `major.minor.patch` in a tool's version output (`Vagrant 2.4.3`, `version: v0.25.1`).
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    static VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"v?(\d+)\.(\d+)\.(\d+)").expect("valid regex")
+    });
+    let c = VERSION.captures(text)?;
+    Some((c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?))
+}
+
+/// An error when `output` (the tool's version output) is older than the tool's minimum.
+pub fn check_version(tool: Tool, output: &str) -> Result<()> {
+    let (Some(min), Some(have)) = (tool.minimum_version(), parse_version(output)) else {
+        return Ok(());
+    };
+    if have >= min {
+        return Ok(());
+    }
+    Err(Error::ToolMissing {
+        tool: tool.name(),
+        reason: format!(
+            "version {}.{}.{} is older than the {}.{}.{} k0slab needs",
+            have.0, have.1, have.2, min.0, min.1, min.2
+        ),
+        hint: tool.install_hint(),
+    })
 }
 
 /// Where each tool is, or why it is not there.
@@ -149,6 +186,24 @@ mod tests {
         let err = tools.require(&[Tool::Tart, Tool::Kubectl]).unwrap_err();
         assert!(err.to_string().contains("brew install kubectl"), "{err}");
         assert!(tools.require(&[Tool::Vagrant, Tool::K0sctl]).is_ok());
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("Vagrant 2.4.3\n"), Some((2, 4, 3)));
+        assert_eq!(
+            parse_version("version: v0.25.1\ncommit: x"),
+            Some((0, 25, 1))
+        );
+        assert!(check_version(Tool::Vagrant, "Vagrant 2.4.3").is_ok());
+        let err = check_version(Tool::Vagrant, "Vagrant 2.2.19").unwrap_err();
+        assert!(
+            err.to_string().contains("2.2.19 is older than the 2.3.0"),
+            "{err}"
+        );
+        assert!(check_version(Tool::K0sctl, "version: v0.16.0").is_err());
+        assert!(check_version(Tool::Tart, "1.0.0").is_ok());
+        assert!(check_version(Tool::Vagrant, "no version here").is_ok());
     }
 
     #[test]

@@ -218,6 +218,13 @@ impl Vagrant<'_> {
         self.cmd("validating the Vagrantfile").arg("validate")
     }
 
+    /// `vagrant --version`.
+    pub fn version(&self) -> Result<String> {
+        self.cmd("asking Vagrant for its version")
+            .arg("--version")
+            .output(self.env, self.out)
+    }
+
     /// Installed plugins as `name (version…)` lines.
     pub fn plugins(&self) -> Result<String> {
         self.cmd("listing Vagrant plugins")

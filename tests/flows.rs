@@ -719,6 +719,13 @@ fn missing_tools_and_plugin_are_named_with_how_to_install() {
     );
 
     sb.set("PATH", &full_path);
+    let o = sb.k0slab(&["up"], &[("STANDIN_VAGRANT_VERSION", "2.2.19")]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("version 2.2.19 is older than the 2.3.0 k0slab needs"),
+        "{}",
+        stderr(&o)
+    );
     sb.set("STANDIN_NO_TART_PLUGIN", "1");
     let o = sb.k0slab(&["up"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));

@@ -60,11 +60,7 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
             ),
             Ok(path) => {
                 let version = match tool {
-                    Tool::Vagrant => ctx.vagrant().and_then(|v| {
-                        crate::process::Cmd::new(path, "asking Vagrant for its version")
-                            .arg("--version")
-                            .output(v.env, v.out)
-                    }),
+                    Tool::Vagrant => ctx.vagrant().and_then(|v| v.version()),
                     Tool::Tart => Tart {
                         path,
                         env: ctx.env,
@@ -86,7 +82,7 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
                     }
                     .version(),
                 };
-                match version {
+                match version.and_then(|v| crate::tools::check_version(tool, &v).map(|()| v)) {
                     Ok(v) => row(
                         tool.name(),
                         Status::Ok,
@@ -95,7 +91,7 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
                     Err(e) => row(
                         tool.name(),
                         Status::Fail,
-                        format!("{} does not run: {e}", path.display()),
+                        format!("{}: {e}", path.display()),
                     ),
                 }
             }

@@ -45,7 +45,16 @@ fn address_check(node: &Node) -> String {
 fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     ctx.tools
         .require(&[Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl])?;
-    let plugins = ctx.vagrant()?.plugins()?;
+    let vagrant = ctx.vagrant()?;
+    crate::tools::check_version(Tool::Vagrant, &vagrant.version()?)?;
+    let k0sctl = K0sctl {
+        path: ctx.tools.get(Tool::K0sctl)?,
+        config: ctx.tools.get(Tool::K0sctl)?,
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    crate::tools::check_version(Tool::K0sctl, &k0sctl.version()?)?;
+    let plugins = vagrant.plugins()?;
     if !plugins
         .lines()
         .any(|l| l.trim_start().starts_with(super::plugin::PLUGIN))
