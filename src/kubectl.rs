@@ -43,6 +43,46 @@ impl Kubectl<'_> {
             .map_err(|e| Error::Step(format!("{description}: kubectl printed no JSON: {e}")))
     }
 
+    /// `kubectl apply --server-side --force-conflicts -f FILE` (server-side: CRDs are too
+    /// large for the last-applied annotation).
+    pub fn apply(&self, description: &str, file: &Path) -> Result<String> {
+        self.cmd(description)
+            .args(["apply", "--server-side", "--force-conflicts", "-f"])
+            .arg(file)
+            .output(self.env, self.out)
+    }
+
+    /// `kubectl delete --ignore-not-found -f FILE`.
+    pub fn delete_file(&self, description: &str, file: &Path, wait: bool) -> Result<String> {
+        self.cmd(description)
+            .args([
+                "delete",
+                "--ignore-not-found",
+                if wait { "--wait=true" } else { "--wait=false" },
+                "-f",
+            ])
+            .arg(file)
+            .output(self.env, self.out)
+    }
+
+    /// `kubectl delete KIND NAME --ignore-not-found`.
+    pub fn delete(&self, description: &str, kind: &str, name: &str) -> Result<String> {
+        self.cmd(description)
+            .args(["delete", kind, name, "--ignore-not-found"])
+            .output(self.env, self.out)
+    }
+
+    /// `kubectl kustomize DIR`: the manifest a kustomize directory builds.
+    pub fn kustomize(&self, dir: &Path) -> Result<String> {
+        Cmd::new(
+            self.path,
+            format!("building {} with kustomize", dir.display()),
+        )
+        .arg("kustomize")
+        .arg(dir)
+        .output(self.env, self.out)
+    }
+
     pub fn version(&self) -> Result<String> {
         Cmd::new(self.path, "asking kubectl for its version")
             .args(["version", "--client"])

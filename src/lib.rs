@@ -22,6 +22,7 @@ pub mod health;
 pub mod host;
 pub mod inputs;
 pub mod k0sctl;
+pub mod kairos;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod lab_dir;

@@ -18,10 +18,18 @@ pub enum Tool {
     K0sctl,
     Kubectl,
     Tart,
+    /// Downloads release manifests for `kairos install`.
+    Curl,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 4] = [Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl];
+    pub const ALL: [Tool; 5] = [
+        Tool::Tart,
+        Tool::Vagrant,
+        Tool::K0sctl,
+        Tool::Kubectl,
+        Tool::Curl,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -29,6 +37,7 @@ impl Tool {
             Tool::K0sctl => "k0sctl",
             Tool::Kubectl => "kubectl",
             Tool::Tart => "tart",
+            Tool::Curl => "curl",
         }
     }
 
@@ -39,6 +48,7 @@ impl Tool {
             Tool::K0sctl => "K0SLAB_K0SCTL",
             Tool::Kubectl => "K0SLAB_KUBECTL",
             Tool::Tart => "K0SLAB_TART",
+            Tool::Curl => "K0SLAB_CURL",
         }
     }
 
@@ -48,7 +58,7 @@ impl Tool {
         match self {
             Tool::Vagrant => Some((2, 3, 0)),
             Tool::K0sctl => Some((0, 17, 0)),
-            Tool::Kubectl | Tool::Tart => None,
+            Tool::Kubectl | Tool::Tart | Tool::Curl => None,
         }
     }
 
@@ -59,6 +69,7 @@ impl Tool {
             Tool::K0sctl => "brew install k0sproject/tap/k0sctl",
             Tool::Kubectl => "brew install kubectl",
             Tool::Tart => "brew install cirruslabs/cli/tart",
+            Tool::Curl => "curl ships with macOS; elsewhere: brew install curl",
         }
     }
 }

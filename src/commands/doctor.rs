@@ -55,7 +55,12 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
         .map(|tool| match ctx.tools.get(tool) {
             Err(_) => row(
                 tool.name(),
-                Status::Fail,
+                // curl only fetches release manifests for `kairos install`.
+                if tool == Tool::Curl {
+                    Status::Warn
+                } else {
+                    Status::Fail
+                },
                 format!("not found; install with: {}", tool.install_hint()),
             ),
             Ok(path) => {
@@ -81,6 +86,9 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
                         out: &ctx.out,
                     }
                     .version(),
+                    Tool::Curl => crate::process::Cmd::new(path, "asking curl for its version")
+                        .arg("--version")
+                        .output(ctx.env, &ctx.out),
                 };
                 match version.and_then(|v| crate::tools::check_version(tool, &v).map(|()| v)) {
                     Ok(v) => row(

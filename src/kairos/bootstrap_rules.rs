@@ -1,0 +1,461 @@
+//! The bootstrap-data rules of the Kairos k0s providers (HA milestone 1), as a pure checker
+//! over each machine's cloud-config:
+//!
+//! - exactly one control-plane machine initialises: `k0s` enabled without a join token;
+//!   `--single` only when the control plane has 1 replica;
+//! - every other control-plane machine joins with `--token-file /etc/k0s/controller-token`,
+//!   and its cloud-config writes that file;
+//! - workers enable `k0s-worker` with `--token-file /etc/k0s/token`, written by the
+//!   cloud-config.
+//!
+//! Arguments may be one string or a list, and flags `--flag value` or `--flag=value`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde_yaml_ng::Value;
+
+pub const CONTROLLER_TOKEN: &str = "/etc/k0s/controller-token";
+pub const WORKER_TOKEN: &str = "/etc/k0s/token";
+
+/// One machine's bootstrap data.
+#[derive(Debug, Clone)]
+pub struct MachineBootstrap {
+    pub machine: String,
+    /// Whether the Machine belongs to the control plane (its CAPI label).
+    pub control_plane: bool,
+    pub cloud_config: String,
+}
+
+/// A broken rule, with the machine it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub machine: String,
+    pub rule: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.machine, self.rule)
+    }
+}
+
+/// What the bootstrap data says when it follows the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The one control-plane machine that initialises the cluster.
+    pub init_machine: String,
+    /// Control-plane machines that join.
+    pub joining: Vec<String>,
+    pub workers: Vec<String>,
+    /// Machines that run a kubelet and so become Nodes of the workload cluster.
+    pub kubelet_machines: Vec<String>,
+}
+
+/// Flags of a k0s section: `(flag, value)` pairs.
+fn flags(section: &Value) -> Vec<(String, Option<String>)> {
+    let args: Vec<String> = match section.get("args") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let tokens: Vec<String> = args
+        .iter()
+        .flat_map(|a| a.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        if let Some((flag, value)) = t.split_once('=').filter(|_| t.starts_with("--")) {
+            out.push((flag.to_string(), Some(value.to_string())));
+        } else if t.starts_with("--") {
+            let value = tokens.get(i + 1).filter(|v| !v.starts_with("--")).cloned();
+            if value.is_some() {
+                i += 1;
+            }
+            out.push((t.clone(), value));
+        }
+        i += 1;
+    }
+    out
+}
+
+fn flag<'a>(flags: &'a [(String, Option<String>)], name: &str) -> Option<&'a Option<String>> {
+    flags.iter().find(|(f, _)| f == name).map(|(_, v)| v)
+}
+
+fn enabled(doc: &Value, key: &str) -> Option<Value> {
+    let section = doc.get(key)?;
+    let on = match section.get("enabled") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    on.then(|| section.clone())
+}
+
+/// Files the cloud-config writes: `write_files` and the `files` of every stage step
+/// (initramfs paths under /sysroot count as the installed system's).
+fn written_files(doc: &Value) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    let mut add = |list: Option<&Value>| {
+        for f in list.and_then(Value::as_sequence).into_iter().flatten() {
+            if let Some(p) = f.get("path").and_then(Value::as_str) {
+                paths.insert(p.strip_prefix("/sysroot").unwrap_or(p).to_string());
+            }
+        }
+    };
+    add(doc.get("write_files"));
+    if let Some(stages) = doc.get("stages").and_then(Value::as_mapping) {
+        for steps in stages.values() {
+            for step in steps.as_sequence().into_iter().flatten() {
+                add(step.get("files"));
+            }
+        }
+    }
+    paths
+}
+
+fn token_rule(
+    machine: &str,
+    flags: &[(String, Option<String>)],
+    files: &BTreeSet<String>,
+    expected: &str,
+    what: &str,
+) -> Option<Violation> {
+    let violation = |rule: String| {
+        Some(Violation {
+            machine: machine.to_string(),
+            rule,
+        })
+    };
+    match flag(flags, "--token-file") {
+        None | Some(None) => violation(format!("{what} must use --token-file {expected}")),
+        Some(Some(path)) if path != expected => violation(format!(
+            "{what} must use --token-file {expected}, not {path}"
+        )),
+        Some(Some(_)) if !files.contains(expected) => violation(format!(
+            "{what} uses --token-file {expected} but its cloud-config does not write that file"
+        )),
+        Some(Some(_)) => None,
+    }
+}
+
+/// Checks every machine's bootstrap data against the rules, for a control plane of
+/// `replicas` machines.
+pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let mut inits = Vec::new();
+    let mut joining = Vec::new();
+    let mut workers = Vec::new();
+    let mut kubelet = Vec::new();
+    for m in machines {
+        let v = |rule: &str| Violation {
+            machine: m.machine.clone(),
+            rule: rule.to_string(),
+        };
+        let doc: Value = match serde_yaml_ng::from_str(&m.cloud_config) {
+            Ok(d @ Value::Mapping(_)) => d,
+            Ok(_) => {
+                violations.push(v("the bootstrap data is not a cloud-config mapping"));
+                continue;
+            }
+            Err(e) => {
+                violations.push(v(&format!("the bootstrap data is not valid YAML: {e}")));
+                continue;
+            }
+        };
+        let files = written_files(&doc);
+        match (enabled(&doc, "k0s"), enabled(&doc, "k0s-worker")) {
+            (Some(_), Some(_)) => violations.push(v("enables both k0s and k0s-worker")),
+            (None, None) => violations.push(v("enables neither k0s nor k0s-worker")),
+            (Some(k0s), None) => {
+                if !m.control_plane {
+                    violations.push(v(
+                        "is a worker Machine but its cloud-config starts a k0s controller",
+                    ));
+                    continue;
+                }
+                let f = flags(&k0s);
+                if flag(&f, "--single").is_some() && replicas != 1 {
+                    violations.push(v(&format!(
+                        "uses --single with {replicas} control-plane replicas (only allowed with 1)"
+                    )));
+                }
+                if flag(&f, "--single").is_some() || flag(&f, "--enable-worker").is_some() {
+                    kubelet.push(m.machine.clone());
+                }
+                if flag(&f, "--token-file").is_none() {
+                    inits.push(m.machine.clone());
+                } else {
+                    violations.extend(token_rule(
+                        &m.machine,
+                        &f,
+                        &files,
+                        CONTROLLER_TOKEN,
+                        "a joining controller",
+                    ));
+                    joining.push(m.machine.clone());
+                }
+            }
+            (None, Some(worker)) => {
+                if m.control_plane {
+                    violations.push(v(
+                        "is a control-plane Machine but its cloud-config starts only a k0s worker",
+                    ));
+                    continue;
+                }
+                let f = flags(&worker);
+                violations.extend(token_rule(&m.machine, &f, &files, WORKER_TOKEN, "a worker"));
+                workers.push(m.machine.clone());
+                kubelet.push(m.machine.clone());
+            }
+        }
+    }
+    match inits.len() {
+        0 if machines.iter().any(|m| m.control_plane) => violations.push(Violation {
+            machine: "control plane".into(),
+            rule: "no control-plane machine initialises the cluster (every one has a join token)"
+                .into(),
+        }),
+        0 | 1 => {}
+        _ => {
+            for extra in &inits[1..] {
+                violations.push(Violation {
+                    machine: extra.clone(),
+                    rule: format!(
+                        "initialises the cluster too (no join token), but {} already does: exactly one control-plane machine may initialise",
+                        inits[0]
+                    ),
+                });
+            }
+        }
+    }
+    if violations.is_empty() {
+        Ok(Summary {
+            init_machine: inits.into_iter().next().unwrap_or_default(),
+            joining,
+            workers,
+            kubelet_machines: kubelet,
+        })
+    } else {
+        Err(violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(single: bool) -> String {
+        format!(
+            "#cloud-config\nusers:\n- name: kairos\n  passwd: kairos\nk0s:\n  enabled: true\n{}",
+            if single {
+                "  args:\n    - --single\n"
+            } else {
+                ""
+            }
+        )
+    }
+
+    const JOIN: &str = "#cloud-config
+k0s:
+  enabled: true
+  args:
+    - --token-file /etc/k0s/controller-token
+write_files:
+  - path: /etc/k0s/controller-token
+    permissions: \"0600\"
+    content: |
+      H4sIAAAAAAAC...
+";
+
+    const JOIN_EQUALS_STAGE: &str = "#cloud-config
+k0s:
+  enabled: true
+  args: --token-file=/etc/k0s/controller-token
+stages:
+  initramfs:
+    - name: token
+      files:
+        - path: /sysroot/etc/k0s/controller-token
+          content: abc
+";
+
+    const WORKER: &str = "#cloud-config
+k0s-worker:
+  enabled: true
+  args:
+    - --token-file /etc/k0s/token
+write_files:
+  - path: /etc/k0s/token
+    content: |
+      H4sIAAAAAAAC...
+";
+
+    fn m(name: &str, cp: bool, cc: &str) -> MachineBootstrap {
+        MachineBootstrap {
+            machine: name.into(),
+            control_plane: cp,
+            cloud_config: cc.into(),
+        }
+    }
+
+    fn rules(r: Result<Summary, Vec<Violation>>) -> Vec<String> {
+        r.expect_err("violations")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn one_replica_initialises_alone() {
+        let s = check(
+            &[m("kcp-0", true, &init(true)), m("md-0", false, WORKER)],
+            1,
+        )
+        .unwrap();
+        assert_eq!(s.init_machine, "kcp-0");
+        assert_eq!(s.workers, ["md-0"]);
+        assert_eq!(s.kubelet_machines, ["kcp-0", "md-0"]);
+        // --single is allowed, not required, with one replica.
+        assert!(check(&[m("kcp-0", true, &init(false))], 1).is_ok());
+    }
+
+    #[test]
+    fn three_replicas_one_init_two_joins_and_workers() {
+        let machines = [
+            m("kcp-0", true, &init(false)),
+            m("kcp-1", true, JOIN),
+            m("kcp-2", true, JOIN_EQUALS_STAGE),
+            m("md-a", false, WORKER),
+            m("md-b", false, WORKER),
+        ];
+        let s = check(&machines, 3).unwrap();
+        assert_eq!(s.init_machine, "kcp-0");
+        assert_eq!(s.joining, ["kcp-1", "kcp-2"]);
+        assert_eq!(s.kubelet_machines, ["md-a", "md-b"]);
+    }
+
+    #[test]
+    fn two_inits_are_refused() {
+        let got = rules(check(
+            &[
+                m("kcp-0", true, &init(false)),
+                m("kcp-1", true, &init(false)),
+                m("kcp-2", true, JOIN),
+            ],
+            3,
+        ));
+        assert_eq!(got, ["kcp-1: initialises the cluster too (no join token), but kcp-0 already does: exactly one control-plane machine may initialise"]);
+    }
+
+    #[test]
+    fn a_join_without_the_token_file_is_refused() {
+        let unwritten =
+            "k0s:\n  enabled: true\n  args: [\"--token-file\", \"/etc/k0s/controller-token\"]\n";
+        let got = rules(check(
+            &[
+                m("kcp-0", true, &init(false)),
+                m("kcp-1", true, unwritten),
+                m("kcp-2", true, JOIN),
+            ],
+            3,
+        ));
+        assert_eq!(got, ["kcp-1: a joining controller uses --token-file /etc/k0s/controller-token but its cloud-config does not write that file"]);
+        let elsewhere = JOIN.replace(
+            "--token-file /etc/k0s/controller-token",
+            "--token-file /tmp/t",
+        );
+        let got = rules(check(
+            &[m("kcp-0", true, &init(false)), m("kcp-1", true, &elsewhere)],
+            2,
+        ));
+        assert_eq!(got, ["kcp-1: a joining controller must use --token-file /etc/k0s/controller-token, not /tmp/t"]);
+    }
+
+    #[test]
+    fn single_with_three_replicas_is_refused() {
+        let got = rules(check(
+            &[
+                m("kcp-0", true, &init(true)),
+                m("kcp-1", true, JOIN),
+                m("kcp-2", true, JOIN),
+            ],
+            3,
+        ));
+        assert_eq!(
+            got,
+            ["kcp-0: uses --single with 3 control-plane replicas (only allowed with 1)"]
+        );
+    }
+
+    #[test]
+    fn a_worker_without_its_token_is_refused() {
+        let no_flag = "k0s-worker:\n  enabled: true\n";
+        let no_file = "k0s-worker:\n  enabled: true\n  args:\n    - --token-file=/etc/k0s/token\n";
+        let got = rules(check(
+            &[
+                m("kcp-0", true, &init(true)),
+                m("md-0", false, no_flag),
+                m("md-1", false, no_file),
+            ],
+            1,
+        ));
+        assert_eq!(
+            got,
+            [
+                "md-0: a worker must use --token-file /etc/k0s/token",
+                "md-1: a worker uses --token-file /etc/k0s/token but its cloud-config does not write that file",
+            ]
+        );
+    }
+
+    #[test]
+    fn roles_and_documents_must_make_sense() {
+        let got = rules(check(&[m("kcp-0", true, WORKER)], 1));
+        assert!(
+            got[0].starts_with("kcp-0: is a control-plane Machine but"),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|g| g.contains("no control-plane machine initialises")),
+            "{got:?}"
+        );
+        let got = rules(check(
+            &[
+                m("kcp-0", true, &init(true)),
+                m("md-0", false, &init(false)),
+            ],
+            1,
+        ));
+        assert!(got[0].starts_with("md-0: is a worker Machine"), "{got:?}");
+        let got = rules(check(&[m("kcp-0", true, "k0s: [unclosed")], 1));
+        assert!(got[0].contains("not valid YAML"), "{got:?}");
+        let got = rules(check(&[m("kcp-0", true, "users: []\n")], 1));
+        assert!(got[0].contains("enables neither"), "{got:?}");
+        let both = format!("{}k0s-worker:\n  enabled: true\n", init(false));
+        let got = rules(check(&[m("kcp-0", true, &both)], 1));
+        assert!(got[0].contains("enables both"), "{got:?}");
+    }
+
+    #[test]
+    fn flag_spellings() {
+        let section: Value =
+            serde_yaml_ng::from_str("args: ['--a=1 --b 2', '--c', '--d', 'x']").unwrap();
+        assert_eq!(
+            flags(&section),
+            vec![
+                ("--a".to_string(), Some("1".to_string())),
+                ("--b".to_string(), Some("2".to_string())),
+                ("--c".to_string(), None),
+                ("--d".to_string(), Some("x".to_string())),
+            ]
+        );
+    }
+}
