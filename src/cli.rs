@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::inputs::{Flags, Key};
+use crate::kairos::components::{self, Infrastructure};
 use crate::output::Verbosity;
 
 const AFTER_HELP: &str = "\
@@ -123,6 +124,67 @@ pub enum Command {
     },
     /// Install the vagrant-tart plugin into Vagrant (unless it is there).
     InstallPlugin,
+    /// The Kairos Cluster API providers on the lab: install, verify a workload cluster,
+    /// uninstall.
+    Kairos {
+        #[command(subcommand)]
+        command: KairosCommand,
+    },
+}
+
+/// `k0slab kairos …`.
+#[derive(Debug, Subcommand)]
+pub enum KairosCommand {
+    /// Install cert-manager, Cluster API core, an infrastructure provider and the Kairos
+    /// providers on the lab; wait until each is Available. Safe to run again.
+    Install {
+        /// The infrastructure provider for workload clusters
+        #[arg(long, value_enum)]
+        infrastructure: Infrastructure,
+        /// Its release [default: CAPD = the Cluster API version, CAPV v1.14.0, CAPK v0.1.10]
+        #[arg(long, value_name = "VERSION")]
+        infrastructure_version: Option<String>,
+        /// cert-manager release
+        #[arg(long, value_name = "VERSION", default_value = components::CERT_MANAGER_VERSION)]
+        cert_manager_version: String,
+        /// Cluster API core release
+        #[arg(long, value_name = "VERSION", default_value = components::CAPI_VERSION)]
+        capi_version: String,
+        /// Kairos provider release (ignored with --provider-manifest)
+        #[arg(long, value_name = "VERSION", default_value = components::KAIROS_VERSION)]
+        kairos_version: String,
+        /// Install the Kairos providers from your working copy instead of a release: a
+        /// manifest file, a kustomize directory (e.g. ../kairos-capi/config/default) or a URL
+        #[arg(long, value_name = "PATH")]
+        provider_manifest: Option<String>,
+        /// Image for the Kairos controller (e.g. your dev build)
+        #[arg(long, value_name = "IMAGE")]
+        provider_image: Option<String>,
+        /// How long each component may take to become Available
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Apply a workload cluster manifest and follow it through its milestones; exit 1
+    /// naming the milestone or rule that failed. The cluster is deleted afterwards unless
+    /// --keep.
+    Verify {
+        /// The workload cluster (Cluster, KairosControlPlane, MachineDeployments, …)
+        #[arg(long, value_name = "PATH")]
+        cluster_manifest: PathBuf,
+        /// Keep the workload cluster for debugging
+        #[arg(long)]
+        keep: bool,
+        /// How long the cluster may take to reach every milestone
+        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// The Machine annotation that records the init machine
+        #[arg(long, value_name = "KEY", default_value = crate::commands::kairos::INIT_ANNOTATION)]
+        init_annotation: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Remove what `kairos install` added, including webhook configurations left behind.
+    Uninstall,
 }
 
 /// How results are printed.

@@ -74,5 +74,54 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         Command::Validate { lab } => validate::run(&ctx, &lab.flags()),
         Command::Doctor { lab, output } => doctor::run(&ctx, &lab.flags(), output),
         Command::InstallPlugin => plugin::run(&ctx),
+        Command::Kairos { command } => run_kairos(&ctx, command),
+    }
+}
+
+fn run_kairos(ctx: &commands::Context<'_>, command: cli::KairosCommand) -> Result<()> {
+    use cli::KairosCommand;
+    use commands::kairos;
+    match command {
+        KairosCommand::Install {
+            infrastructure,
+            infrastructure_version,
+            cert_manager_version,
+            capi_version,
+            kairos_version,
+            provider_manifest,
+            provider_image,
+            timeout,
+        } => kairos::install(
+            ctx,
+            &kairos::InstallOptions {
+                versions: crate::kairos::components::Versions {
+                    cert_manager: cert_manager_version,
+                    capi: capi_version,
+                    infrastructure,
+                    infrastructure_version,
+                    kairos: kairos_version,
+                    provider_manifest,
+                },
+                provider_image,
+                timeout,
+            },
+        ),
+        KairosCommand::Verify {
+            cluster_manifest,
+            keep,
+            timeout,
+            init_annotation,
+            output,
+        } => kairos::verify(
+            ctx,
+            &kairos::VerifyOptions {
+                cluster_manifest,
+                keep,
+                timeout,
+                init_annotation,
+                format: output,
+            },
+        ),
+        KairosCommand::Uninstall => kairos::uninstall(ctx),
     }
 }

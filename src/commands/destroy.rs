@@ -92,9 +92,12 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     for name in names.iter().filter(|n| **n != crate::lab_json::FILE_NAME) {
         remove_file(ctx, name)?;
     }
-    let vagrant_state = ctx.dir.join(".vagrant");
-    if vagrant_state.is_dir() {
-        fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
+    // Vagrant's state of the lab's machines, and the manifests `kairos install` applied.
+    for dir in [".vagrant", super::kairos::KAIROS_DIR] {
+        let path = ctx.dir.join(dir);
+        if path.is_dir() {
+            fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
+        }
     }
     remove_file(ctx, crate::lab_json::FILE_NAME)?;
     let left: Vec<String> = fs::read_dir(ctx.dir.absolute())

@@ -172,6 +172,21 @@ pub fn false_conditions(object: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The control-plane Machines of the cluster that carry the init annotation.
+pub fn recorded_init(expected: &Expected, machines: &[Value]) -> Vec<String> {
+    of_cluster(machines, &expected.cluster)
+        .into_iter()
+        .filter(|m| is_control_plane(m))
+        .filter(|m| {
+            m.pointer("/metadata/annotations")
+                .and_then(|a| a.get(&expected.init_annotation))
+                .and_then(Value::as_str)
+                .is_some_and(|v| v != "false")
+        })
+        .map(|m| name(m).to_string())
+        .collect()
+}
+
 /// Judges every milestone; `init_seen` is the init machine recorded at an earlier look.
 pub fn evaluate(
     expected: &Expected,
@@ -246,17 +261,8 @@ pub fn evaluate(
     out.insert(Milestone::BootstrapRules, rules);
 
     // The init machine, recorded by annotation on exactly one control-plane Machine.
-    let recorded: Vec<&str> = machines
-        .iter()
-        .filter(|m| is_control_plane(m))
-        .filter(|m| {
-            m.pointer("/metadata/annotations")
-                .and_then(|a| a.get(&expected.init_annotation))
-                .and_then(Value::as_str)
-                .is_some_and(|v| v != "false")
-        })
-        .map(|m| name(m))
-        .collect();
+    let recorded = recorded_init(expected, &obs.machines);
+    let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
     let init = match (recorded.as_slice(), &summary, init_seen) {
         (_, _, Some(seen)) if !recorded.is_empty() && recorded != [seen] => broken(format!(
             "the init machine changed from {seen} to {} while the test ran",
