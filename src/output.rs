@@ -39,6 +39,13 @@ impl Output {
         }
     }
 
+    /// A progress line on stderr; not with --quiet.
+    pub fn progress(&self, text: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            eprintln!("{text}");
+        }
+    }
+
     /// A warning on stderr; not with --quiet.
     pub fn warn(&self, text: &str) {
         if self.verbosity >= Verbosity::Normal {

@@ -1,5 +1,6 @@
 //! The one progress factory: a bar per VM and spinners for long steps, drawn on stderr when it
-//! is a terminal. Elsewhere (CI, pipes) each bar reports only how it finished, as a plain line.
+//! is a terminal. Elsewhere (CI, pipes) each bar reports only how it finished, as a plain line
+//! on stderr (stdout stays for results, e.g. JSON).
 
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ impl Bar {
             self.pb.finish_with_message(format!("✓ {message}"));
         } else {
             self.pb.finish_and_clear();
-            self.out.info(&format!(
+            self.out.progress(&format!(
                 "  ✓ {:<16} {message} ({})",
                 self.name,
                 self.elapsed()
@@ -116,7 +117,7 @@ impl Bar {
             self.pb.abandon_with_message(format!("✗ {message}"));
         } else {
             self.pb.finish_and_clear();
-            self.out.info(&format!(
+            self.out.progress(&format!(
                 "  ✗ {:<16} {message} ({})",
                 self.name,
                 self.elapsed()

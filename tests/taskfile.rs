@@ -7,7 +7,7 @@ use std::fs;
 
 use common::standins::{both, stdout, Sandbox};
 
-const TASKS: [&str; 14] = [
+const TASKS: [&str; 17] = [
     "vagrant:up",
     "vagrant:destroy",
     "vagrant:status",
@@ -22,6 +22,9 @@ const TASKS: [&str; 14] = [
     "lab:plan",
     "lab:render",
     "doctor",
+    "kairos:install",
+    "kairos:verify",
+    "kairos:uninstall",
 ];
 
 /// A sandbox whose work directory holds this checkout's Taskfile, with K0SLAB_BIN pointing at

@@ -105,12 +105,20 @@ fn wait_available(
         };
         let waiting: Vec<String> = wanted
             .iter()
-            .filter(|w| !by_name.get(*w).is_some_and(|d| condition_true(d, "Available")))
+            .filter(|w| {
+                !by_name
+                    .get(*w)
+                    .is_some_and(|d| condition_true(d, "Available"))
+            })
             .map(|w| match by_name.get(w) {
                 None => format!("{w} (missing)"),
                 Some(d) => {
                     let why = milestones::false_conditions(d).join("; ");
-                    if why.is_empty() { w.to_string() } else { format!("{w} ({why})") }
+                    if why.is_empty() {
+                        w.to_string()
+                    } else {
+                        format!("{w} ({why})")
+                    }
                 }
             })
             .collect();
@@ -124,7 +132,11 @@ fn wait_available(
                 component.version,
                 component.namespace,
                 format_duration(timeout),
-                if waiting.is_empty() { "none found".to_string() } else { waiting.join(", ") }
+                if waiting.is_empty() {
+                    "none found".to_string()
+                } else {
+                    waiting.join(", ")
+                }
             )));
         }
         bar.message(&format!("waiting for {}", waiting.join(", ")));
@@ -193,7 +205,10 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
         })();
         match step {
             Ok(file) => {
-                bar.done(&format!("{} {} Available", component.title, component.version));
+                bar.done(&format!(
+                    "{} {} Available",
+                    component.title, component.version
+                ));
                 installed.push(InstalledComponent {
                     component: component.clone(),
                     file,
@@ -217,7 +232,10 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
     ctx.out.info(&format!(
         "Kairos providers installed on lab {} ({}); CRDs: {}",
         ctx.record()?.name(),
-        plan.iter().map(|c| format!("{} {}", c.title, c.version)).collect::<Vec<_>>().join(", "),
+        plan.iter()
+            .map(|c| format!("{} {}", c.title, c.version))
+            .collect::<Vec<_>>()
+            .join(", "),
         components::KAIROS_CRDS.join(", ")
     ));
     Ok(())
@@ -225,7 +243,11 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
 
 /// Namespaces whose webhooks belong to what `install` added.
 fn webhook_namespaces(installed: &Installed) -> Vec<String> {
-    installed.components.iter().map(|c| c.component.namespace.clone()).collect()
+    installed
+        .components
+        .iter()
+        .map(|c| c.component.namespace.clone())
+        .collect()
 }
 
 pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
@@ -238,15 +260,21 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
             reason: e.to_string(),
         })?,
         Err(_) => {
-            ctx.out.info("no Kairos install recorded in this lab; removing only stale webhooks");
-            Installed { components: Vec::new() }
+            ctx.out
+                .info("no Kairos install recorded in this lab; removing only stale webhooks");
+            Installed {
+                components: Vec::new(),
+            }
         }
     };
     for c in installed.components.iter().rev() {
         let file = dir.join(&c.file);
         if file.is_file() {
             k.delete_file(&format!("removing {}", c.component.title), &file, false)?;
-            ctx.out.info(&format!("removed {} {}", c.component.title, c.component.version));
+            ctx.out.info(&format!(
+                "removed {} {}",
+                c.component.title, c.component.version
+            ));
         }
     }
     // Webhook configurations outlive their services and block the next install.
@@ -254,7 +282,10 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
     if namespaces.is_empty() {
         namespaces = vec![components::KAIROS_NAMESPACE.to_string()];
     }
-    for kind in ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"] {
+    for kind in [
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ] {
         let list = k.get_json(&format!("listing {kind}"), &[kind])?;
         for hook in list["items"].as_array().into_iter().flatten() {
             let ours = hook["webhooks"].as_array().into_iter().flatten().any(|w| {
@@ -262,10 +293,18 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
                     .and_then(Value::as_str)
                     .is_some_and(|ns| namespaces.iter().any(|n| n == ns))
             });
-            let name = hook.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+            let name = hook
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if ours && !name.is_empty() {
-                k.delete(&format!("removing webhook configuration {name}"), kind, name)?;
-                ctx.out.info(&format!("removed stale webhook configuration {name}"));
+                k.delete(
+                    &format!("removing webhook configuration {name}"),
+                    kind,
+                    name,
+                )?;
+                ctx.out
+                    .info(&format!("removed stale webhook configuration {name}"));
             }
         }
     }
@@ -287,7 +326,8 @@ pub struct VerifyOptions {
 
 /// What the cluster manifest asks for.
 fn expected(manifest_path: &Path, init_annotation: &str) -> Result<Expected> {
-    let text = fs::read_to_string(manifest_path).map_err(|e| Error::io("reading", manifest_path, e))?;
+    let text =
+        fs::read_to_string(manifest_path).map_err(|e| Error::io("reading", manifest_path, e))?;
     let docs = manifest::documents(&text)?;
     let ns_of = |d: &serde_yaml_ng::Value| {
         d.get("metadata")
@@ -297,7 +337,10 @@ fn expected(manifest_path: &Path, init_annotation: &str) -> Result<Expected> {
             .to_string()
     };
     let replicas_of = |d: &serde_yaml_ng::Value| {
-        d.get("spec").and_then(|s| s.get("replicas")).and_then(|r| r.as_u64()).unwrap_or(1) as u32
+        d.get("spec")
+            .and_then(|s| s.get("replicas"))
+            .and_then(|r| r.as_u64())
+            .unwrap_or(1) as u32
     };
     let cluster = docs
         .iter()
@@ -306,7 +349,12 @@ fn expected(manifest_path: &Path, init_annotation: &str) -> Result<Expected> {
     let kcp = docs
         .iter()
         .find(|d| manifest::kind_and_name(d).0 == "KairosControlPlane")
-        .ok_or_else(|| Error::Step(format!("{} has no KairosControlPlane", manifest_path.display())))?;
+        .ok_or_else(|| {
+            Error::Step(format!(
+                "{} has no KairosControlPlane",
+                manifest_path.display()
+            ))
+        })?;
     let workers = docs
         .iter()
         .filter(|d| manifest::kind_and_name(d).0 == "MachineDeployment")
@@ -329,7 +377,12 @@ fn decode_secret(secret: &Value) -> Option<String> {
 }
 
 /// One look at the management cluster (and the workload cluster, once it has a kubeconfig).
-fn observe(ctx: &Context<'_>, k: &Kubectl<'_>, e: &Expected, scratch: &Path) -> Result<Observation> {
+fn observe(
+    ctx: &Context<'_>,
+    k: &Kubectl<'_>,
+    e: &Expected,
+    scratch: &Path,
+) -> Result<Observation> {
     let ns = e.namespace.as_str();
     let items = |kind: &str| -> Vec<Value> {
         k.get_json(&format!("listing {kind}"), &[kind, "--namespace", ns])
@@ -340,13 +393,19 @@ fn observe(ctx: &Context<'_>, k: &Kubectl<'_>, e: &Expected, scratch: &Path) -> 
     let kairos_configs = items("kairosconfigs");
     let machines = items("machines");
     let control_plane = k
-        .get_json("reading the KairosControlPlane", &["kairoscontrolplanes", &e.control_plane, "--namespace", ns])
+        .get_json(
+            "reading the KairosControlPlane",
+            &["kairoscontrolplanes", &e.control_plane, "--namespace", ns],
+        )
         .ok();
     let mut secrets = BTreeMap::new();
     for c in milestones::of_cluster(&kairos_configs, &e.cluster) {
         if let Some(name) = c.pointer("/status/dataSecretName").and_then(Value::as_str) {
             let data = k
-                .get_json("reading bootstrap data", &["secret", name, "--namespace", ns])
+                .get_json(
+                    "reading bootstrap data",
+                    &["secret", name, "--namespace", ns],
+                )
                 .ok()
                 .and_then(|s| decode_secret(&s));
             secrets.insert(name.to_string(), data);
@@ -354,7 +413,10 @@ fn observe(ctx: &Context<'_>, k: &Kubectl<'_>, e: &Expected, scratch: &Path) -> 
     }
     let kubeconfig_secret = format!("{}-kubeconfig", e.cluster);
     let workload = k
-        .get_json("reading the workload kubeconfig", &["secret", &kubeconfig_secret, "--namespace", ns])
+        .get_json(
+            "reading the workload kubeconfig",
+            &["secret", &kubeconfig_secret, "--namespace", ns],
+        )
         .ok()
         .and_then(|s| decode_secret(&s))
         .map(|text| -> Result<_> {
@@ -363,7 +425,8 @@ fn observe(ctx: &Context<'_>, k: &Kubectl<'_>, e: &Expected, scratch: &Path) -> 
             let w = kubectl(ctx, &path)?;
             Ok((
                 w.readyz().map_err(|e| e.to_string()),
-                w.get_json("listing the workload cluster's nodes", &["nodes"]).map_err(|e| e.to_string()),
+                w.get_json("listing the workload cluster's nodes", &["nodes"])
+                    .map_err(|e| e.to_string()),
             ))
         })
         .transpose()?;
@@ -402,13 +465,18 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
     let e = expected(&o.cluster_manifest, &o.init_annotation)?;
-    let scratch = tempfile::tempdir().map_err(|err| Error::io("creating a temporary directory", std::env::temp_dir(), err))?;
-    k.apply("applying the workload cluster manifest", &o.cluster_manifest)?;
+    let scratch = tempfile::tempdir()
+        .map_err(|err| Error::io("creating a temporary directory", std::env::temp_dir(), err))?;
+    k.apply(
+        "applying the workload cluster manifest",
+        &o.cluster_manifest,
+    )?;
     let started = Instant::now();
     let progress = Progress::new(&ctx.out);
     let spinner = progress.spinner("verify");
     let mut reached: BTreeMap<Milestone, Duration> = BTreeMap::new();
     let mut init_seen: Option<String> = None;
+    let mut confirmed = false;
     let (last, failure) = loop {
         let obs = observe(ctx, &k, &e, scratch.path())?;
         let (states, _) = milestones::evaluate(&e, &obs, init_seen.as_deref());
@@ -428,15 +496,32 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
             break (states.clone(), Some(format!("{}: {}", m.title(), s.detail)));
         }
         if done == states.len() {
-            break (states, None);
+            // One more look: the init machine must not change once everything is up.
+            if confirmed {
+                break (states, None);
+            }
+            confirmed = true;
+            continue;
         }
         if started.elapsed() >= o.timeout {
-            let (m, s): (&Milestone, &State) = states.iter().find(|(_, s)| !s.reached).expect("one is missing");
-            let mut why = format!("{} not reached after {}: {}", m.title(), format_duration(o.timeout), s.detail);
+            let (m, s): (&Milestone, &State) = states
+                .iter()
+                .find(|(_, s)| !s.reached)
+                .expect("one is missing");
+            let mut why = format!(
+                "{} not reached after {}: {}",
+                m.title(),
+                format_duration(o.timeout),
+                s.detail
+            );
             if let Some(kcp) = &obs.control_plane {
                 let c = milestones::false_conditions(kcp);
                 if !c.is_empty() {
-                    why.push_str(&format!("\n  KairosControlPlane {} conditions: {}", e.control_plane, c.join("; ")));
+                    why.push_str(&format!(
+                        "\n  KairosControlPlane {} conditions: {}",
+                        e.control_plane,
+                        c.join("; ")
+                    ));
                 }
             }
             break (states, Some(why));
@@ -462,13 +547,18 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
                 milestone: *m,
                 title: m.title(),
                 reached: last[m].reached,
-                reached_after_s: reached.get(m).filter(|_| last[m].reached).map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
+                reached_after_s: reached
+                    .get(m)
+                    .filter(|_| last[m].reached)
+                    .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
                 detail: last[m].detail.clone(),
             })
             .collect(),
     };
     match o.format {
-        OutputFormat::Json => ctx.out.result(&serde_json::to_string_pretty(&report).expect("serialises")),
+        OutputFormat::Json => ctx
+            .out
+            .result(&serde_json::to_string_pretty(&report).expect("serialises")),
         OutputFormat::Table => ctx.out.result(&output::table(
             &["milestone", "status", "at", "detail"],
             report
@@ -477,7 +567,14 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
                 .map(|m| {
                     vec![
                         m.title.to_string(),
-                        if m.reached { "ok" } else if last[&m.milestone].broken { "BROKEN" } else { "FAIL" }.to_string(),
+                        if m.reached {
+                            "ok"
+                        } else if last[&m.milestone].broken {
+                            "BROKEN"
+                        } else {
+                            "FAIL"
+                        }
+                        .to_string(),
                         m.reached_after_s.map_or("-".into(), |s| format!("{s:.1}s")),
                         m.detail.clone(),
                     ]
@@ -487,7 +584,7 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
         )),
     }
     if o.keep {
-        ctx.out.info(&format!(
+        ctx.out.progress(&format!(
             "kept workload cluster {}/{} (--keep); delete it with: kubectl --kubeconfig {} delete -f {}",
             e.namespace,
             e.cluster,
@@ -496,10 +593,16 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
         ));
     } else {
         k.delete_file("deleting the workload cluster", &o.cluster_manifest, true)?;
-        ctx.out.info(&format!("deleted workload cluster {}/{}", e.namespace, e.cluster));
+        ctx.out.progress(&format!(
+            "deleted workload cluster {}/{}",
+            e.namespace, e.cluster
+        ));
     }
     match failure {
         None => Ok(()),
-        Some(why) => Err(Error::Unhealthy(format!("kairos verify failed for cluster {}: {why}", e.cluster))),
+        Some(why) => Err(Error::Unhealthy(format!(
+            "kairos verify failed for cluster {}: {why}",
+            e.cluster
+        ))),
     }
 }

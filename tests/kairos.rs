@@ -1,0 +1,416 @@
+//! `k0slab kairos install | verify | uninstall` against the stand-ins: a stand-in kubectl
+//! that keeps objects on disk, makes Deployments Available and moves a simulated Cluster API
+//! and Kairos workload cluster through its states on a schedule (tests/standins/lib/capi.rb),
+//! and a stand-in curl that serves release manifests from tests/standins/releases.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::standins::{both, standins_bin, stderr, stdout, Sandbox};
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A sandbox with a running 3-controller lab.
+fn lab() -> Sandbox {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["-q", "up", "--wait", "5s"],
+        &[("control_plane_count", "3")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    sb
+}
+
+fn installed(sb: &Sandbox) -> Sandbox {
+    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    Sandbox {
+        root: tempfile::tempdir().unwrap(),
+        env: sb.env.clone(),
+    }
+}
+
+fn objects(sb: &Sandbox) -> Vec<Value> {
+    fs::read_to_string(sb.state().join("objects.json"))
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap_or_default()
+}
+
+fn has(sb: &Sandbox, kind: &str, name: &str) -> bool {
+    objects(sb)
+        .iter()
+        .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+#[test]
+fn install_applies_every_component_in_order_and_is_idempotent() {
+    let sb = lab();
+    let o = sb.k0slab(
+        &["kairos", "install", "--infrastructure", "docker"],
+        &[("STANDIN_DEPLOY_SECONDS", "0.3")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let urls: Vec<String> = sb
+        .calls_of("curl", "-fsSL")
+        .into_iter()
+        .map(|a| a.last().unwrap().clone())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml",
+            "https://github.com/kubernetes-sigs/cluster-api/releases/download/v1.11.2/core-components.yaml",
+            "https://github.com/kubernetes-sigs/cluster-api/releases/download/v1.11.2/infrastructure-components-development.yaml",
+            "https://github.com/kairos-io/kairos-capi/releases/download/v0.1.0/kairos-capi-components.yaml",
+        ]
+    );
+    for crd in [
+        "kairosconfigs.bootstrap.cluster.x-k8s.io",
+        "kairosconfigtemplates.bootstrap.cluster.x-k8s.io",
+        "kairoscontrolplanes.controlplane.cluster.x-k8s.io",
+        "kairoscontrolplanetemplates.controlplane.cluster.x-k8s.io",
+    ] {
+        assert!(has(&sb, "CustomResourceDefinition", crd), "{crd}");
+    }
+    assert!(has(&sb, "Deployment", "kairos-capi-controller-manager"));
+    // clusterctl-style variables were filled in before applying.
+    let core = fs::read_to_string(sb.lab().join("kairos/02-cluster-api.yaml")).unwrap();
+    assert!(
+        core.contains("--diagnostics-address=:8443") && !core.contains("${"),
+        "{core}"
+    );
+    assert!(
+        stderr(&o).contains("Kairos providers v0.1.0 Available"),
+        "{}",
+        stderr(&o)
+    );
+
+    let count = objects(&sb).len();
+    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(
+        objects(&sb).len(),
+        count,
+        "a second install changes nothing"
+    );
+}
+
+#[test]
+fn a_provider_that_never_becomes_available_stops_the_install() {
+    let sb = lab();
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "install",
+            "--infrastructure",
+            "none",
+            "--timeout",
+            "1s",
+        ],
+        &[(
+            "STANDIN_DEPLOYMENT_NEVER_AVAILABLE",
+            "kairos-capi-controller-manager",
+        )],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("kairos install stopped at Kairos providers v0.1.0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kairos-capi-controller-manager (Available=False (MinimumReplicasUnavailable"),
+        "{err}"
+    );
+    let record: Value =
+        serde_json::from_str(&fs::read_to_string(sb.lab().join("kairos/installed.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&str> = record["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["component"]["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        ["cert-manager", "cluster-api"],
+        "what was applied is recorded for uninstall"
+    );
+}
+
+#[test]
+fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
+    let sb = lab();
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "install",
+            "--infrastructure",
+            "none",
+            "--provider-manifest",
+            &fixture("kairos-working-copy/config/default"),
+            "--provider-image",
+            "ghcr.io/me/kairos-capi:dev",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(sb.calls_of("kubectl", "kustomize").len(), 1);
+    assert_eq!(
+        sb.calls_of("curl", "-fsSL").len(),
+        2,
+        "cert-manager and CAPI only"
+    );
+    let applied = fs::read_to_string(sb.lab().join("kairos/03-kairos.yaml")).unwrap();
+    assert!(
+        applied.contains("image: ghcr.io/me/kairos-capi:dev"),
+        "{applied}"
+    );
+    let deployment = objects(&sb)
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == "kairos-capi-controller-manager")
+        .unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/me/kairos-capi:dev"
+    );
+    assert!(
+        stderr(&o).contains("Kairos providers working copy Available"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
+    let sb = lab();
+    installed(&sb);
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "verify",
+            "--cluster-manifest",
+            &fixture("kairos/cluster-ha.yaml"),
+            "-o",
+            "json",
+        ],
+        &[("STANDIN_CAPI_STEP_SECONDS", "0.6")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(
+        (v["replicas"].as_u64(), v["workers"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let ms = v["milestones"].as_array().unwrap();
+    assert_eq!(ms.len(), 8);
+    assert!(ms.iter().all(|m| m["reached"] == true), "{ms:?}");
+    let at: Vec<f64> = ms
+        .iter()
+        .map(|m| m["reached_after_s"].as_f64().unwrap())
+        .collect();
+    assert!(
+        at.first() < at.last(),
+        "milestones were reached over time: {at:?}"
+    );
+    let rules = ms
+        .iter()
+        .find(|m| m["milestone"] == "bootstrap-rules")
+        .unwrap();
+    assert_eq!(
+        rules["detail"],
+        "init demo-control-plane-0, 2 joining controller(s), 2 worker(s)"
+    );
+    // Without --keep the workload cluster is deleted.
+    assert!(!has(&sb, "Cluster", "demo"));
+    assert!(!has(&sb, "KairosControlPlane", "demo-control-plane"));
+}
+
+#[test]
+fn verify_keep_leaves_the_cluster_and_the_table_shows_each_milestone() {
+    let sb = lab();
+    installed(&sb);
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "verify",
+            "--cluster-manifest",
+            &fixture("kairos/cluster-single.yaml"),
+            "--keep",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let out = stdout(&o);
+    for title in [
+        "KairosConfigs ready",
+        "bootstrap data follows",
+        "init machine recorded",
+        "KairosControlPlane initialized",
+        "Machines Running",
+        "workload Nodes Ready",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(title) && l.contains(" ok ")),
+            "{title}:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("init solo-control-plane-0, 0 joining controller(s), 1 worker(s)"),
+        "{out}"
+    );
+    assert!(has(&sb, "Cluster", "solo"), "--keep kept it");
+    assert!(
+        stderr(&o).contains("kept workload cluster default/solo"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_control_plane_that_never_initialises_fails_with_its_conditions() {
+    let sb = lab();
+    installed(&sb);
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "verify",
+            "--cluster-manifest",
+            &fixture("kairos/cluster-ha.yaml"),
+            "--timeout",
+            "2s",
+        ],
+        &[("STANDIN_CAPI_NEVER_INITIALIZE", "1")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("KairosControlPlane initialized not reached after 2.0s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Initialized=False (WaitingForControlPlaneInit"),
+        "{err}"
+    );
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("KairosControlPlane initialized") && l.contains("FAIL")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !has(&sb, "Cluster", "demo"),
+        "cleaned up after a failure too"
+    );
+}
+
+#[test]
+fn broken_bootstrap_data_is_named_by_machine_and_rule() {
+    let sb = lab();
+    installed(&sb);
+    for (variant, expect) in [
+        ("two-inits", "demo-control-plane-1: initialises the cluster too (no join token), but demo-control-plane-0 already does"),
+        ("join-without-token", "demo-control-plane-1: a joining controller uses --token-file /etc/k0s/controller-token but its cloud-config does not write that file"),
+        ("single-with-replicas", "demo-control-plane-0: uses --single with 3 control-plane replicas"),
+        ("worker-without-token", "demo-workers-0: a worker must use --token-file /etc/k0s/token"),
+        ("init-flip", "the init machine changed from demo-control-plane-0 to demo-control-plane-1"),
+    ] {
+        let o = sb.k0slab(
+            &["kairos", "verify", "--cluster-manifest", &fixture("kairos/cluster-ha.yaml"), "--timeout", "20s"],
+            &[("STANDIN_CAPI_BROKEN", variant), ("STANDIN_CAPI_STEP_SECONDS", "0.3")],
+        );
+        assert_eq!(o.status.code(), Some(1), "{variant}: {}", both(&o));
+        assert!(stderr(&o).contains(expect), "{variant}: {}", stderr(&o));
+        assert!(stdout(&o).contains("BROKEN"), "{variant}: {}", stdout(&o));
+        assert!(!has(&sb, "Cluster", "demo"), "{variant}: cleaned up");
+    }
+}
+
+#[test]
+fn uninstall_removes_what_install_added_and_stale_webhooks() {
+    let sb = lab();
+    installed(&sb);
+    // A webhook configuration left behind by an earlier provider install, and somebody else's.
+    let extra = sb.work().join("webhooks.yaml");
+    fs::write(
+        &extra,
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: old-kairos-webhook}\nwebhooks:\n- name: old.kb.io\n  clientConfig: {service: {name: x, namespace: kairos-capi-system}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {name: unrelated}\nwebhooks:\n- name: u.example\n  clientConfig: {service: {name: y, namespace: other-system}}\n",
+    )
+    .unwrap();
+    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
+    let kubectl = standins_bin().join("kubectl").display().to_string();
+    let o = sb.command(
+        &kubectl,
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "apply",
+            "-f",
+            extra.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+
+    let o = sb.k0slab(&["kairos", "uninstall"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("removed stale webhook configuration old-kairos-webhook"),
+        "{}",
+        stdout(&o)
+    );
+    for (kind, name) in [
+        ("Deployment", "kairos-capi-controller-manager"),
+        (
+            "CustomResourceDefinition",
+            "kairosconfigs.bootstrap.cluster.x-k8s.io",
+        ),
+        ("Namespace", "cert-manager"),
+        ("ValidatingWebhookConfiguration", "old-kairos-webhook"),
+        (
+            "ValidatingWebhookConfiguration",
+            "capi-validating-webhook-configuration",
+        ),
+    ] {
+        assert!(!has(&sb, kind, name), "{kind} {name} removed");
+    }
+    assert!(
+        has(&sb, "MutatingWebhookConfiguration", "unrelated"),
+        "somebody else's webhook is kept"
+    );
+    assert!(!sb.lab().join("kairos").exists());
+    // And it installs again cleanly.
+    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+#[test]
+fn kairos_needs_a_running_lab() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("there is no lab in lab"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sb.k0slab(&["kairos", "install"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--infrastructure is required: {}",
+        both(&o)
+    );
+}
