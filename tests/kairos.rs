@@ -203,7 +203,7 @@ fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
             "-o",
             "json",
         ],
-        &[("STANDIN_CAPI_STEP_SECONDS", "0.6")],
+        &[("STANDIN_CAPI_STEP_SECONDS", "1.5")],
     );
     assert!(o.status.success(), "{}", both(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();

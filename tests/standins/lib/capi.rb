@@ -196,11 +196,11 @@ module Capi
       never = !ENV["STANDIN_CAPI_NEVER_INITIALIZE"].to_s.empty?
       initialized = !never && t >= 3 * step
       annotation = ENV.fetch("STANDIN_INIT_ANNOTATION", "controlplane.cluster.x-k8s.io/kairos-init-machine")
-      # init-flip: after the Machines were listed once with the cluster initialised, the
+      # init-flip: once the Machines were listed with their bootstrap data ready, the
       # annotation moves to another machine.
       flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
       init_index = 0
-      if broken?("init-flip") && initialized
+      if broken?("init-flip") && t >= step
         if File.exist?(flip_file)
           init_index = 1
         elsif listing == "Machine"
