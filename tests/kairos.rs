@@ -30,13 +30,22 @@ fn lab() -> Sandbox {
     sb
 }
 
-fn installed(sb: &Sandbox) -> Sandbox {
+fn installed(sb: &Sandbox) {
     let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
     assert!(o.status.success(), "{}", both(&o));
-    Sandbox {
-        root: tempfile::tempdir().unwrap(),
-        env: sb.env.clone(),
-    }
+}
+
+/// `k0slab kairos verify --cluster-manifest <fixture> ARGS…`.
+fn verify(
+    sb: &Sandbox,
+    manifest: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let path = fixture(manifest);
+    let mut all = vec!["kairos", "verify", "--cluster-manifest", path.as_str()];
+    all.extend_from_slice(args);
+    sb.k0slab(&all, env)
 }
 
 fn objects(sb: &Sandbox) -> Vec<Value> {
@@ -194,15 +203,10 @@ fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
 fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
     let sb = lab();
     installed(&sb);
-    let o = sb.k0slab(
-        &[
-            "kairos",
-            "verify",
-            "--cluster-manifest",
-            &fixture("kairos/cluster-ha.yaml"),
-            "-o",
-            "json",
-        ],
+    let o = verify(
+        &sb,
+        "kairos/cluster-ha.yaml",
+        &["-o", "json"],
         &[("STANDIN_CAPI_STEP_SECONDS", "1.5")],
     );
     assert!(o.status.success(), "{}", both(&o));
@@ -240,16 +244,7 @@ fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
 fn verify_keep_leaves_the_cluster_and_the_table_shows_each_milestone() {
     let sb = lab();
     installed(&sb);
-    let o = sb.k0slab(
-        &[
-            "kairos",
-            "verify",
-            "--cluster-manifest",
-            &fixture("kairos/cluster-single.yaml"),
-            "--keep",
-        ],
-        &[],
-    );
+    let o = verify(&sb, "kairos/cluster-single.yaml", &["--keep"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     let out = stdout(&o);
     for title in [
@@ -282,15 +277,10 @@ fn verify_keep_leaves_the_cluster_and_the_table_shows_each_milestone() {
 fn a_control_plane_that_never_initialises_fails_with_its_conditions() {
     let sb = lab();
     installed(&sb);
-    let o = sb.k0slab(
-        &[
-            "kairos",
-            "verify",
-            "--cluster-manifest",
-            &fixture("kairos/cluster-ha.yaml"),
-            "--timeout",
-            "2s",
-        ],
+    let o = verify(
+        &sb,
+        "kairos/cluster-ha.yaml",
+        &["--timeout", "2s"],
         &[("STANDIN_CAPI_NEVER_INITIALIZE", "1")],
     );
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
@@ -327,8 +317,10 @@ fn broken_bootstrap_data_is_named_by_machine_and_rule() {
         ("worker-without-token", "demo-workers-0: a worker must use --token-file /etc/k0s/token"),
         ("init-flip", "the init machine changed from demo-control-plane-0 to demo-control-plane-1"),
     ] {
-        let o = sb.k0slab(
-            &["kairos", "verify", "--cluster-manifest", &fixture("kairos/cluster-ha.yaml"), "--timeout", "20s"],
+        let o = verify(
+            &sb,
+            "kairos/cluster-ha.yaml",
+            &["--timeout", "20s"],
             &[("STANDIN_CAPI_BROKEN", variant), ("STANDIN_CAPI_STEP_SECONDS", "0.3")],
         );
         assert_eq!(o.status.code(), Some(1), "{variant}: {}", both(&o));
