@@ -53,10 +53,11 @@ impl K0sctl<'_> {
         self.kubeconfig_cmd(api_url).output(self.env, self.out)
     }
 
-    pub fn version(&self) -> Result<String> {
-        Cmd::new(self.path, "asking k0sctl for its version")
+    /// `k0sctl version` of the k0sctl at `path`.
+    pub fn version(path: &Path, env: &Environment, out: &Output) -> Result<String> {
+        Cmd::new(path, "asking k0sctl for its version")
             .arg("version")
-            .output(self.env, self.out)
+            .output(env, out)
     }
 }
 

@@ -83,9 +83,10 @@ impl Kubectl<'_> {
         .output(self.env, self.out)
     }
 
-    pub fn version(&self) -> Result<String> {
-        Cmd::new(self.path, "asking kubectl for its version")
+    /// `kubectl version --client` of the kubectl at `path`.
+    pub fn version(path: &Path, env: &Environment, out: &Output) -> Result<String> {
+        Cmd::new(path, "asking kubectl for its version")
             .args(["version", "--client"])
-            .output(self.env, self.out)
+            .output(env, out)
     }
 }

@@ -72,20 +72,8 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
                         out: &ctx.out,
                     }
                     .version(),
-                    Tool::K0sctl => K0sctl {
-                        path,
-                        config: path,
-                        env: ctx.env,
-                        out: &ctx.out,
-                    }
-                    .version(),
-                    Tool::Kubectl => Kubectl {
-                        path,
-                        kubeconfig: path,
-                        env: ctx.env,
-                        out: &ctx.out,
-                    }
-                    .version(),
+                    Tool::K0sctl => K0sctl::version(path, ctx.env, &ctx.out),
+                    Tool::Kubectl => Kubectl::version(path, ctx.env, &ctx.out),
                     Tool::Curl => crate::process::Cmd::new(path, "asking curl for its version")
                         .arg("--version")
                         .output(ctx.env, &ctx.out),

@@ -47,13 +47,8 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         .require(&[Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl])?;
     let vagrant = ctx.vagrant()?;
     crate::tools::check_version(Tool::Vagrant, &vagrant.version()?)?;
-    let k0sctl = K0sctl {
-        path: ctx.tools.get(Tool::K0sctl)?,
-        config: ctx.tools.get(Tool::K0sctl)?,
-        env: ctx.env,
-        out: &ctx.out,
-    };
-    crate::tools::check_version(Tool::K0sctl, &k0sctl.version()?)?;
+    let k0sctl_version = K0sctl::version(ctx.tools.get(Tool::K0sctl)?, ctx.env, &ctx.out)?;
+    crate::tools::check_version(Tool::K0sctl, &k0sctl_version)?;
     let plugins = vagrant.plugins()?;
     if !plugins
         .lines()
