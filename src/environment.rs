@@ -38,13 +38,6 @@ impl Environment {
         &self.vars
     }
 
-    /// A copy with `name` set to `value`.
-    pub fn with(&self, name: &str, value: impl Into<String>) -> Self {
-        let mut vars = self.vars.clone();
-        vars.insert(name.to_string(), value.into());
-        Self { vars }
-    }
-
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)

@@ -23,10 +23,6 @@ impl Output {
         Self { verbosity }
     }
 
-    pub fn verbosity(&self) -> Verbosity {
-        self.verbosity
-    }
-
     /// The result a command was asked for (a table, JSON): always printed, on stdout.
     pub fn result(&self, text: &str) {
         println!("{}", text.trim_end_matches('\n'));

@@ -124,10 +124,6 @@ impl Cmd {
         self
     }
 
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
     /// The command line as a person would type it (tool name, shell-quoted arguments).
     pub fn command_line(&self) -> String {
         let name = self.program.file_name().map_or_else(

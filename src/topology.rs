@@ -291,10 +291,6 @@ impl Topology {
     pub fn total_memory_mb(&self) -> u64 {
         self.nodes.iter().map(|n| u64::from(n.memory_mb)).sum()
     }
-
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name == name)
-    }
 }
 
 #[cfg(test)]
