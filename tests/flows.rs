@@ -847,3 +847,37 @@ fn ctrl_c_stops_the_children_and_keeps_lab_json_consistent() {
     let o = up(&sb, &[]);
     assert!(o.status.success(), "{}", both(&o));
 }
+
+#[test]
+fn destroy_skips_machines_that_were_never_created() {
+    // vagrant-tart refuses `destroy` of a machine that does not exist; k0slab asks first.
+    // In haproxy mode the load balancer boots first: when it fails, nothing else is created.
+    let sb = Sandbox::new();
+    let env = [THREE_TWO[0], THREE_TWO[1], ("K0SLAB_ENDPOINT", "haproxy")];
+    let o = sb.k0slab(
+        &["up"],
+        &[
+            env[0],
+            env[1],
+            env[2],
+            ("STANDIN_VAGRANT_FAIL_UP", "load-balancer"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert_eq!(sb.booted(), ["load-balancer"]);
+    assert_eq!(sb.vms().len(), 1);
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let destroyed: Vec<String> = sb
+        .calls_of("vagrant", "destroy")
+        .into_iter()
+        .map(|a| a[2].clone())
+        .collect();
+    assert_eq!(
+        destroyed,
+        ["load-balancer"],
+        "only the created machine is destroyed"
+    );
+    assert!(sb.vms().is_empty());
+    assert!(!sb.lab().exists());
+}

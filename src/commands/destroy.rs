@@ -14,6 +14,7 @@ use crate::render::VAGRANTFILE;
 use crate::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::{Node, Topology};
+use crate::vagrant::MachineState;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
 const RUNTIME_FILES: [&str; 3] = [kubeconfig::FILE_NAME, super::up::APPLIED_MARKER, GITIGNORE];
@@ -141,9 +142,18 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
     ctx.tools.require(&[Tool::Vagrant])?;
     restore_vagrantfile(ctx, &record)?;
     let vagrant = ctx.vagrant()?;
+    // vagrant-tart refuses to destroy a machine that was never created: skip those.
+    let states = vagrant.status()?;
     let progress = Progress::new(&ctx.out);
     let nodes: Vec<&Node> = record.nodes.iter().collect();
     let results = per_machine(ctx, &progress, &nodes, |node, bar| {
+        if matches!(
+            states.get(&node.name),
+            None | Some(MachineState::NotCreated)
+        ) {
+            bar.done("not created");
+            return Ok(());
+        }
         bar.message("destroying");
         match vagrant.destroy_cmd(&node.name).output(ctx.env, &ctx.out) {
             Ok(_) => {
