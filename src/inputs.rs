@@ -475,8 +475,19 @@ impl Resolver<'_> {
 }
 
 fn whole_number(range: RangeInclusive<u32>) -> impl Fn(&str) -> Result<u32, String> {
+    counted(range, "")
+}
+
+/// A whole number in `range`; `why` explains the range in error messages.
+fn counted(range: RangeInclusive<u32>, why: &'static str) -> impl Fn(&str) -> Result<u32, String> {
     move |s| {
-        let allowed = || format!("a whole number from {} to {}", range.start(), range.end());
+        let allowed = || {
+            format!(
+                "a whole number from {} to {}{why}",
+                range.start(),
+                range.end()
+            )
+        };
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(allowed());
         }
@@ -551,13 +562,19 @@ pub fn resolve(
     let inputs = Inputs {
         control_plane_count: r.pick(
             Key::ControlPlaneCount,
-            whole_number(CONTROL_PLANE_COUNT),
+            counted(
+                CONTROL_PLANE_COUNT,
+                " (controllers use host .10 to .19; an 11th would take .20, worker-1's address)",
+            ),
             |l| l.control_plane_count,
             || 1,
         )?,
         worker_count: r.pick(
             Key::WorkerCount,
-            whole_number(WORKER_COUNT),
+            counted(
+                WORKER_COUNT,
+                " (workers use host .20 to .99, below the API endpoint at .100)",
+            ),
             |l| l.worker_count,
             || 1,
         )?,
@@ -738,7 +755,8 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "flag --worker-count has the value \"many\", which is not allowed: \
-             expected a whole number from 0 to 80"
+             expected a whole number from 0 to 80 (workers use host .20 to .99, below the API \
+             endpoint at .100)"
         );
     }
 

@@ -263,7 +263,7 @@ const BAD: &[(&[(&str, &str)], &str)] = &[
         &[("control_plane_count", "0")],
         "control_plane_count has the value \"0\"",
     ),
-    (&[("control_plane_count", "11")], "from 1 to 10"),
+    (&[("control_plane_count", "11")], "from 1 to 10 (controllers use host .10 to .19; an 11th would take .20, worker-1's address)"),
     (
         &[("control_plane_count", "-1")],
         "control_plane_count has the value \"-1\"",
@@ -392,6 +392,33 @@ fn bad_flags_name_the_flag_and_flags_beat_the_environment() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().len(), 1);
     assert_eq!(v["nodes"][0]["role"], "single");
+}
+
+#[test]
+fn a_lab_directory_that_is_a_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes"), "mine").unwrap();
+    for (args, env, name) in [
+        (vec!["--dir", "notes", "render"], vec![], "flag --dir"),
+        (
+            vec!["render"],
+            vec![("K0SLAB_DIR", "notes")],
+            "environment variable K0SLAB_DIR",
+        ),
+    ] {
+        let o = k0slab(dir.path(), &env).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{name} has the value \"notes\"")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("this path is a file"), "{}", stderr(&o));
+    }
+    assert_eq!(
+        fs::read_to_string(dir.path().join("notes")).unwrap(),
+        "mine"
+    );
 }
 
 #[test]

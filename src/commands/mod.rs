@@ -162,23 +162,33 @@ pub fn machine_failures<T>(
 
 /// The lab directory: `--dir`, else K0SLAB_DIR, else `lab`.
 pub fn lab_dir(flag: Option<PathBuf>, env: &Environment) -> Result<LabDir> {
-    let path = match flag {
-        Some(p) => Some(p),
-        None => inputs::lookup_env(env, "K0SLAB_DIR")?
-            .map(|raw| {
-                if raw.value.is_empty() {
-                    Err(InputError::Invalid {
-                        origin: raw.origin.to_string(),
-                        value: raw.value,
-                        allowed: "a directory path".into(),
-                    })
-                } else {
-                    Ok(PathBuf::from(raw.value))
-                }
-            })
-            .transpose()?,
+    let given = match flag {
+        Some(p) => Some(inputs::Raw {
+            value: p.display().to_string(),
+            origin: inputs::Origin::Flag("--dir"),
+        }),
+        None => inputs::lookup_env(env, "K0SLAB_DIR")?,
     };
-    LabDir::new(path.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR)))
+    let Some(raw) = given else {
+        return LabDir::new(DEFAULT_DIR);
+    };
+    let path = PathBuf::from(&raw.value);
+    let problem = if raw.value.is_empty() {
+        Some("a directory path")
+    } else if path.exists() && !path.is_dir() {
+        Some("a directory, but this path is a file")
+    } else {
+        None
+    };
+    if let Some(allowed) = problem {
+        return Err(InputError::Invalid {
+            origin: raw.origin.to_string(),
+            value: raw.value,
+            allowed: allowed.into(),
+        }
+        .into());
+    }
+    LabDir::new(path)
 }
 
 /// A lab resolved from the inputs and the existing `lab.json`.
