@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::output::last_line;
 use crate::roles::Role;
 use crate::topology::{Endpoint, Node};
 
@@ -50,16 +51,6 @@ const TAINT_KEYS: [&str; 2] = [
     "node-role.kubernetes.io/control-plane",
     "node-role.kubernetes.io/master",
 ];
-
-fn first_line(s: &str) -> String {
-    s.trim()
-        .lines()
-        .last()
-        .unwrap_or("")
-        .chars()
-        .take(160)
-        .collect()
-}
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
@@ -239,7 +230,7 @@ fn check_etcd(nodes: &[Node], output: &str) -> Check {
         return Check::new(
             "etcd",
             false,
-            format!("no member list: {}", first_line(output)),
+            format!("no member list: {}", last_line(output)),
         );
     };
     let mut problems = Vec::new();
@@ -321,25 +312,25 @@ pub fn evaluate(nodes: &[Node], endpoint: &Endpoint, facts: &Facts) -> Vec<Check
         Ok(body) => Check::new(
             "API",
             false,
-            format!("{}/readyz: {}", endpoint.url(), first_line(body)),
+            format!("{}/readyz: {}", endpoint.url(), last_line(body)),
         ),
         Err(e) => Check::new(
             "API",
             false,
-            format!("{} unreachable: {}", endpoint.url(), first_line(e)),
+            format!("{} unreachable: {}", endpoint.url(), last_line(e)),
         ),
     }];
     match &facts.nodes {
         Ok(list) => checks.extend(check_nodes(nodes, list)),
-        Err(e) => checks.push(Check::new("nodes", false, first_line(e))),
+        Err(e) => checks.push(Check::new("nodes", false, last_line(e))),
     }
     checks.push(match &facts.etcd {
         Ok(out) => check_etcd(nodes, out),
-        Err(e) => Check::new("etcd", false, first_line(e)),
+        Err(e) => Check::new("etcd", false, last_line(e)),
     });
     checks.push(match &facts.pods {
         Ok(list) => check_pods(list),
-        Err(e) => Check::new("kube-system pods", false, first_line(e)),
+        Err(e) => Check::new("kube-system pods", false, last_line(e)),
     });
     checks
 }

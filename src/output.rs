@@ -67,6 +67,26 @@ impl Output {
     }
 }
 
+/// The first non-empty line of a tool's output (e.g. a version), trimmed.
+pub fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The last non-empty line of an error (where tools put the cause), at most 160 characters.
+pub fn last_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(160)
+        .collect()
+}
+
 /// A borderless, kubectl-style table with upper-case headers; columns listed in
 /// `right_aligned` hold numbers.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) -> String {
@@ -91,6 +111,19 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>, right_aligned: &[usize]) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn first_and_last_lines() {
+        assert_eq!(
+            super::first_line("\n  Vagrant 2.4.3\nmore\n"),
+            "Vagrant 2.4.3"
+        );
+        assert_eq!(
+            super::last_line("context\nUnable to connect\n\n"),
+            "Unable to connect"
+        );
+        assert_eq!(super::last_line(""), "");
+    }
+
     #[test]
     fn tables_are_aligned_and_trimmed() {
         let t = super::table(

@@ -13,7 +13,7 @@ use crate::host;
 use crate::inputs::Flags;
 use crate::k0sctl::K0sctl;
 use crate::kubectl::Kubectl;
-use crate::output;
+use crate::output::{self, first_line};
 use crate::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::Node;
@@ -39,14 +39,6 @@ fn row(check: impl Into<String>, status: Status, detail: impl Into<String>) -> R
         status,
         detail: detail.into(),
     }
-}
-
-fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("")
-        .to_string()
 }
 
 fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {

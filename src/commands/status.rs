@@ -53,7 +53,7 @@ fn nodes(ctx: &Context<'_>) -> std::result::Result<BTreeMap<String, NodeStatus>,
     };
     let list = kubectl
         .get_json("listing the nodes", &["nodes"])
-        .map_err(|e| e.to_string().lines().last().unwrap_or("").to_string())?;
+        .map_err(|e| output::last_line(&e.to_string()))?;
     Ok(list["items"]
         .as_array()
         .into_iter()

@@ -206,7 +206,7 @@ fn machines_up(
         })();
         match &outcome {
             Ok(_) => bar.done(&format!("running at {}", node.address)),
-            Err(e) => bar.failed(&first_line(&e.to_string())),
+            Err(e) => bar.failed(&crate::output::first_line(&e.to_string())),
         }
         outcome
     });
@@ -217,10 +217,6 @@ fn machines_up(
         "Fix the cause and run `k0slab up` again: machines that are up are kept.",
     )?;
     Ok(booted.iter().filter(|(_, b)| *b).count())
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(100).collect()
 }
 
 fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) -> Result<()> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::bootstrap_rules::{self, MachineBootstrap, Summary};
 use crate::health::condition_true;
+use crate::output::last_line;
 
 const CLUSTER_LABEL: &str = "cluster.x-k8s.io/cluster-name";
 const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
@@ -367,7 +368,7 @@ pub fn evaluate(
             let api = match readyz {
                 Ok(b) if b.trim() == "ok" => state(true, "/readyz: ok"),
                 Ok(b) => state(false, format!("/readyz: {}", b.trim())),
-                Err(e) => state(false, e.lines().last().unwrap_or("").to_string()),
+                Err(e) => state(false, last_line(e)),
             };
             let want = summary.as_ref().map(|s| s.kubelet_machines.len());
             let nodes = match (nodes, want) {
@@ -380,7 +381,7 @@ pub fn evaluate(
                     )
                 }
                 (Ok(_), None) => state(false, "waiting for the bootstrap data"),
-                (Err(e), _) => state(false, e.lines().last().unwrap_or("").to_string()),
+                (Err(e), _) => state(false, last_line(e)),
             };
             (api, nodes)
         }
