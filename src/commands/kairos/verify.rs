@@ -192,10 +192,9 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
                 reached.entry(*m).or_insert_with(|| started.elapsed());
             }
         }
-        if states[&Milestone::InitMachineRecorded].reached {
-            if let [one] = milestones::recorded_init(&e, &obs.machines).as_slice() {
-                init_seen.get_or_insert_with(|| one.clone());
-            }
+        // The init machine is tracked from the first look that shows exactly one.
+        if let [one] = milestones::recorded_init(&e, &obs.machines).as_slice() {
+            init_seen.get_or_insert_with(|| one.clone());
         }
         let done = states.values().filter(|s| s.reached).count();
         spinner.message(&format!("{done} of {} milestones", states.len()));
