@@ -4,17 +4,15 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use super::{machine_failures, per_machine, render, Context, Planned};
+use super::{on_created_machines, render, Context, Planned};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::lab_dir::GITIGNORE;
 use crate::lab_json::LabRecord;
-use crate::progress::Progress;
 use crate::render::VAGRANTFILE;
 use crate::tart::Tart;
 use crate::tools::Tool;
-use crate::topology::{Node, Topology};
-use crate::vagrant::MachineState;
+use crate::topology::Topology;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
 const RUNTIME_FILES: [&str; 3] = [kubeconfig::FILE_NAME, super::up::APPLIED_MARKER, GITIGNORE];
@@ -141,35 +139,12 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
     };
     ctx.tools.require(&[Tool::Vagrant])?;
     restore_vagrantfile(ctx, &record)?;
-    let vagrant = ctx.vagrant()?;
-    // vagrant-tart refuses to destroy a machine that was never created: skip those.
-    let states = vagrant.status()?;
-    let progress = Progress::new(&ctx.out);
-    let nodes: Vec<&Node> = record.nodes.iter().collect();
-    let results = per_machine(ctx, &progress, &nodes, |node, bar| {
-        if matches!(
-            states.get(&node.name),
-            None | Some(MachineState::NotCreated)
-        ) {
-            bar.done("not created");
-            return Ok(());
-        }
-        bar.message("destroying");
-        match vagrant.destroy_cmd(&node.name).output(ctx.env, &ctx.out) {
-            Ok(_) => {
-                bar.done("destroyed");
-                Ok(())
-            }
-            Err(e) => {
-                bar.failed("destroy failed");
-                Err(e)
-            }
-        }
-    });
-    machine_failures(
+    on_created_machines(
         ctx,
+        &record,
         "vagrant destroy",
-        results,
+        ("destroying", "destroyed"),
+        |vagrant, machine| vagrant.destroy_cmd(machine),
         "Run `k0slab destroy` again: lab.json is kept until every machine is gone.",
     )?;
     delete_leftovers(ctx, &record)?;

@@ -128,6 +128,40 @@ pub fn per_machine<'n, T: Send>(
         .collect()
 }
 
+/// Runs the Vagrant command `command` builds on every machine of the lab that exists, in
+/// parallel; machines never created are skipped (vagrant-tart refuses to destroy or halt
+/// them). `doing` and `done` label the progress bars; failures become one error.
+pub fn on_created_machines(
+    ctx: &Context<'_>,
+    record: &LabRecord,
+    step: &str,
+    (doing, done): (&str, &str),
+    command: impl Fn(&Vagrant<'_>, &str) -> crate::process::Cmd + Sync,
+    resume_hint: &str,
+) -> Result<()> {
+    let vagrant = ctx.vagrant()?;
+    let states = vagrant.status()?;
+    let progress = Progress::new(&ctx.out);
+    let nodes: Vec<&Node> = record.nodes.iter().collect();
+    let results = per_machine(ctx, &progress, &nodes, |node, bar| {
+        if matches!(
+            states.get(&node.name),
+            None | Some(crate::vagrant::MachineState::NotCreated)
+        ) {
+            bar.done("not created");
+            return Ok(());
+        }
+        bar.message(doing);
+        let result = command(&vagrant, &node.name).output(ctx.env, &ctx.out);
+        match &result {
+            Ok(_) => bar.done(done),
+            Err(_) => bar.failed(&format!("{step} failed")),
+        }
+        result.map(|_| ())
+    });
+    machine_failures(ctx, step, results, resume_hint).map(|_| ())
+}
+
 /// Prints each failure in full and turns them into one error naming the machines.
 pub fn machine_failures<T>(
     ctx: &Context<'_>,
