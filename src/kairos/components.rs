@@ -128,71 +128,46 @@ pub fn plan(v: &Versions) -> Vec<Component> {
             deployments: vec!["capi-controller-manager".into()],
         },
     ];
+    // (key, title, repository, release asset, namespace, default version)
     let infra = match v.infrastructure {
-        Infrastructure::Docker => {
-            let version = v
-                .infrastructure_version
-                .clone()
-                .unwrap_or_else(|| v.capi.clone());
-            Some((
-                "infrastructure-docker",
-                "CAPD (Docker)",
-                github(
-                    "kubernetes-sigs/cluster-api",
-                    &version,
-                    "infrastructure-components-development.yaml",
-                ),
-                "capd-system",
-                "capd-controller-manager",
-                version,
-            ))
-        }
-        Infrastructure::Vsphere => {
-            let version = v
-                .infrastructure_version
-                .clone()
-                .unwrap_or_else(|| CAPV_VERSION.into());
-            Some((
-                "infrastructure-vsphere",
-                "CAPV (vSphere)",
-                github(
-                    "kubernetes-sigs/cluster-api-provider-vsphere",
-                    &version,
-                    "infrastructure-components.yaml",
-                ),
-                "capv-system",
-                "capv-controller-manager",
-                version,
-            ))
-        }
-        Infrastructure::Kubevirt => {
-            let version = v
-                .infrastructure_version
-                .clone()
-                .unwrap_or_else(|| CAPK_VERSION.into());
-            Some((
-                "infrastructure-kubevirt",
-                "CAPK (KubeVirt)",
-                github(
-                    "kubernetes-sigs/cluster-api-provider-kubevirt",
-                    &version,
-                    "infrastructure-components.yaml",
-                ),
-                "capk-system",
-                "capk-controller-manager",
-                version,
-            ))
-        }
+        Infrastructure::Docker => Some((
+            "docker",
+            "CAPD (Docker)",
+            "kubernetes-sigs/cluster-api",
+            "infrastructure-components-development.yaml",
+            "capd",
+            v.capi.as_str(),
+        )),
+        Infrastructure::Vsphere => Some((
+            "vsphere",
+            "CAPV (vSphere)",
+            "kubernetes-sigs/cluster-api-provider-vsphere",
+            "infrastructure-components.yaml",
+            "capv",
+            CAPV_VERSION,
+        )),
+        Infrastructure::Kubevirt => Some((
+            "kubevirt",
+            "CAPK (KubeVirt)",
+            "kubernetes-sigs/cluster-api-provider-kubevirt",
+            "infrastructure-components.yaml",
+            "capk",
+            CAPK_VERSION,
+        )),
         Infrastructure::None => None,
     };
-    if let Some((key, title, source, namespace, deployment, version)) = infra {
+    if let Some((name, title, repo, asset, prefix, default_version)) = infra {
+        let version = v
+            .infrastructure_version
+            .clone()
+            .unwrap_or_else(|| default_version.to_string());
         out.push(Component {
-            key: key.into(),
+            key: format!("infrastructure-{name}"),
             title: title.into(),
+            source: github(repo, &version, asset),
             version,
-            source,
-            namespace: namespace.into(),
-            deployments: vec![deployment.into()],
+            namespace: format!("{prefix}-system"),
+            deployments: vec![format!("{prefix}-controller-manager")],
         });
     }
     let (source, version) = match &v.provider_manifest {
@@ -250,6 +225,27 @@ mod tests {
             Source::Url("https://github.com/kubernetes-sigs/cluster-api/releases/download/v1.11.2/core-components.yaml".into())
         );
         assert_eq!(p[3].deployments, [KAIROS_DEPLOYMENT]);
+    }
+
+    #[test]
+    fn every_infrastructure_provider() {
+        let mut v = versions();
+        for (infra, key, url, ns, deployment) in [
+            (Infrastructure::Vsphere, "infrastructure-vsphere",
+             "https://github.com/kubernetes-sigs/cluster-api-provider-vsphere/releases/download/v1.14.0/infrastructure-components.yaml",
+             "capv-system", "capv-controller-manager"),
+            (Infrastructure::Kubevirt, "infrastructure-kubevirt",
+             "https://github.com/kubernetes-sigs/cluster-api-provider-kubevirt/releases/download/v0.1.10/infrastructure-components.yaml",
+             "capk-system", "capk-controller-manager"),
+        ] {
+            v.infrastructure = infra;
+            let c = plan(&v)[2].clone();
+            assert_eq!((c.key.as_str(), c.namespace.as_str()), (key, ns));
+            assert_eq!(c.source, Source::Url(url.into()));
+            assert_eq!(c.deployments, [deployment]);
+        }
+        v.infrastructure_version = Some("v9.9.9".into());
+        assert_eq!(plan(&v)[2].version, "v9.9.9");
     }
 
     #[test]
