@@ -102,12 +102,7 @@ impl Bar {
             }
             self.pb.finish_with_message(format!("✓ {message}"));
         } else {
-            self.pb.finish_and_clear();
-            self.out.progress(&format!(
-                "  ✓ {:<16} {message} ({})",
-                self.name,
-                self.elapsed()
-            ));
+            self.plain('✓', message);
         }
     }
 
@@ -116,13 +111,18 @@ impl Bar {
         if self.drawn {
             self.pb.abandon_with_message(format!("✗ {message}"));
         } else {
-            self.pb.finish_and_clear();
-            self.out.progress(&format!(
-                "  ✗ {:<16} {message} ({})",
-                self.name,
-                self.elapsed()
-            ));
+            self.plain('✗', message);
         }
+    }
+
+    /// Where nothing is drawn: one line saying how the bar finished.
+    fn plain(&self, mark: char, message: &str) {
+        self.pb.finish_and_clear();
+        self.out.progress(&format!(
+            "  {mark} {:<16} {message} ({})",
+            self.name,
+            self.elapsed()
+        ));
     }
 }
 
