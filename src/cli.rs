@@ -219,7 +219,7 @@ pub struct LabArgs {
     /// CPUs of each worker: 1–64 [env: cpu_worker] [default: 2]
     #[arg(long, value_name = "N")]
     pub cpu_worker: Option<String>,
-    /// Disk of each VM in GB: 10–2048 [env: disk_size] [default: 32]
+    /// Disk of each VM in GB: 20 (the image's own disk)–2048 [env: disk_size] [default: 32]
     #[arg(long, value_name = "GB")]
     pub disk_size: Option<String>,
     /// Lab name, used for VM names, the k0sctl cluster and the kube context
@@ -229,8 +229,12 @@ pub struct LabArgs {
     /// The lab network, a CIDR with prefix ≤ 24 [env: K0SLAB_SUBNET] [default: 192.168.64.0/24]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
-    /// API endpoint: auto (none for 1 controller, cplb for more), none, cplb, haproxy
-    /// [env: K0SLAB_ENDPOINT] [default: auto]
+    /// How VMs are networked: softnet (VMs reach each other), nat (Tart's shared network,
+    /// VMs isolated on macOS 13+), bridged:<interface> [env: K0SLAB_NETWORK] [default: softnet]
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<String>,
+    /// API endpoint: auto (none for 1 controller, haproxy for more), none, haproxy, cplb
+    /// (a VIP: not on softnet) [env: K0SLAB_ENDPOINT] [default: auto]
     #[arg(long, value_name = "MODE")]
     pub endpoint: Option<String>,
     /// Address of the VIP or load balancer [env: K0SLAB_ENDPOINT_IP] [default: host .100]
@@ -263,6 +267,7 @@ impl LabArgs {
             (Key::DiskSize, &self.disk_size),
             (Key::Name, &self.name),
             (Key::Subnet, &self.subnet),
+            (Key::Network, &self.network),
             (Key::Endpoint, &self.endpoint),
             (Key::EndpointIp, &self.endpoint_ip),
             (Key::Image, &self.image),

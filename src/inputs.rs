@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
 use crate::error::InputError;
+use crate::network::NetworkMode;
 
 /// One setting of a lab, with its environment variable and flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +32,7 @@ pub enum Key {
     DiskSize,
     Name,
     Subnet,
+    Network,
     Endpoint,
     EndpointIp,
     Image,
@@ -41,7 +43,7 @@ pub enum Key {
 
 impl Key {
     /// Every lab setting, in the order they are shown.
-    pub const ALL: [Key; 15] = [
+    pub const ALL: [Key; 16] = [
         Key::ControlPlaneCount,
         Key::WorkerCount,
         Key::MemoryControl,
@@ -51,6 +53,7 @@ impl Key {
         Key::DiskSize,
         Key::Name,
         Key::Subnet,
+        Key::Network,
         Key::Endpoint,
         Key::EndpointIp,
         Key::Image,
@@ -71,6 +74,7 @@ impl Key {
             Key::DiskSize => "disk_size",
             Key::Name => "K0SLAB_NAME",
             Key::Subnet => "K0SLAB_SUBNET",
+            Key::Network => "K0SLAB_NETWORK",
             Key::Endpoint => "K0SLAB_ENDPOINT",
             Key::EndpointIp => "K0SLAB_ENDPOINT_IP",
             Key::Image => "K0SLAB_IMAGE",
@@ -92,6 +96,7 @@ impl Key {
             Key::DiskSize => "--disk-size",
             Key::Name => "--name",
             Key::Subnet => "--subnet",
+            Key::Network => "--network",
             Key::Endpoint => "--endpoint",
             Key::EndpointIp => "--endpoint-ip",
             Key::Image => "--image",
@@ -226,7 +231,7 @@ impl fmt::Display for LabName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointMode {
-    /// `none` for one controller, `cplb` for several.
+    /// `none` for one controller, `haproxy` for several.
     Auto,
     /// The API at control-plane-1's address.
     None,
@@ -361,6 +366,9 @@ pub struct Inputs {
     /// Disk of each VM, GB.
     pub disk_size: u32,
     pub subnet: Ipv4Net,
+    /// How the VMs are attached to the host's network (labs from before it existed: softnet).
+    #[serde(default)]
+    pub network: NetworkMode,
     pub endpoint: EndpointMode,
     /// The HA endpoint's address; `None` means host .100 of the subnet.
     pub endpoint_ip: Option<Ipv4Addr>,
@@ -375,7 +383,10 @@ pub const CONTROL_PLANE_COUNT: RangeInclusive<u32> = 1..=10;
 pub const WORKER_COUNT: RangeInclusive<u32> = 0..=80;
 pub const MEMORY_MB: RangeInclusive<u32> = 1024..=65536;
 pub const CPUS: RangeInclusive<u32> = 1..=64;
-pub const DISK_GB: RangeInclusive<u32> = 10..=2048;
+/// From the image's own disk: the cirruslabs Ubuntu image has 20 GB, and Tart cannot shrink a
+/// disk (cirruslabs/tart `Sources/tart/VMDirectory.swift`, "should be larger than the current
+/// disk size"), so vagrant-tart's `tart set --disk-size` on every start fails below it.
+pub const DISK_GB: RangeInclusive<u32> = 20..=2048;
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 pub const DEFAULT_SUBNET: &str = "192.168.64.0/24";
 
@@ -414,7 +425,16 @@ trait Shown {
 macro_rules! shown_by_display {
     ($($t:ty),*) => { $(impl Shown for $t { fn shown(&self) -> String { self.to_string() } })* };
 }
-shown_by_display!(u32, bool, String, Ipv4Net, EndpointMode, Provider, LabName);
+shown_by_display!(
+    u32,
+    bool,
+    String,
+    Ipv4Net,
+    EndpointMode,
+    Provider,
+    LabName,
+    NetworkMode
+);
 
 impl Shown for Option<Ipv4Addr> {
     fn shown(&self) -> String {
@@ -592,7 +612,15 @@ pub fn resolve(
         )?,
         cpu_control: r.pick(Key::CpuControl, whole_number(CPUS), |l| l.cpu_control, || 2)?,
         cpu_worker: r.pick(Key::CpuWorker, whole_number(CPUS), |l| l.cpu_worker, || 2)?,
-        disk_size: r.pick(Key::DiskSize, whole_number(DISK_GB), |l| l.disk_size, || 32)?,
+        disk_size: r.pick(
+            Key::DiskSize,
+            counted(
+                DISK_GB,
+                " (the image's own disk is 20 GB and Tart cannot shrink a disk)",
+            ),
+            |l| l.disk_size,
+            || 32,
+        )?,
         name: r.pick(
             Key::Name,
             |s| LabName::try_from(s.to_string()),
@@ -604,6 +632,12 @@ pub fn resolve(
             subnet,
             |l| l.subnet,
             || DEFAULT_SUBNET.parse().expect("valid default subnet"),
+        )?,
+        network: r.pick(
+            Key::Network,
+            |s| s.parse(),
+            |l| l.network.clone(),
+            NetworkMode::default,
         )?,
         endpoint: r.pick(
             Key::Endpoint,
@@ -678,6 +712,7 @@ mod tests {
         assert_eq!(i.disk_size, 32);
         assert_eq!(i.subnet.to_string(), "192.168.64.0/24");
         assert_eq!(i.endpoint, EndpointMode::Auto);
+        assert_eq!(i.network, NetworkMode::Softnet);
         assert_eq!(i.endpoint_ip, None);
         assert_eq!(i.image, DEFAULT_IMAGE);
         assert_eq!(i.k0s_version, None);
@@ -798,7 +833,7 @@ mod tests {
             ("memory_worker", "1024", "512"),
             ("cpu_control", "1", "0"),
             ("cpu_worker", "64", "65"),
-            ("disk_size", "10", "9"),
+            ("disk_size", "20", "19"),
             ("disk_size", "2048", "2049"),
         ];
         for (var, ok, bad) in cases {

@@ -10,6 +10,7 @@
 //! - [`topology`], [`roles`], [`addresses`]: the machines, their roles and addresses.
 //! - [`render`], [`templates`]: the Vagrantfile, k0sctl.yaml, haproxy.cfg and lab.json.
 //! - [`lab_dir`], [`fsutil`], [`sshkey`]: the lab directory on disk.
+//! - [`network`]: one address per VM from a DHCP binding (bootptab), the network modes, the probe.
 //! - [`commands`]: one module per command; [`cli`] is the clap layer.
 
 pub mod addresses;
@@ -27,6 +28,7 @@ pub mod kubeconfig;
 pub mod kubectl;
 pub mod lab_dir;
 pub mod lab_json;
+pub mod network;
 pub mod output;
 pub mod process;
 pub mod progress;

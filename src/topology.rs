@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::addresses::{self, Allocation};
 use crate::error::InputError;
 use crate::inputs::{EndpointMode, Inputs, K0sVersion, Key, LabName};
+use crate::network::mode::ExtraAddresses;
+use crate::network::NetworkMode;
 use crate::roles::{self, Role};
 
 /// Resources of the HAProxy VM.
@@ -125,6 +127,7 @@ pub fn vm_name(lab: &str, node: &str) -> String {
 pub struct Topology {
     pub name: LabName,
     pub subnet: Ipv4Net,
+    pub network: NetworkMode,
     pub endpoint: Endpoint,
     pub image: String,
     pub k0s_version: Option<K0sVersion>,
@@ -153,7 +156,9 @@ impl Topology {
 
         let kind = match inputs.endpoint {
             EndpointMode::Auto if controllers == 1 => EndpointKind::None,
-            EndpointMode::Auto => EndpointKind::Cplb,
+            // A VIP is an address beside a VM's lease, which Softnet drops and macOS filters
+            // (see `network`): the stable endpoint is a VM of its own, as in k0s' HA guide.
+            EndpointMode::Auto => EndpointKind::Haproxy,
             EndpointMode::None => EndpointKind::None,
             EndpointMode::Cplb => EndpointKind::Cplb,
             EndpointMode::Haproxy => EndpointKind::Haproxy,
@@ -181,7 +186,18 @@ impl Topology {
                 )));
             }
         }
-        if controllers == 2 || controllers == 4 {
+        if kind == EndpointKind::Cplb && inputs.network.extra_addresses() == ExtraAddresses::Dropped
+        {
+            return Err(InputError::Rule(format!(
+                "{}=cplb does not work with {}={}: keepalived's VIP is an address beside the                  VM's own DHCP lease, and Softnet drops every packet from such an address                  (cirruslabs/softnet lib/proxy/vm.rs). Use {}=haproxy (a load-balancer VM), or                  {}=bridged:<interface>",
+                Key::Endpoint.env_name(),
+                Key::Network.env_name(),
+                inputs.network,
+                Key::Endpoint.env_name(),
+                Key::Network.env_name()
+            )));
+        }
+        if controllers % 2 == 0 {
             warnings.push(format!(
                 "{controllers} controllers form an etcd cluster of {controllers} members, which \
                  tolerates no more failures than {}; prefer 3 or 5{}",
@@ -265,6 +281,7 @@ impl Topology {
         Ok(Topology {
             name: inputs.name.clone(),
             subnet: inputs.subnet,
+            network: inputs.network.clone(),
             endpoint: Endpoint { kind, address },
             image: inputs.image.clone(),
             k0s_version: inputs.k0s_version.clone(),
@@ -364,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn three_plus_two_is_ha_with_a_cplb_vip() {
+    fn three_plus_two_is_ha_behind_a_load_balancer_vm() {
         let t = topo(&[("control_plane_count", "3"), ("worker_count", "2")]).unwrap();
         assert_eq!(
             summary(&t),
@@ -379,12 +396,18 @@ mod tests {
                 row("control-plane-3", "controller", "192.168.64.12", false),
                 row("worker-1", "worker", "192.168.64.20", false),
                 row("worker-2", "worker", "192.168.64.21", false),
+                row("load-balancer", "-", "192.168.64.100", false),
             ]
         );
-        assert_eq!(t.endpoint.kind, EndpointKind::Cplb);
+        assert_eq!(t.endpoint.kind, EndpointKind::Haproxy);
         assert_eq!(t.endpoint.url(), "https://192.168.64.100:6443");
         assert!(t.warnings.is_empty());
         assert!(!t.nodes[1].runs_kubelet());
+        let lb = t.nodes.last().unwrap();
+        assert_eq!(
+            (lb.name.as_str(), lb.address.to_string()),
+            ("load-balancer", "192.168.64.100".into())
+        );
     }
 
     #[test]
@@ -404,7 +427,7 @@ mod tests {
             let expected = if n <= 2 { n } else { (n / 3).max(1) };
             assert_eq!(workload_ctrl, expected, "{n} controllers");
             let warned = t.warnings.iter().any(|w| w.contains("etcd"));
-            assert_eq!(warned, n == 2 || n == 4, "{n} controllers");
+            assert_eq!(warned, n % 2 == 0, "{n} controllers");
         }
     }
 
@@ -419,7 +442,7 @@ mod tests {
         assert_eq!(last.name, "worker-80");
         assert_eq!(last.address.to_string(), "192.168.64.99");
         assert_eq!(t.endpoint.address.to_string(), "192.168.64.100");
-        assert_eq!(t.nodes.len(), 90);
+        assert_eq!(t.nodes.len(), 91, "80 workers, 10 controllers, the load balancer");
         let zero = topo(&[("control_plane_count", "3"), ("worker_count", "0")]).unwrap();
         assert_eq!(zero.cluster_nodes().count(), 3);
     }
@@ -466,7 +489,7 @@ mod tests {
             ("K0SLAB_ENDPOINT_IP", "192.168.64.50"),
         ])
         .unwrap();
-        assert_eq!(t.endpoint.kind, EndpointKind::Cplb);
+        assert_eq!(t.endpoint.kind, EndpointKind::Haproxy);
         assert_eq!(t.endpoint.address.to_string(), "192.168.64.50");
 
         for (ip, expect) in [
@@ -492,23 +515,46 @@ mod tests {
 
     #[test]
     fn cplb_needs_k0s_1_30() {
-        let err = topo(&[
+        let cplb = [
             ("control_plane_count", "3"),
-            ("K0S_VERSION", "v1.29.9+k0s.0"),
-        ])
-        .unwrap_err();
+            ("K0SLAB_ENDPOINT", "cplb"),
+            ("K0SLAB_NETWORK", "bridged:en0"),
+        ];
+        let err = topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", "v1.29.9+k0s.0")]).unwrap_err();
         assert!(err.to_string().contains("v1.30"), "{err}");
-        assert!(topo(&[
-            ("control_plane_count", "3"),
-            ("K0S_VERSION", "v1.30.0+k0s.0")
-        ])
-        .is_ok());
-        assert!(topo(&[
-            ("control_plane_count", "3"),
-            ("K0S_VERSION", "v1.29.9+k0s.0"),
-            ("K0SLAB_ENDPOINT", "haproxy")
-        ])
-        .is_ok());
+        assert!(topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", "v1.30.0+k0s.0")]).is_ok());
+        assert!(
+            topo(&[
+                ("control_plane_count", "3"),
+                ("K0S_VERSION", "v1.29.9+k0s.0"),
+            ])
+            .is_ok(),
+            "the default endpoint (haproxy) has no minimum"
+        );
+    }
+
+    #[test]
+    fn cplb_is_refused_on_softnet_and_allowed_elsewhere() {
+        for network in [None, Some("softnet")] {
+            let mut env = vec![("control_plane_count", "3"), ("K0SLAB_ENDPOINT", "cplb")];
+            env.extend(network.map(|n| ("K0SLAB_NETWORK", n)));
+            let err = topo(&env).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("K0SLAB_ENDPOINT=cplb does not work with K0SLAB_NETWORK=softnet"),
+                "{text}"
+            );
+            assert!(text.contains("Softnet drops"), "{text}");
+        }
+        for network in ["nat", "bridged:en0"] {
+            let t = topo(&[
+                ("control_plane_count", "3"),
+                ("K0SLAB_ENDPOINT", "cplb"),
+                ("K0SLAB_NETWORK", network),
+            ])
+            .unwrap();
+            assert_eq!(t.endpoint.kind, EndpointKind::Cplb, "{network}");
+        }
     }
 
     #[test]

@@ -140,8 +140,8 @@ fn resource_rows(nodes: &[Node]) -> Vec<Row> {
 }
 
 fn lease_row(ctx: &Context<'_>, nodes: &[Node], endpoint: Ipv4Addr) -> Row {
-    let path = host::dhcp_leases_path(ctx.env);
-    let Some(leases) = host::read_leases(&path) else {
+    let path = crate::network::leases::path(ctx.env);
+    let Some(leases) = crate::network::leases::read(&path) else {
         return row(
             "DHCP leases",
             Status::Ok,

@@ -1,0 +1,24 @@
+//! Networking: how every lab VM gets exactly one address, its planned one, and how the VMs
+//! reach each other.
+//!
+//! The principle: **on the wire between lab VMs, every packet carries only lab VMs' own DHCP
+//! leases.** etcd checks a peer's certificate against the address the connection comes from,
+//! Softnet drops packets from any address but the VM's lease, and macOS filters ARP replies for
+//! extra addresses, so no address is ever added beside the lease. Instead:
+//!
+//! - [`mode`]: which network the VMs are attached to (`K0SLAB_NETWORK`) and the `tart run`
+//!   arguments for it.
+//! - [`bootptab`]: where addresses are reserved: one static binding (MAC → planned address) per
+//!   VM in macOS bootpd's `/etc/bootptab`, in a marked block per lab.
+//! - [`leases`]: bootpd's leases file, to find addresses that other machines hold.
+//! - [`dhcp`]: writing the bindings (with root, never silently) and telling bootpd to re-read.
+//! - [`probe`]: `k0slab doctor --network`, which measures what this host's network allows.
+
+pub mod bootptab;
+pub mod dhcp;
+pub mod leases;
+pub mod mode;
+pub mod probe;
+
+pub use bootptab::{Binding, Mac};
+pub use mode::NetworkMode;
