@@ -442,7 +442,11 @@ mod tests {
         assert_eq!(last.name, "worker-80");
         assert_eq!(last.address.to_string(), "192.168.64.99");
         assert_eq!(t.endpoint.address.to_string(), "192.168.64.100");
-        assert_eq!(t.nodes.len(), 91, "80 workers, 10 controllers, the load balancer");
+        assert_eq!(
+            t.nodes.len(),
+            91,
+            "80 workers, 10 controllers, the load balancer"
+        );
         let zero = topo(&[("control_plane_count", "3"), ("worker_count", "0")]).unwrap();
         assert_eq!(zero.cluster_nodes().count(), 3);
     }

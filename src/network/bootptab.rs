@@ -1,5 +1,11 @@
-//! Static DHCP bindings in macOS bootpd's `/etc/bootptab`: where each lab VM's address is
-//! reserved for its MAC address.
+//! macOS bootpd's `/etc/bootptab`: where the lab's planned addresses are *reserved*.
+//!
+//! bootpd never hands an address that bootptab names to another client from its dynamic pool
+//! (apple-oss-distributions/bootp `bootpd.tproj/dhcpd.c` line 364). k0slab binds each planned
+//! address to a placeholder MAC that no VM has ([`Mac::placeholder_for`]), never to the VM's
+//! own MAC: a client that matches a bootptab line gets an infinite lease (`dhcpd.c` lines
+//! 724-736, 778-780), on which Softnet overflows and then drops all of the VM's traffic. The
+//! VM gets its address from its lease entry instead (see [`super::dhcp`]).
 //!
 //! The file format, from apple-oss-distributions/bootp (`bootpd.tproj/bootpdfile.c`
 //! `bootp_readtab`, and the man page `bootptab.5`): everything up to a line that starts with
@@ -47,6 +53,19 @@ impl FromStr for Mac {
             *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
         }
         Ok(Mac(bytes))
+    }
+}
+
+impl Mac {
+    pub fn octets(self) -> [u8; 6] {
+        self.0
+    }
+
+    /// A MAC no VM has, that reserves `address` in bootptab: locally administered (`02`),
+    /// then `6b:30` ("k0"), then the address's last three bytes.
+    pub fn placeholder_for(address: Ipv4Addr) -> Mac {
+        let [_, b, c, d] = address.octets();
+        Mac([0x02, 0x6b, 0x30, b, c, d])
     }
 }
 

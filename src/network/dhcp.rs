@@ -1,15 +1,25 @@
-//! Reserving the lab's addresses in bootptab and making macOS' bootpd read them.
+//! Giving each lab VM its planned address through macOS' bootpd, which serves Tart's networks.
 //!
-//! bootpd reads `/etc/bootptab` again only after a SIGHUP (or when it starts), and then only
-//! when the file's modification time differs, in whole seconds, from the last read
-//! (apple-oss-distributions/bootp `bootpd.tproj/bootpd.c` lines 227, 1121-1126 and 2349-2350;
-//! `bootpd.tproj/bootpdfile.c` lines 126-132). Both the file and the signal need root. k0slab
-//! never runs `sudo` silently: as root it acts directly; otherwise it says what it writes and
-//! why, then runs `sudo k0slab bootptab apply …` (which prompts for the password on a terminal),
-//! and a non-interactive run without passwordless sudo stops with that exact command.
+//! Two files, one SIGHUP:
+//! - **dhcpd_leases assigns.** One entry per VM, keyed by its client identifier (type 1 + its
+//!   MAC), with the planned address and a finite lease ([`leases::with_assignments`]). bootpd
+//!   offers a client the address of its entry (`bootpd.tproj/dhcpd.c` lines 752-800), so after
+//!   the guest's DHCP client starts over the planned address *is* the VM's DHCP lease: the one
+//!   address Softnet lets it use, and the one `tart ip` (and so Vagrant) reports.
+//! - **bootptab reserves.** A block per lab binds each planned address to a placeholder MAC that
+//!   no VM has, which keeps the address out of the dynamic pool for every other client
+//!   (`dhcpd.c` line 364) without being offered to anyone. The VM's own MAC is never put in
+//!   bootptab: bootpd serves such a binding with an infinite lease (`dhcpd.c` lines 724-736,
+//!   778-780), and Softnet overflows on an infinite lease and drops all of the VM's traffic
+//!   (cirruslabs/softnet `lib/dhcp_snooper.rs` line 86, coarsetime's unchecked `Instant + Duration`).
 //!
-//! Deleting bootptab would not drop the bindings (bootpd keeps the old table when it cannot open
-//! the file, `bootpdfile.c` lines 122-125), so a lab's block is removed by rewriting the file.
+//! bootpd reads both files again only after a SIGHUP, at its next packet, replacing its lease
+//! table (`bootpd.c` lines 1121-1126 and 2349-2366, `dhcpd.c` lines 187-209), and bootptab only
+//! when its modification time differs in whole seconds (`bootpdfile.c` lines 126-132). The files
+//! and the signal need root. k0slab never runs `sudo` silently: as root it acts directly;
+//! otherwise it says what it writes and why, then runs `sudo k0slab bootptab apply …` (which
+//! prompts for the password on a terminal), and a non-interactive run without passwordless sudo
+//! stops with that exact command.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +27,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::bootptab::{self, Binding};
+use super::bootptab::{self, Binding, Mac};
+use super::leases;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -28,11 +39,15 @@ use crate::process::{shell_quote, Cmd};
 pub const DEFAULT_PID_FILE: &str = "/var/run/bootpd.pid";
 /// bootptab is readable by everyone, as macOS ships it.
 const BOOTPTAB_MODE: u32 = 0o644;
+/// As bootpd leaves its leases file.
+const LEASES_MODE: u32 = 0o644;
 
-/// The files bootpd uses: `K0SLAB_BOOTPTAB` and `K0SLAB_BOOTPD_PID` override them (tests).
+/// The files bootpd uses: `K0SLAB_BOOTPTAB`, `K0SLAB_DHCP_LEASES` and `K0SLAB_BOOTPD_PID`
+/// override them (tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Paths {
     pub bootptab: PathBuf,
+    pub leases: PathBuf,
     pub pid_file: PathBuf,
 }
 
@@ -45,38 +60,112 @@ impl Paths {
         };
         Self {
             bootptab: pick("K0SLAB_BOOTPTAB", bootptab::DEFAULT_PATH),
+            leases: pick("K0SLAB_DHCP_LEASES", leases::DEFAULT_PATH),
             pid_file: pick("K0SLAB_BOOTPD_PID", DEFAULT_PID_FILE),
         }
     }
 }
 
-/// One change to bootptab: a lab's block set to these bindings, or removed (`None`).
+/// What to do for a lab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edit {
+    /// Reserve and assign each binding's address to its MAC.
+    Assign(Vec<Binding>),
+    /// Drop the lab's reservations and these MACs' leases.
+    Release(Vec<Mac>),
+}
+
+/// One change to bootpd's files for a lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub lab: String,
-    pub bindings: Option<Vec<Binding>>,
+    pub edit: Edit,
     pub paths: Paths,
 }
 
+/// Both files' texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Texts {
+    bootptab: String,
+    leases: String,
+}
+
 impl Change {
-    /// The file's new text, from its current text.
-    fn edit(&self, current: &str) -> Result<String> {
-        match &self.bindings {
-            None => Ok(bootptab::without_lab(current, &self.lab)),
-            Some(bindings) => bootptab::with_lab(current, &self.lab, bindings).map_err(|clashes| {
-                Error::Step(format!(
-                    "cannot reserve the addresses of lab {} in {}:\n  {}\nRemove those \
+    fn read(&self) -> Result<Texts> {
+        Ok(Texts {
+            bootptab: read_text(&self.paths.bootptab)?,
+            leases: read_text(&self.paths.leases)?,
+        })
+    }
+
+    /// Whether the files already say what this change would write.
+    fn holds(&self, current: &Texts) -> Result<bool> {
+        let bootptab_same = self.bootptab_text(&current.bootptab)? == current.bootptab;
+        let leases_same = match &self.edit {
+            Edit::Assign(bindings) => {
+                let all = leases::parse(&current.leases);
+                bindings.iter().all(|b| {
+                    let mine: Vec<_> = all.iter().filter(|l| l.mac == Some(b.mac)).collect();
+                    mine.len() == 1 && mine[0].address == b.address
+                })
+            }
+            Edit::Release(macs) => leases::without_macs(&current.leases, macs) == current.leases,
+        };
+        Ok(bootptab_same && leases_same)
+    }
+
+    fn bootptab_text(&self, current: &str) -> Result<String> {
+        match &self.edit {
+            Edit::Release(_) => Ok(bootptab::without_lab(current, &self.lab)),
+            Edit::Assign(bindings) => {
+                let reservations: Vec<Binding> = bindings
+                    .iter()
+                    .map(|b| Binding {
+                        hostname: b.hostname.clone(),
+                        mac: Mac::placeholder_for(b.address),
+                        address: b.address,
+                    })
+                    .collect();
+                bootptab::with_lab(current, &self.lab, &reservations).map_err(|clashes| {
+                    Error::Step(format!(
+                        "cannot reserve the addresses of lab {} in {}:\n  {}\nRemove those \
                          lines (or destroy the lab that owns them), or choose another \
                          K0SLAB_SUBNET",
-                    self.lab,
-                    self.paths.bootptab.display(),
-                    clashes
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n  ")
-                ))
-            }),
+                        self.lab,
+                        self.paths.bootptab.display(),
+                        clashes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n  ")
+                    ))
+                })
+            }
+        }
+    }
+
+    fn leases_text(&self, current: &str, now: u64) -> Result<String> {
+        match &self.edit {
+            Edit::Release(macs) => Ok(leases::without_macs(current, macs)),
+            Edit::Assign(bindings) => {
+                let assignments: Vec<_> = bindings
+                    .iter()
+                    .map(|b| (b.hostname.clone(), b.mac, b.address))
+                    .collect();
+                leases::with_assignments(current, &assignments, now).map_err(|taken| {
+                    Error::Step(format!(
+                        "the planned addresses of lab {} are in use on this host's network:\n  \
+                         {}\nStop or delete that machine, or choose another K0SLAB_SUBNET",
+                        self.lab,
+                        taken
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n  ")
+                    ))
+                })
+            }
         }
     }
 }
@@ -150,19 +239,25 @@ fn signal_bootpd(pid_file: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Applies `change` with the rights this process has (root, in practice): rewrites bootptab
-/// atomically when its text changes, with a modification time bootpd will notice, and tells a
-/// running bootpd to read it again.
+/// Applies `change` with the rights this process has (root, in practice): rewrites each file
+/// atomically when its text changes (bootptab with a modification time bootpd will notice),
+/// then tells a running bootpd to read them again.
 pub fn apply_directly(change: &Change) -> Result<Applied> {
-    let path = &change.paths.bootptab;
-    let current = read_text(path)?;
-    let new = change.edit(&current)?;
-    if new == current {
+    let current = change.read()?;
+    if change.holds(&current)? {
         return Ok(Applied::Unchanged);
     }
-    let before = modified(path);
-    write_atomic(path, new.as_bytes(), BOOTPTAB_MODE)?;
-    bump_mtime(path, before)?;
+    let bootptab_text = change.bootptab_text(&current.bootptab)?;
+    let leases_text = change.leases_text(&current.leases, leases::now())?;
+    if bootptab_text != current.bootptab {
+        let path = &change.paths.bootptab;
+        let before = modified(path);
+        write_atomic(path, bootptab_text.as_bytes(), BOOTPTAB_MODE)?;
+        bump_mtime(path, before)?;
+    }
+    if leases_text != current.leases {
+        write_atomic(&change.paths.leases, leases_text.as_bytes(), LEASES_MODE)?;
+    }
     let signalled = signal_bootpd(&change.paths.pid_file)?;
     Ok(Applied::Written { signalled })
 }
@@ -204,10 +299,13 @@ pub fn apply(
     why: &str,
     staged: &Path,
 ) -> Result<Applied> {
-    let current = read_text(&change.paths.bootptab)?;
-    if change.edit(&current)? == current {
+    let current = change.read()?;
+    if change.holds(&current)? {
         return Ok(Applied::Unchanged);
     }
+    // Refuse what root would refuse before asking for a password.
+    change.bootptab_text(&current.bootptab)?;
+    change.leases_text(&current.leases, leases::now())?;
     let passwordless = || {
         which::which("sudo").is_ok_and(|sudo| {
             Cmd::new(&sudo, "checking for passwordless sudo")
@@ -233,17 +331,19 @@ pub fn apply(
         shell_quote(&exe.display().to_string()),
         shell_quote(&staged.display().to_string())
     );
-    let what = match &change.bindings {
-        Some(b) => format!(
-            "reserve {} address(es) for lab {} in {}",
+    let what = match &change.edit {
+        Edit::Assign(b) => format!(
+            "assign {} address(es) of lab {} in {} and reserve them in {}",
             b.len(),
             change.lab,
+            change.paths.leases.display(),
             change.paths.bootptab.display()
         ),
-        None => format!(
-            "remove lab {}'s lines from {}",
+        Edit::Release(_) => format!(
+            "remove lab {}'s lines from {} and {}",
             change.lab,
-            change.paths.bootptab.display()
+            change.paths.bootptab.display(),
+            change.paths.leases.display()
         ),
     };
     if chosen == Route::Refuse {
@@ -253,7 +353,7 @@ pub fn apply(
         )));
     }
     out.info(&format!(
-        "k0slab needs root to {what} ({why}) and to tell bootpd to read it again; running:\n  {command}"
+        "k0slab needs root to {what} ({why}) and to tell bootpd to read them again; running:\n  {command}"
     ));
     let sudo = which::which("sudo").map_err(|_| Error::ToolMissing {
         tool: "sudo",
@@ -284,8 +384,9 @@ pub fn apply_staged(staged: &Path) -> Result<Applied> {
     })?;
     if !is_root() {
         return Err(Error::Step(format!(
-            "`k0slab bootptab apply` writes {} and signals bootpd: run it with sudo",
-            change.paths.bootptab.display()
+            "`k0slab bootptab apply` writes {} and {} and signals bootpd: run it with sudo",
+            change.paths.bootptab.display(),
+            change.paths.leases.display()
         )));
     }
     apply_directly(&change)
@@ -295,12 +396,13 @@ pub fn apply_staged(staged: &Path) -> Result<Applied> {
 mod tests {
     use super::*;
 
-    fn change(dir: &Path, bindings: Option<Vec<Binding>>) -> Change {
+    fn change(dir: &Path, edit: Edit) -> Change {
         Change {
             lab: "lab".into(),
-            bindings,
+            edit,
             paths: Paths {
                 bootptab: dir.join("bootptab"),
+                leases: dir.join("dhcpd_leases"),
                 pid_file: dir.join("bootpd.pid"),
             },
         }
@@ -323,31 +425,54 @@ mod tests {
     }
 
     #[test]
-    fn direct_writes_change_the_mtime_second_and_keep_other_lines() {
+    fn assign_reserves_with_a_placeholder_and_leases_to_the_real_mac() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bootptab");
-        fs::write(&path, "%%\nprinter 1 0:1:2:3:4:5 192.168.2.4\n").unwrap();
-        let first =
-            apply_directly(&change(dir.path(), Some(vec![binding("192.168.64.10")]))).unwrap();
-        assert_eq!(first, Applied::Written { signalled: false });
-        let t1 = whole_seconds(modified(&path).unwrap());
-        let second =
-            apply_directly(&change(dir.path(), Some(vec![binding("192.168.64.11")]))).unwrap();
-        assert_eq!(second, Applied::Written { signalled: false });
+        let users = "%%\nprinter 1 0:1:2:3:4:5 192.168.2.4\n";
+        fs::write(dir.path().join("bootptab"), users).unwrap();
+        let a = change(dir.path(), Edit::Assign(vec![binding("192.168.64.10")]));
+        assert_eq!(
+            apply_directly(&a).unwrap(),
+            Applied::Written { signalled: false }
+        );
+        let bootptab_text = fs::read_to_string(dir.path().join("bootptab")).unwrap();
+        let reserved = bootptab::entries(&bootptab_text);
+        assert_eq!(reserved[1].address.to_string(), "192.168.64.10");
+        assert_eq!(
+            reserved[1].mac.to_string(),
+            "02:6b:30:a8:40:0a",
+            "never the VM's own MAC"
+        );
+        let leases_text = fs::read_to_string(dir.path().join("dhcpd_leases")).unwrap();
+        let l = leases::parse(&leases_text);
+        assert_eq!(
+            (l.len(), l[0].address.to_string()),
+            (1, "192.168.64.10".into())
+        );
+        assert!(l[0].expires.is_some(), "a finite lease");
+        assert_eq!(apply_directly(&a).unwrap(), Applied::Unchanged);
+
+        let t1 = whole_seconds(modified(&dir.path().join("bootptab")).unwrap());
+        let moved = change(dir.path(), Edit::Assign(vec![binding("192.168.64.11")]));
+        apply_directly(&moved).unwrap();
         assert_ne!(
-            whole_seconds(modified(&path).unwrap()),
+            whole_seconds(modified(&dir.path().join("bootptab")).unwrap()),
             t1,
             "bootpd must see a new second"
         );
-        assert_eq!(
-            apply_directly(&change(dir.path(), Some(vec![binding("192.168.64.11")]))).unwrap(),
-            Applied::Unchanged
+        let release = change(
+            dir.path(),
+            Edit::Release(vec!["7e:00:00:00:00:01".parse().unwrap()]),
         );
-        apply_directly(&change(dir.path(), None)).unwrap();
+        apply_directly(&release).unwrap();
         assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "%%\nprinter 1 0:1:2:3:4:5 192.168.2.4\n"
+            fs::read_to_string(dir.path().join("bootptab")).unwrap(),
+            users
         );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("dhcpd_leases")).unwrap(),
+            ""
+        );
+        assert_eq!(apply_directly(&release).unwrap(), Applied::Unchanged);
     }
 
     #[test]
@@ -357,16 +482,22 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        // A child that ignores nothing dies of SIGHUP: that is the proof it was signalled.
+        // sleep dies of SIGHUP: that is the proof it was signalled.
         fs::write(dir.path().join("bootpd.pid"), child.id().to_string()).unwrap();
-        let applied =
-            apply_directly(&change(dir.path(), Some(vec![binding("192.168.64.10")]))).unwrap();
+        let applied = apply_directly(&change(
+            dir.path(),
+            Edit::Assign(vec![binding("192.168.64.10")]),
+        ))
+        .unwrap();
         assert_eq!(applied, Applied::Written { signalled: true });
-        let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(libc::SIGHUP));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGHUP));
         fs::write(dir.path().join("bootpd.pid"), "999999999").unwrap();
-        let applied = apply_directly(&change(dir.path(), None)).unwrap();
+        let applied = apply_directly(&change(
+            dir.path(),
+            Edit::Release(vec!["7e:00:00:00:00:01".parse().unwrap()]),
+        ))
+        .unwrap();
         assert_eq!(applied, Applied::Written { signalled: false });
     }
 }

@@ -5,6 +5,13 @@
 //! zeros) and `lease=0x<hex seconds since the epoch>` when it expires. Tart's `dhcp` resolver
 //! reads the same file: it skips expired leases and keeps the newest lease per MAC
 //! (cirruslabs/tart `Sources/tart/DHCPLeases/Leases.swift` and `Lease.swift`).
+//!
+//! This file is also where k0slab *assigns* each VM its planned address (see [`assign`]):
+//! bootpd looks a client up by its identifier (option 61) and offers the address of that
+//! entry, active or expired, with a finite lease (apple-oss-distributions/bootp
+//! `bootpd.tproj/dhcpd.c` lines 752-800); it re-reads the file on SIGHUP, replacing its table
+//! (`dhcpd.c` lines 187-209). bootpd matches `identifier=` with `strcmp`, so bytes are written
+//! as bootpd writes them, without leading zeros (`bootplib/host_identifier.c` lines 83-86).
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -39,6 +46,168 @@ impl Lease {
     pub fn active_at(&self, now: u64) -> bool {
         self.expires.is_none_or(|e| e > now)
     }
+}
+
+/// A MAC as bootpd writes it in `hw_address=` and `identifier=`: hex bytes without leading
+/// zeros, joined by `:`.
+pub fn bootpd_bytes(mac: Mac) -> String {
+    mac.octets()
+        .iter()
+        .map(|b| format!("{b:x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// One `{ … }` block of the file as it was written, with the fields k0slab reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    text: String,
+    lease: Option<Lease>,
+    identifier: Option<String>,
+}
+
+fn blocks(text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        if line == "{" {
+            current = Some(vec![line]);
+        } else if let Some(lines) = current.as_mut() {
+            lines.push(line);
+            if line == "}" {
+                let raw = format!("{}\n", lines.join("\n"));
+                let lease = parse(&raw).into_iter().next();
+                let identifier = lines
+                    .iter()
+                    .find_map(|l| l.trim().strip_prefix("identifier=").map(str::to_string));
+                out.push(Block {
+                    text: raw,
+                    lease,
+                    identifier,
+                });
+                current = None;
+            }
+        }
+    }
+    out
+}
+
+/// Another client's lease on one of the addresses k0slab assigns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub address: Ipv4Addr,
+    pub by: String,
+    pub until: Option<u64>,
+}
+
+impl std::fmt::Display for Taken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is leased to {} until {}",
+            self.address,
+            self.by,
+            self.until.map_or_else(
+                || "forever".to_string(),
+                |t| format!("{t} (seconds since the epoch)")
+            )
+        )
+    }
+}
+
+/// How long a lease k0slab writes lasts: bootpd's default `lease_max` (one day). bootpd offers
+/// the remaining time, then renews with its own `lease_max` (`dhcpd.c` lines 785-800,
+/// 1138-1148). Never infinite: an entry without `lease=` is infinite to bootpd, and Softnet
+/// overflows on an infinite lease and then drops all of the VM's traffic (cirruslabs/softnet
+/// `lib/dhcp_snooper.rs` line 86).
+pub const ASSIGNED_LEASE_SECONDS: u64 = 86_400;
+
+/// `text` with exactly one entry per assignment `(hostname, mac, address)`, placed first
+/// (bootpd keeps the most recently used first): every other entry of those MACs, and expired
+/// entries of other clients on those addresses, are dropped. An *active* lease of another
+/// client on one of the addresses is returned instead, and nothing changes.
+pub fn with_assignments(
+    text: &str,
+    assignments: &[(String, Mac, Ipv4Addr)],
+    now: u64,
+) -> Result<String, Vec<Taken>> {
+    let ours = |mac: Mac| assignments.iter().any(|(_, m, _)| *m == mac);
+    let identifiers: Vec<String> = assignments
+        .iter()
+        .map(|(_, m, _)| format!("1,{}", bootpd_bytes(*m)))
+        .collect();
+    let mut taken = Vec::new();
+    let mut kept = Vec::new();
+    for block in blocks(text) {
+        let mine = block
+            .identifier
+            .as_ref()
+            .is_some_and(|i| identifiers.contains(i))
+            || block.lease.as_ref().and_then(|l| l.mac).is_some_and(ours);
+        if mine {
+            continue;
+        }
+        if let Some(lease) = &block.lease {
+            if assignments.iter().any(|(_, _, a)| *a == lease.address) {
+                if lease.active_at(now) {
+                    taken.push(Taken {
+                        address: lease.address,
+                        by: if lease.name.is_empty() {
+                            block
+                                .identifier
+                                .clone()
+                                .unwrap_or_else(|| "an unnamed client".into())
+                        } else {
+                            format!(
+                                "{} ({})",
+                                lease.name,
+                                block.identifier.clone().unwrap_or_default()
+                            )
+                        },
+                        until: lease.expires,
+                    });
+                }
+                continue;
+            }
+        }
+        kept.push(block.text);
+    }
+    if !taken.is_empty() {
+        return Err(taken);
+    }
+    let mut out = String::new();
+    for (hostname, mac, address) in assignments {
+        let bytes = bootpd_bytes(*mac);
+        out.push_str(&format!(
+            "{{\n\tname={hostname}\n\tip_address={address}\n\thw_address=1,{bytes}\n\tidentifier=1,{bytes}\n\tlease={:#x}\n}}\n",
+            now + ASSIGNED_LEASE_SECONDS
+        ));
+    }
+    for block in kept {
+        out.push_str(&block);
+    }
+    Ok(out)
+}
+
+/// `text` without the entries of these MACs (every other line kept as it was).
+pub fn without_macs(text: &str, macs: &[Mac]) -> String {
+    let identifiers: Vec<String> = macs
+        .iter()
+        .map(|m| format!("1,{}", bootpd_bytes(*m)))
+        .collect();
+    blocks(text)
+        .into_iter()
+        .filter(|b| {
+            !(b.identifier
+                .as_ref()
+                .is_some_and(|i| identifiers.contains(i))
+                || b.lease
+                    .as_ref()
+                    .and_then(|l| l.mac)
+                    .is_some_and(|m| macs.contains(&m)))
+        })
+        .map(|b| b.text)
+        .collect()
 }
 
 /// Parses the `{ name=… ip_address=… hw_address=1,… lease=0x… }` blocks.
@@ -129,5 +298,66 @@ mod tests {
             Some("192.168.64.10".parse().unwrap())
         );
         assert_eq!(address_of(&leases, mac, 16), None, "both expired");
+    }
+
+    fn mac(s: &str) -> Mac {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn assignments_replace_our_entries_drop_expired_ones_and_keep_the_rest() {
+        let ours = mac("7e:01:0c:0d:0e:0f");
+        let text = format!(
+            "{{\n\tname=other\n\tip_address=192.168.64.3\n\thw_address=1,aa:bb:c:d:e:f\n\tidentifier=1,aa:bb:c:d:e:f\n\tlease=0x100\n}}\n{TEXT}"
+        );
+        let assigned = with_assignments(
+            &text,
+            &[(
+                "lab-worker-1".into(),
+                ours,
+                "192.168.64.20".parse().unwrap(),
+            )],
+            0x20,
+        )
+        .unwrap();
+        let leases = parse(&assigned);
+        assert_eq!(leases[0].name, "lab-worker-1");
+        assert_eq!(leases[0].expires, Some(0x20 + ASSIGNED_LEASE_SECONDS));
+        assert!(assigned.starts_with("{\n\tname=lab-worker-1\n\tip_address=192.168.64.20\n\thw_address=1,7e:1:c:d:e:f\n\tidentifier=1,7e:1:c:d:e:f\n"), "{assigned}");
+        assert_eq!(
+            address_of(&leases, ours, 0x21),
+            Some("192.168.64.20".parse().unwrap())
+        );
+        assert_eq!(
+            leases.iter().filter(|l| l.mac == Some(ours)).count(),
+            1,
+            "exactly one entry per MAC"
+        );
+        assert!(assigned.contains("name=other"), "other clients stay");
+        assert!(
+            assigned.contains("name=duid"),
+            "entries k0slab cannot read stay"
+        );
+        assert_eq!(
+            without_macs(&assigned, &[ours]),
+            assigned.split_once("}\n").unwrap().1
+        );
+    }
+
+    #[test]
+    fn an_active_lease_of_another_client_on_an_assigned_address_is_refused() {
+        let text = "{\n\tname=someone\n\tip_address=192.168.64.10\n\thw_address=1,aa:0:0:0:0:1\n\tidentifier=1,aa:0:0:0:0:1\n\tlease=0x100\n}\n";
+        let a = [(
+            "lab-control-plane-1".to_string(),
+            mac("7e:00:00:00:00:01"),
+            "192.168.64.10".parse().unwrap(),
+        )];
+        let err = with_assignments(text, &a, 0x50).unwrap_err();
+        assert_eq!(err[0].to_string(), "192.168.64.10 is leased to someone (1,aa:0:0:0:0:1) until 256 (seconds since the epoch)");
+        let expired = with_assignments(text, &a, 0x200).unwrap();
+        assert!(
+            !expired.contains("someone"),
+            "an expired lease on our address is dropped"
+        );
     }
 }
