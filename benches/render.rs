@@ -30,6 +30,8 @@ fn plan_and_render(env: &Environment) -> usize {
                 vrrp_auth_pass: "Bench123".into(),
             },
             merged_into: &[],
+            assigned: &Default::default(),
+            ssh_hosts: &Default::default(),
         },
     )
     .unwrap();

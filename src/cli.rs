@@ -124,6 +124,12 @@ pub enum Command {
     },
     /// Install the vagrant-tart plugin into Vagrant (unless it is there).
     InstallPlugin,
+    /// The root half of assigning addresses: `up` and `destroy` run it through sudo (after
+    /// saying why), or print it for you to run once.
+    Bootptab {
+        #[command(subcommand)]
+        command: BootptabCommand,
+    },
     /// The Kairos Cluster API providers on the lab: install, verify a workload cluster,
     /// uninstall.
     Kairos {
@@ -185,6 +191,17 @@ pub enum KairosCommand {
     },
     /// Remove what `kairos install` added, including webhook configurations left behind.
     Uninstall,
+}
+
+/// `k0slab bootptab …`.
+#[derive(Debug, Subcommand)]
+pub enum BootptabCommand {
+    /// As root: apply a change that `up` or `destroy` staged (bootptab, dhcpd_leases, SIGHUP
+    /// to bootpd).
+    Apply {
+        /// The staged change, `<lab>/.k0slab-bootpd-change.json`
+        file: std::path::PathBuf,
+    },
 }
 
 /// How results are printed.

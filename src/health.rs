@@ -6,7 +6,8 @@
 //! - exactly the nodes that run a kubelet are Kubernetes Nodes (pure controllers are not);
 //! - each of them is Ready, with InternalIP = its static address, the taints and labels of
 //!   its role;
-//! - etcd has one member per controller, each at its static address;
+//! - etcd has one member per controller, each at its planned address (a `single` node stores
+//!   in kine and runs no etcd: then storage is checked instead);
 //! - every kube-system pod is Running and Ready.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -214,6 +215,27 @@ fn check_nodes(nodes: &[Node], listed: &Value) -> Vec<Check> {
     checks
 }
 
+/// k0s `--single` stores in kine and runs no etcd: `k0s etcd member-list` then fails with
+/// "wrong storage type: kine" (k0sproject/k0s `cmd/etcd/etcd.go` lines 36-37). That failure is
+/// the healthy answer for a single-node lab.
+const KINE_ERROR: &str = "wrong storage type: kine";
+
+fn check_kine(member_list: &Result<String, String>) -> Check {
+    match member_list {
+        Err(e) if e.contains(KINE_ERROR) => Check::new(
+            "storage",
+            true,
+            "kine, as k0s --single uses (no etcd to check)",
+        ),
+        Ok(out) => Check::new(
+            "storage",
+            false,
+            format!("a single-node lab runs etcd, not kine: {}", last_line(out)),
+        ),
+        Err(e) => Check::new("storage", false, last_line(e)),
+    }
+}
+
 fn check_etcd(nodes: &[Node], output: &str) -> Check {
     let controllers: Vec<&Node> = nodes.iter().filter(|n| n.is_controller()).collect();
     let json = output.find('{').and_then(|i| {
@@ -324,9 +346,11 @@ pub fn evaluate(nodes: &[Node], endpoint: &Endpoint, facts: &Facts) -> Vec<Check
         Ok(list) => checks.extend(check_nodes(nodes, list)),
         Err(e) => checks.push(Check::new("nodes", false, last_line(e))),
     }
-    checks.push(match &facts.etcd {
-        Ok(out) => check_etcd(nodes, out),
-        Err(e) => Check::new("etcd", false, last_line(e)),
+    let single = nodes.iter().any(|n| n.role == Some(Role::Single));
+    checks.push(match (&facts.etcd, single) {
+        (result, true) => check_kine(result),
+        (Ok(out), false) => check_etcd(nodes, out),
+        (Err(e), false) => Check::new("etcd", false, last_line(e)),
     });
     checks.push(match &facts.pods {
         Ok(list) => check_pods(list),
@@ -514,5 +538,33 @@ mod tests {
         );
         assert_eq!(got[1].0, "etcd");
         assert_eq!(got[2], ("kube-system pods".into(), "no pods yet".into()));
+    }
+
+    #[test]
+    fn a_single_node_stores_in_kine_and_that_is_healthy() {
+        let single = [node(
+            "control-plane-1",
+            Role::Single,
+            "192.168.64.10",
+            false,
+        )];
+        let kine = Err(
+            "`vagrant ssh` failed: exit status 1:\nError: wrong storage type: kine".to_string(),
+        );
+        let c = check_kine(&kine);
+        assert!(c.ok && c.name == "storage", "{c:?}");
+        let c = check_kine(&Ok(
+            "{\"members\":{\"control-plane-1\":\"https://192.168.64.10:2380\"}}".into(),
+        ));
+        assert!(!c.ok, "etcd on a single node is not what k0s --single does");
+        let c = check_kine(&Err("ssh: connect to host: no route".into()));
+        assert!(!c.ok);
+        assert_eq!(single[0].role, Some(Role::Single));
+        // Everywhere else the kine answer is a failure of the etcd check.
+        let mut f = healthy();
+        f.etcd = kine;
+        let got = evaluate(&lab(), &endpoint(), &f);
+        let etcd = got.iter().find(|c| c.name == "etcd").unwrap();
+        assert!(!etcd.ok);
     }
 }

@@ -23,8 +23,21 @@ pub fn phase(line: &str) -> Option<&str> {
 }
 
 impl K0sctl<'_> {
+    /// k0sctl with the lab's own known_hosts file: rig reads `SSH_KNOWN_HOSTS`, creates the
+    /// file and appends each new host key (k0sproject/rig `protocol/ssh/hostkey/callbacks.go`
+    /// lines 54-68, 182-200), so the user's `~/.ssh/known_hosts` is never touched and `destroy`
+    /// removes the lab's keys with the lab.
+    fn cmd(&self, description: &str) -> Cmd {
+        let known_hosts = self
+            .config
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::render::KNOWN_HOSTS);
+        Cmd::new(self.path, description).env("SSH_KNOWN_HOSTS", known_hosts.display().to_string())
+    }
+
     pub fn apply_cmd(&self) -> Cmd {
-        Cmd::new(self.path, "k0sctl apply")
+        self.cmd("k0sctl apply")
             .arg("apply")
             .arg("--config")
             .arg(self.config)
@@ -40,7 +53,7 @@ impl K0sctl<'_> {
     }
 
     pub fn kubeconfig_cmd(&self, api_url: &str) -> Cmd {
-        Cmd::new(self.path, "fetching the admin kubeconfig with k0sctl")
+        self.cmd("fetching the admin kubeconfig with k0sctl")
             .arg("kubeconfig")
             .arg("--config")
             .arg(self.config)

@@ -1,11 +1,13 @@
 //! `lab.json`: the record of a lab. After `render`, every other command works from it, not
 //! from the current environment.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::Inputs;
+use crate::network::Mac;
 use crate::topology::{self, Endpoint, Node};
 
 /// The file name inside the lab directory.
@@ -37,6 +39,10 @@ pub struct LabRecord {
     /// User kubeconfigs the lab's context was merged into (`kubeconfig --merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_into: Vec<PathBuf>,
+    /// The MAC each machine's planned address is assigned to in bootpd's leases (`up`), by
+    /// machine name; `destroy` releases them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assigned: BTreeMap<String, Mac>,
 }
 
 impl LabRecord {

@@ -76,6 +76,21 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         Command::Validate { lab } => validate::run(&ctx, &lab.flags()),
         Command::Doctor { lab, output } => doctor::run(&ctx, &lab.flags(), output),
         Command::InstallPlugin => plugin::run(&ctx),
+        Command::Bootptab {
+            command: cli::BootptabCommand::Apply { file },
+        } => {
+            let applied = network::dhcp::apply_staged(&file)?;
+            ctx.out.info(match applied {
+                network::dhcp::Applied::Unchanged => "bootptab and the leases already say so",
+                network::dhcp::Applied::Written { signalled: true } => {
+                    "written; bootpd was told to read them again"
+                }
+                network::dhcp::Applied::Written { signalled: false } => {
+                    "written; bootpd is not running and reads them when it starts"
+                }
+            });
+            Ok(())
+        }
         Command::Kairos { command } => run_kairos(&ctx, command),
     }
 }

@@ -1,12 +1,13 @@
 //! Every call of Tart: pulling the image once before the VMs boot, and finding lab VMs that
 //! Vagrant no longer knows about.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::network::Mac;
 use crate::output::Output;
 use crate::process::Cmd;
 
@@ -27,7 +28,50 @@ pub struct TartVm {
     pub state: String,
 }
 
+/// Tart's home: `TART_HOME`, else `~/.tart` (cirruslabs/tart `Sources/tart/Config.swift`
+/// lines 11-17).
+pub fn home(env: &Environment) -> PathBuf {
+    env.get("TART_HOME").filter(|h| !h.is_empty()).map_or_else(
+        || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".tart"),
+        PathBuf::from,
+    )
+}
+
+/// The MAC address of Tart VM `vm`: key `macAddress` of `<TART_HOME>/vms/<vm>/config.json`
+/// (cirruslabs/tart `Sources/tart/VMConfig.swift` lines 25 and 156, `VMStorageLocal.swift`
+/// lines 7-11). Read after the VM has started: `tart run` gives a VM a new MAC when a running
+/// VM already has its MAC (`Sources/tart/Commands/Run.swift` lines 376-384).
+pub fn mac_of(env: &Environment, vm: &str) -> Result<Mac> {
+    let path = home(env).join("vms").join(vm).join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::LabFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    config
+        .get("macAddress")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Error::LabFile {
+            path: path.clone(),
+            reason: "no macAddress".into(),
+        })?
+        .parse()
+        .map_err(|reason| Error::LabFile { path, reason })
+}
+
 impl Tart<'_> {
+    /// `tart ip VM`: the address Tart's `dhcp` resolver finds in bootpd's leases, if any.
+    pub fn ip(&self, vm: &str) -> Result<String> {
+        Cmd::new(self.path, format!("asking Tart for {vm}'s address"))
+            .args(["ip", vm])
+            .output(self.env, self.out)
+            .map(|s| s.trim().to_string())
+    }
+
+    pub fn stop_cmd(&self, vm: &str) -> Cmd {
+        Cmd::new(self.path, format!("stopping Tart VM {vm}")).args(["stop", vm])
+    }
+
     pub fn list(&self) -> Result<Vec<TartVm>> {
         let text = Cmd::new(self.path, "listing Tart VMs and images")
             .args(["list", "--format", "json"])

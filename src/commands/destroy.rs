@@ -15,7 +15,13 @@ use crate::tools::Tool;
 use crate::topology::Topology;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
-const RUNTIME_FILES: [&str; 3] = [kubeconfig::FILE_NAME, super::up::APPLIED_MARKER, GITIGNORE];
+const RUNTIME_FILES: [&str; 5] = [
+    kubeconfig::FILE_NAME,
+    super::up::APPLIED_MARKER,
+    GITIGNORE,
+    crate::render::KNOWN_HOSTS,
+    crate::network::assign::STAGED,
+];
 
 /// Puts the Vagrantfile back from `lab.json` if it was deleted: Vagrant needs it to destroy.
 fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
@@ -49,6 +55,11 @@ fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         .into_iter()
         .filter(|vm| ours.contains(&vm.name))
     {
+        // `tart delete` refuses a running VM (cirruslabs/tart Sources/tart/VMDirectory.swift
+        // lines 262-267): stop it first.
+        if vm.state == "running" {
+            tart.stop_cmd(&vm.name).output(ctx.env, &ctx.out)?;
+        }
         tart.delete_cmd(&vm.name).output(ctx.env, &ctx.out)?;
         ctx.out.info(&format!(
             "deleted Tart VM {} that Vagrant no longer tracked",
@@ -148,6 +159,7 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
         "Run `k0slab destroy` again: lab.json is kept until every machine is gone.",
     )?;
     delete_leftovers(ctx, &record)?;
+    crate::network::assign::release(ctx, &record)?;
     remove_merged_contexts(ctx, &record)?;
     remove_files(ctx, &record)?;
     ctx.out.info(&format!(

@@ -1,15 +1,35 @@
 //! `k0slab render`: write the lab files. All validation happens before the first write.
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
 use super::{describe_changes, plan_lab, Context, Planned};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
 use crate::lab_dir::new_secrets;
+use crate::network::Mac;
 use crate::render::{self, RenderContext};
 
 /// Renders and writes the lab; returns what was written. Refuses (exit 2) to change the
 /// inputs of a lab whose machines exist, since that would orphan or mismatch VMs.
 pub fn write_lab(ctx: &Context<'_>, planned: &Planned) -> Result<Vec<(String, Written)>> {
+    let assigned = planned
+        .record
+        .as_ref()
+        .map(|r| r.assigned.clone())
+        .unwrap_or_default();
+    write_lab_with(ctx, planned, &assigned, &BTreeMap::new())
+}
+
+/// [`write_lab`] with the assignments `up` made and the addresses Vagrant must use while it
+/// moves machines to their planned addresses.
+pub fn write_lab_with(
+    ctx: &Context<'_>,
+    planned: &Planned,
+    assigned: &BTreeMap<String, Mac>,
+    ssh_hosts: &BTreeMap<String, Ipv4Addr>,
+) -> Result<Vec<(String, Written)>> {
     if !planned.changes.is_empty() {
         let machines = ctx.dir.created_machines();
         if !machines.is_empty() {
@@ -47,6 +67,8 @@ pub fn write_lab(ctx: &Context<'_>, planned: &Planned) -> Result<Vec<(String, Wr
             public_key: &public_key,
             secrets: &secrets,
             merged_into: &merged_into,
+            assigned,
+            ssh_hosts,
         },
     )?;
     report.extend(ctx.dir.write(&files)?);

@@ -16,13 +16,14 @@ use crate::inputs::Flags;
 use crate::k0sctl::K0sctl;
 use crate::kubeconfig;
 use crate::lab_json::LabRecord;
+use crate::network::{self, leases, softnet, NetworkMode};
 use crate::process::{check_interrupted, shell_quote};
 use crate::progress::{format_duration, Progress};
 use crate::render::{K0SCTL_YAML, MODE_PRIVATE};
 use crate::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::{Node, NodeKind};
-use crate::vagrant::{MachineState, UpStage};
+use crate::vagrant::MachineState;
 
 /// A copy of the k0sctl.yaml that was last applied successfully.
 pub const APPLIED_MARKER: &str = ".k0sctl-applied.yaml";
@@ -32,14 +33,6 @@ pub struct UpOptions {
     pub dry_run: bool,
     /// How long to wait for the lab to become healthy at the end.
     pub wait: Duration,
-}
-
-/// The shell command that checks, inside the guest, that the static address is configured.
-fn address_check(node: &Node) -> String {
-    format!(
-        "ip -4 -o addr show | grep -Fq {}",
-        shell_quote(&format!(" {}/", node.address))
-    )
 }
 
 fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
@@ -59,6 +52,13 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             reason: "Vagrant has no vagrant-tart plugin".into(),
             hint: "vagrant plugin install vagrant-tart",
         });
+    }
+    if planned.topology.network == NetworkMode::Softnet {
+        softnet::check(ctx.env, &ctx.out).map_err(|problem| Error::ToolMissing {
+            tool: "softnet",
+            reason: problem,
+            hint: softnet::SETUP_HINT,
+        })?;
     }
     let cpus = host::cpus();
     if let Some(n) = planned.topology.nodes.iter().find(|n| n.cpus > cpus) {
@@ -143,13 +143,30 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     for n in t.nodes.iter().filter(|n| n.kind != NodeKind::LoadBalancer) {
         lines.push(format!("    {}", vagrant.up_cmd(&n.name).command_line()));
     }
-    lines.push("  then, per machine, check the static address inside the guest:".into());
+    if t.network.served_by_bootpd() {
+        let paths = network::dhcp::Paths::from_env(ctx.env);
+        lines.push(format!(
+            "  read each VM's MAC from {}/vms/<VM>/config.json, then as root (sudo, after saying \
+             why): assign each planned address to its VM's MAC in {}, reserve it in {}, and send \
+             bootpd SIGHUP",
+            crate::tart::home(ctx.env).display(),
+            paths.leases.display(),
+            paths.bootptab.display()
+        ));
+        lines.push(
+            "  per machine that holds another address: make its DHCP client start over".into(),
+        );
+    } else {
+        lines.push("  per machine: make its planned address its only, static address".into());
+    }
+    lines.push("  then wait until each guest has exactly its planned address:".into());
     for n in &t.nodes {
         lines.push(format!(
-            "    {}",
+            "    {}    (expect {})",
             vagrant
-                .ssh_cmd(&n.name, Some(&address_check(n)))
-                .command_line()
+                .ssh_cmd(&n.name, Some(network::assign::ADDRESS_QUERY))
+                .command_line(),
+            n.address
         ));
     }
     lines.push(format!("  {}", k0sctl.apply_cmd().command_line()));
@@ -178,34 +195,16 @@ fn machines_up(
     let vagrant = ctx.vagrant()?;
     let results = per_machine(ctx, progress, nodes, |node, bar| {
         if states.get(&node.name) == Some(&MachineState::Running) {
-            bar.done(&format!("already running at {}", node.address));
+            bar.done("already running");
             return Ok(false);
         }
-        let outcome = (|| -> Result<bool> {
-            vagrant.up(&node.name, |stage, message| {
+        let outcome = vagrant
+            .up(&node.name, |stage, message| {
                 bar.step(stage as u64, &format!("{}: {message}", stage.label()));
-            })?;
-            bar.step(
-                UpStage::CheckingAddress as u64,
-                UpStage::CheckingAddress.label(),
-            );
-            vagrant
-                .ssh_output(&node.name, &address_check(node))
-                .map_err(|e| {
-                    Error::Step(format!(
-                        "{} is running but its static address {} is not configured in the guest \
-                         (did the k0slab-guest-setup provisioner run? try `vagrant provision {}` \
-                         in {}): {e}",
-                        node.name,
-                        node.address,
-                        node.name,
-                        ctx.dir.shown().display()
-                    ))
-                })?;
-            Ok(true)
-        })();
+            })
+            .map(|()| true);
         match &outcome {
-            Ok(_) => bar.done(&format!("running at {}", node.address)),
+            Ok(_) => bar.done("running"),
             Err(e) => bar.failed(&crate::output::first_line(&e.to_string())),
         }
         outcome
@@ -217,6 +216,80 @@ fn machines_up(
         "Fix the cause and run `k0slab up` again: machines that are up are kept.",
     )?;
     Ok(booted.iter().filter(|(_, b)| *b).count())
+}
+
+/// Stops before anything boots when a machine could not come up as planned: a Tart VM with a
+/// lab VM's name that Vagrant does not track (vagrant-tart would skip the clone, boot that VM
+/// and then wait for SSH until its boot timeout, letiemble/vagrant-tart
+/// `lib/vagrant-tart/action/create_instance.rb` and `provider.rb`), or another machine that
+/// holds a planned address now (bootpd would not notice the clash, bootp `dhcpd.c` line 760).
+fn preflight(
+    ctx: &Context<'_>,
+    record: &LabRecord,
+    states: &std::collections::BTreeMap<String, MachineState>,
+) -> Result<()> {
+    let tart = Tart {
+        path: ctx.tools.get(Tool::Tart)?,
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    let existing: Vec<String> = tart.list()?.into_iter().map(|vm| vm.name).collect();
+    let untracked: Vec<String> = record
+        .nodes
+        .iter()
+        .filter(|n| matches!(states.get(&n.name), None | Some(MachineState::NotCreated)))
+        .map(|n| record.vm_name(n))
+        .filter(|vm| existing.contains(vm))
+        .collect();
+    if !untracked.is_empty() {
+        return Err(InputError::Rule(format!(
+            "Tart VM(s) {} already exist but Vagrant does not track them in {}: vagrant-tart \
+             would boot them and wait for SSH until it times out. If they are left over from \
+             this lab, delete them (`tart delete NAME`); if another lab uses them, give this \
+             lab another name (K0SLAB_NAME)",
+            untracked.join(", "),
+            ctx.dir.shown().display()
+        ))
+        .into());
+    }
+    if record.inputs.network.served_by_bootpd() {
+        let paths = network::dhcp::Paths::from_env(ctx.env);
+        // This lab's own VMs, from earlier runs, may hold any address.
+        let ours: Vec<network::Mac> = record
+            .assigned
+            .values()
+            .copied()
+            .chain(
+                record
+                    .nodes
+                    .iter()
+                    .filter_map(|n| crate::tart::mac_of(ctx.env, &record.vm_name(n)).ok()),
+            )
+            .collect();
+        let now = leases::now();
+        let taken: Vec<String> = leases::read(&paths.leases)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.active_at(now) && !l.mac.is_some_and(|m| ours.contains(&m)))
+            .filter_map(|l| {
+                let node = record.nodes.iter().find(|n| n.address == l.address)?;
+                Some(format!(
+                    "{} (planned for {}) is leased to {:?}",
+                    l.address, node.name, l.name
+                ))
+            })
+            .collect();
+        if !taken.is_empty() {
+            return Err(InputError::Rule(format!(
+                "planned addresses are in use on this host's network ({}):\n  {}\nStop that \
+                 machine or choose another K0SLAB_SUBNET",
+                paths.leases.display(),
+                taken.join("\n  ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) -> Result<()> {
@@ -329,6 +402,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
 
     let progress = Progress::new(&ctx.out);
     let states = ctx.vagrant()?.status()?;
+    preflight(ctx, &record, &states)?;
     let nodes: Vec<&Node> = record.nodes.iter().collect();
     let all_running = nodes
         .iter()
@@ -345,6 +419,8 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         booted += machines_up(ctx, &progress, &first, &states)?;
     }
     booted += machines_up(ctx, &progress, &rest, &states)?;
+    check_interrupted()?;
+    let record = network::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;
 
     let config = ctx.dir.join(K0SCTL_YAML);

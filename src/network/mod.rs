@@ -12,13 +12,17 @@
 //!   VM in macOS bootpd's `/etc/bootptab`, in a marked block per lab.
 //! - [`leases`]: bootpd's leases file, to find addresses that other machines hold.
 //! - [`dhcp`]: writing the bindings (with root, never silently) and telling bootpd to re-read.
+//! - [`assign`]: the step of `up` that moves every VM to its planned address and checks it.
+//! - [`softnet`]: Softnet's one-time set-up (SUID bit or passwordless sudo).
 //! - [`probe`]: `k0slab doctor --network`, which measures what this host's network allows.
 
+pub mod assign;
 pub mod bootptab;
 pub mod dhcp;
 pub mod leases;
 pub mod mode;
 pub mod probe;
+pub mod softnet;
 
 pub use bootptab::{Binding, Mac};
 pub use mode::NetworkMode;

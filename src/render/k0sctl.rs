@@ -72,8 +72,7 @@ pub struct K0sConfig {
 #[derive(Debug, Serialize)]
 pub struct K0sSpec {
     pub api: Api,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<Network>,
+    pub network: Network,
     pub telemetry: Telemetry,
 }
 
@@ -88,8 +87,22 @@ pub struct Api {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {
-    pub control_plane_load_balancing: ControlPlaneLoadBalancing,
-    pub node_local_load_balancing: NodeLocalLoadBalancing,
+    pub provider: &'static str,
+    pub calico: Calico,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane_load_balancing: Option<ControlPlaneLoadBalancing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_local_load_balancing: Option<NodeLocalLoadBalancing>,
+}
+
+/// Calico in VXLAN mode: pod traffic between nodes is tunnelled, so every packet on the wire
+/// carries node addresses (the VMs' own leases) only. k0s' default provider, kube-router,
+/// routes pods directly inside one subnet (its `--overlay-type=subnet` default), which puts pod
+/// addresses on the wire, and Softnet drops those (cirruslabs/softnet lib/proxy/vm.rs). k0s'
+/// Calico defaults to vxlan (k0sproject/k0s pkg/apis/k0s/v1beta1/calico.go); k0slab says so.
+#[derive(Debug, Serialize)]
+pub struct Calico {
+    pub mode: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,8 +178,11 @@ fn virtual_router_id(topology: &Topology) -> u8 {
 
 pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
     let endpoint = topology.endpoint;
-    let network = (endpoint.kind == EndpointKind::Cplb).then(|| Network {
-        control_plane_load_balancing: ControlPlaneLoadBalancing {
+    let cplb = endpoint.kind == EndpointKind::Cplb;
+    let network = Network {
+        provider: "calico",
+        calico: Calico { mode: "vxlan" },
+        control_plane_load_balancing: cplb.then(|| ControlPlaneLoadBalancing {
             enabled: true,
             kind: "Keepalived",
             keepalived: Keepalived {
@@ -180,12 +196,12 @@ pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
                     virtual_router_id: virtual_router_id(topology),
                 }],
             },
-        },
-        node_local_load_balancing: NodeLocalLoadBalancing {
+        }),
+        node_local_load_balancing: cplb.then_some(NodeLocalLoadBalancing {
             enabled: true,
             kind: "EnvoyProxy",
-        },
-    });
+        }),
+    };
     K0sctlConfig {
         api_version: API_VERSION,
         kind: "Cluster",

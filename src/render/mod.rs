@@ -5,11 +5,14 @@ mod haproxy;
 mod k0sctl;
 mod vagrantfile;
 
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
 use crate::lab_json::{self, LabRecord, Secrets};
+use crate::network::Mac;
 use crate::topology::{EndpointKind, Topology};
 
 pub use haproxy::FILE_NAME as HAPROXY_CFG;
@@ -22,6 +25,10 @@ pub const PUBLIC_KEY: &str = "id_ed25519.pub";
 /// The user every lab VM is reached as (cirruslabs images: admin/admin).
 pub const SSH_USER: &str = "admin";
 pub const SSH_PASSWORD: &str = "admin";
+
+/// The lab's own known_hosts file, which k0sctl's SSH library (rig) creates and appends to
+/// when `SSH_KNOWN_HOSTS` names it (k0sproject/rig `protocol/ssh/hostkey/callbacks.go`).
+pub const KNOWN_HOSTS: &str = "known_hosts";
 
 /// Read and write for the owner only: secrets and keys.
 pub const MODE_PRIVATE: u32 = 0o600;
@@ -46,6 +53,11 @@ pub struct RenderContext<'a> {
     pub secrets: &'a Secrets,
     /// Kubeconfigs the lab was merged into, carried over from the existing `lab.json`.
     pub merged_into: &'a [PathBuf],
+    /// The MACs the lab's addresses are assigned to, carried over from the existing `lab.json`.
+    pub assigned: &'a BTreeMap<String, Mac>,
+    /// Machines Vagrant must reach at another address than the one `tart ip` reports: only
+    /// while `up` moves them to their planned address.
+    pub ssh_hosts: &'a BTreeMap<String, Ipv4Addr>,
 }
 
 impl RenderContext<'_> {
@@ -80,6 +92,8 @@ pub fn render_lab(
     }
     let mut written: Vec<String> = files.iter().map(|f| f.name.to_string()).collect();
     written.extend([PRIVATE_KEY.to_string(), PUBLIC_KEY.to_string()]);
+    // Written by k0sctl (through rig) on k0slab's behalf: SSH_KNOWN_HOSTS points here.
+    written.push(KNOWN_HOSTS.to_string());
     written.push(lab_json::FILE_NAME.to_string());
     let record = LabRecord {
         schema: lab_json::SCHEMA,
@@ -90,6 +104,7 @@ pub fn render_lab(
         secrets: ctx.secrets.clone(),
         files: written,
         merged_into: ctx.merged_into.to_vec(),
+        assigned: ctx.assigned.clone(),
     };
     let mut json = serde_json::to_string_pretty(&record).map_err(|e| Error::Render {
         name: lab_json::FILE_NAME.into(),

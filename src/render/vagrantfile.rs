@@ -35,6 +35,8 @@ struct Machine<'a> {
     address: String,
     prefix: String,
     load_balancer: bool,
+    /// The address Vagrant reaches the VM at while k0slab moves it (its current lease).
+    ssh_host: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,10 @@ struct Vagrantfile<'a> {
     load_balancer_setup: Option<String>,
     haproxy_cfg: &'a str,
     uploaded_config: &'a str,
+    network: String,
+    ip_resolver: &'static str,
+    run_args: Vec<String>,
+    address_source: &'static str,
     machines: Vec<Machine<'a>>,
 }
 
@@ -92,6 +98,17 @@ pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
             address: n.address.to_string(),
             prefix: prefix.clone(),
             load_balancer: n.kind == NodeKind::LoadBalancer,
+            // While up moves a machine: the address it still has. On a bridged LAN, Tart finds
+            // no lease to report: Vagrant is told the static address once it is assigned.
+            ssh_host: ctx
+                .ssh_hosts
+                .get(&n.name)
+                .copied()
+                .or_else(|| {
+                    (!topology.network.served_by_bootpd() && ctx.assigned.contains_key(&n.name))
+                        .then_some(n.address)
+                })
+                .map(|a| a.to_string()),
         })
         .collect();
     templates::render(
@@ -105,6 +122,22 @@ pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
             load_balancer_setup,
             haproxy_cfg: HAPROXY_CFG,
             uploaded_config: UPLOADED_HAPROXY_CFG,
+            network: topology.network.to_string(),
+            // Tart's `dhcp` resolver reads the host's bootpd leases, where k0slab assigns the
+            // addresses; on a bridged LAN another DHCP server leases them, so `arp`
+            // (cirruslabs/tart Sources/tart/Commands/IP.swift; vagrant-tart config.rb allows
+            // dhcp and arp).
+            ip_resolver: if topology.network.served_by_bootpd() {
+                "dhcp"
+            } else {
+                "arp"
+            },
+            run_args: topology.network.tart_run_args(),
+            address_source: if topology.network.served_by_bootpd() {
+                "dhcp"
+            } else {
+                "static"
+            },
             machines,
         },
     )

@@ -78,6 +78,8 @@ pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
                 vrrp_auth_pass: "Test1234".into(),
             },
             merged_into: &[],
+            assigned: &Default::default(),
+            ssh_hosts: &Default::default(),
         },
     )
     .expect("scenario renders");
