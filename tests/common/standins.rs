@@ -16,6 +16,16 @@ pub fn standins_bin() -> PathBuf {
 pub struct Sandbox {
     pub root: tempfile::TempDir,
     pub env: BTreeMap<String, String>,
+    bootpd: Option<std::process::Child>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(mut b) = self.bootpd.take() {
+            let _ = b.kill();
+            let _ = b.wait();
+        }
+    }
 }
 
 /// One recorded call of a stand-in tool.
@@ -32,12 +42,23 @@ pub struct Call {
 impl Sandbox {
     pub fn new() -> Self {
         let root = tempfile::tempdir().unwrap();
-        for d in ["state", "work", "home"] {
+        for d in ["state", "work", "home", "bin", "etc", "db"] {
             fs::create_dir_all(root.path().join(d)).unwrap();
         }
+        // Softnet after its one-time set-up: owned by root with the SUID bit (the tests run as
+        // root, as CI does).
+        let softnet = root.path().join("bin/softnet");
+        fs::write(
+            &softnet,
+            "#!/bin/sh\necho 'stand-in softnet: Tart starts it' >&2\nexit 1\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&softnet, fs::Permissions::from_mode(0o4755)).unwrap();
         let path = format!(
-            "{}:{}",
+            "{}:{}:{}",
             standins_bin().display(),
+            root.path().join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let mut env = BTreeMap::new();
@@ -51,11 +72,47 @@ impl Sandbox {
             root.path().join("state").display().to_string(),
         );
         env.insert("K0SLAB_POLL_INTERVAL".into(), "100ms".into());
-        env.insert(
-            "K0SLAB_DHCP_LEASES".into(),
-            root.path().join("no-leases").display().to_string(),
-        );
-        Self { root, env }
+        // macOS' files, inside the sandbox: bootptab (as shipped: a header and the separator),
+        // bootpd's leases and pid file, Tart's home.
+        let etc = root.path().join("etc");
+        fs::write(etc.join("bootptab"), "# bootptab\n%%\n").unwrap();
+        for (k, v) in [
+            ("K0SLAB_BOOTPTAB", etc.join("bootptab")),
+            ("K0SLAB_DHCP_LEASES", root.path().join("db/dhcpd_leases")),
+            ("K0SLAB_BOOTPD_PID", root.path().join("db/bootpd.pid")),
+            ("TART_HOME", root.path().join("home/.tart")),
+        ] {
+            env.insert(k.into(), v.display().to_string());
+        }
+        let bootpd = Command::new(standins_bin().join("bootpd"))
+            .env_clear()
+            .envs(&env)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        let pid_file = root.path().join("db/bootpd.pid");
+        let started = std::time::Instant::now();
+        while !pid_file.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self { root, env, bootpd }
+    }
+
+    /// bootpd's leases file as it is now.
+    pub fn leases(&self) -> String {
+        fs::read_to_string(self.root.path().join("db/dhcpd_leases")).unwrap_or_default()
+    }
+
+    pub fn bootptab(&self) -> String {
+        fs::read_to_string(self.root.path().join("etc/bootptab")).unwrap()
+    }
+
+    /// A stand-in VM's record (lease, MAC, network, …).
+    pub fn vm(&self, name: &str) -> Value {
+        serde_json::from_str(
+            &fs::read_to_string(self.state().join(format!("vms/{name}.json"))).unwrap(),
+        )
+        .unwrap()
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {

@@ -91,19 +91,22 @@ module Standin
     read_json(cluster_path, nil)
   end
 
-  # The running VM that holds static address `address` (configured in the guest), if any.
-  def running_vm_at(address)
-    vms.find { |v| v["state"] == "running" && v["address_configured"] && v["address"] == address }
-  end
-
-  # Machines of a k0slab Vagrantfile: name, Tart name, static address, prefix.
+  # Machines of a k0slab Vagrantfile, as the stand-ins need them: name, Tart name, image, the
+  # guest-setup arguments, the provider's ip_resolver and extra_run_args, ssh.host, and which
+  # provisioners run on every `vagrant up` (run: "always").
   def parse_vagrantfile(path)
     text = File.read(path)
+    setup = text[/^GUEST_SETUP = <<'K0SLAB_GUEST_SETUP'\n(.*?)^K0SLAB_GUEST_SETUP$/m, 1].to_s
     text.split(/^\s*config\.vm\.define /).drop(1).map do |block|
       name = block[/\A"([^"]+)"/, 1]
       args = block[/args: \[([^\]]*)\]/, 1].to_s.scan(/"([^"]*)"/).flatten
+      run_args = block[/tart\.extra_run_args = \[([^\]]*)\]/, 1].to_s.scan(/"([^"]*)"/).flatten
       { "machine" => name, "tart_name" => block[/tart\.name = "([^"]+)"/, 1],
-        "image" => block[/tart\.image = "([^"]+)"/, 1], "address" => args[1], "prefix" => args[2] }
+        "image" => block[/tart\.image = "([^"]+)"/, 1], "args" => args,
+        "ip_resolver" => block[/tart\.ip_resolver = "([^"]+)"/, 1] || "dhcp",
+        "run_args" => run_args, "ssh_host" => block[/\.ssh\.host = "([^"]+)"/, 1],
+        "setup_always" => block.match?(/name: "k0slab-guest-setup", run: "always"/),
+        "guest_setup" => setup }
     end
   end
 
