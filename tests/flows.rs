@@ -98,11 +98,33 @@ fn one_plus_one_up_health_destroy() {
 }
 
 #[test]
-fn three_plus_two_with_cplb() {
+fn three_plus_two_with_cplb_on_a_bridged_network() {
     let sb = Sandbox::new();
-    let o = up(&sb, THREE_TWO);
+    let cplb = [
+        THREE_TWO[0],
+        THREE_TWO[1],
+        ("K0SLAB_ENDPOINT", "cplb"),
+        ("K0SLAB_NETWORK", "bridged:en0"),
+    ];
+    let o = up(&sb, &cplb);
     assert!(o.status.success(), "{}", both(&o));
-    assert_eq!(sb.booted().len(), 5);
+    assert_eq!(sb.booted().len(), 5, "no load-balancer VM with cplb");
+    // On a bridged LAN the guest takes its planned address as its only address, and Vagrant
+    // is told it (Tart's dhcp resolver only knows the host's own leases).
+    assert_eq!(sb.vm("k0slab-worker-2")["lease"], "192.168.64.21");
+    let vagrantfile = fs::read_to_string(sb.lab().join("Vagrantfile")).unwrap();
+    assert!(
+        vagrantfile.contains("tart.extra_run_args = [\"--net-bridged=en0\"]"),
+        "{vagrantfile}"
+    );
+    assert!(
+        vagrantfile.contains("node.ssh.host = \"192.168.64.21\""),
+        "{vagrantfile}"
+    );
+    assert!(
+        sb.leases().is_empty(),
+        "bootpd is not involved on a bridged LAN"
+    );
     assert_eq!(sb.calls_of("k0sctl", "apply").len(), 1);
     let kubeconfig = fs::read_to_string(sb.lab().join("kubeconfig")).unwrap();
     assert!(
@@ -190,8 +212,9 @@ fn machines_boot_in_parallel() {
         ],
     );
     assert!(o.status.success(), "{}", both(&o));
-    // Five machines of 1.5 s each: sequentially 7.5 s. Check overlap, not speed: every boot
-    // started before the first one finished.
+    // The load balancer first, then five machines of 1.5 s each: sequentially 7.5 s. Check
+    // overlap, not speed: every boot after the load balancer's started before the first of
+    // them finished.
     let events = sb.events();
     let ups = |event: &str| -> Vec<f64> {
         events
@@ -205,7 +228,12 @@ fn machines_boot_in_parallel() {
             .collect()
     };
     let (starts, ends) = (ups("start"), ups("end"));
-    assert_eq!(starts.len(), 5);
+    assert_eq!(starts.len(), 6);
+    assert!(
+        starts[0] < starts[1] && ends[0] <= starts[1],
+        "the load balancer boots first"
+    );
+    let (starts, ends) = (&starts[1..], &ends[1..]);
     let first_end = ends.iter().cloned().fold(f64::INFINITY, f64::min);
     assert!(
         starts.iter().all(|s| *s < first_end),
@@ -261,7 +289,7 @@ fn a_vm_that_fails_to_boot_then_a_resumed_up() {
     );
     let record: Value =
         serde_json::from_str(&fs::read_to_string(sb.lab().join("lab.json")).unwrap()).unwrap();
-    assert_eq!(record["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(record["nodes"].as_array().unwrap().len(), 6);
 
     sb.clear_calls();
     let o = up(&sb, &[]);
@@ -275,16 +303,31 @@ fn a_vm_that_fails_to_boot_then_a_resumed_up() {
 }
 
 #[test]
-fn a_machine_without_its_static_address_is_named() {
+fn a_guest_that_does_not_take_its_planned_address_is_named() {
     let sb = Sandbox::new();
-    let o = sb.k0slab(&["up"], &[("STANDIN_VAGRANT_NO_ADDRESS", "worker-1")]);
-    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
-    assert!(
-        stderr(&o)
-            .contains("worker-1 is running but its static address 192.168.64.20 is not configured"),
-        "{}",
-        stderr(&o)
+    let o = sb.k0slab(
+        &["up"],
+        &[
+            ("STANDIN_GUEST_IGNORES_MOVE", "worker-1"),
+            ("K0SLAB_ADDRESS_TIMEOUT", "2s"),
+        ],
     );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("worker-1 did not take its planned address 192.168.64.20 within 2s"),
+        "{err}"
+    );
+    assert!(err.contains("`k0slab halt` then `k0slab up`"), "{err}");
+    assert!(
+        sb.calls_of("k0sctl", "apply").is_empty(),
+        "no apply before every address holds"
+    );
+    // The way out the message gives works: a restart makes the DHCP client start over.
+    assert!(sb.k0slab(&["halt"], &[]).status.success());
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.64.20");
 }
 
 #[test]
@@ -366,7 +409,7 @@ fn health_waits_for_nodes_that_become_ready() {
 fn destroy_after_the_variables_changed_removes_the_whole_lab() {
     let sb = Sandbox::new();
     assert!(up(&sb, THREE_TWO).status.success());
-    assert_eq!(sb.vms().len(), 5);
+    assert_eq!(sb.vms().len(), 6);
     fs::write(sb.lab().join("notes.txt"), "mine").unwrap();
     let o = sb.k0slab(
         &["destroy"],
@@ -374,7 +417,7 @@ fn destroy_after_the_variables_changed_removes_the_whole_lab() {
     );
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
-    assert_eq!(sb.calls_of("vagrant", "destroy").len(), 5);
+    assert_eq!(sb.calls_of("vagrant", "destroy").len(), 6);
     // Only k0slab's files are removed.
     let left: Vec<String> = fs::read_dir(sb.lab())
         .unwrap()
@@ -414,20 +457,25 @@ fn destroy_finds_vms_vagrant_forgot_and_works_when_vms_are_gone() {
         stdout(&o)
     );
 
+    assert_eq!(
+        sb.calls_of("tart", "stop").len(),
+        2,
+        "running leftovers are stopped first: tart delete refuses a running VM"
+    );
+
     // VMs deleted behind k0slab's back: destroy still succeeds.
     assert!(up(&sb, &[]).status.success());
+    let tart = common::standins::standins_bin().join("tart");
     for name in sb.vms().keys() {
-        assert!(sb
-            .command(
-                common::standins::standins_bin()
-                    .join("tart")
-                    .to_str()
-                    .unwrap(),
-                &["delete", name],
-                &[]
-            )
-            .status
-            .success());
+        let refused = sb.command(tart.to_str().unwrap(), &["delete", name], &[]);
+        assert_eq!(refused.status.code(), Some(1), "{}", both(&refused));
+        assert!(stderr(&refused).contains("is running"));
+        for verb in ["stop", "delete"] {
+            assert!(sb
+                .command(tart.to_str().unwrap(), &[verb, name], &[])
+                .status
+                .success());
+        }
     }
     let o = sb.k0slab(&["destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
@@ -612,7 +660,9 @@ fn dry_run_prints_every_command_and_runs_none() {
         "vagrant up load-balancer --provider tart --machine-readable    (first)",
         "vagrant up control-plane-1 --provider tart --machine-readable",
         "vagrant up worker-2 --provider tart --machine-readable",
-        "vagrant ssh worker-2 -c 'ip -4 -o addr show | grep -Fq '\\'' 192.168.64.21/'\\'''",
+        "vagrant ssh worker-2 -c 'ip -4 -o addr show scope global dev",
+        "(expect 192.168.64.21)",
+        "sudo, after saying why",
         "k0sctl apply --config",
         "--address https://192.168.64.100:6443 > lab/kubeconfig",
     ] {
@@ -656,7 +706,7 @@ fn status_reports_vms_and_nodes() {
     assert!(o.status.success(), "{}", both(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let machines = v["machines"].as_array().unwrap();
-    assert_eq!(machines.len(), 5);
+    assert_eq!(machines.len(), 6);
     assert!(machines.iter().all(|m| m["vm_state"] == "running"));
     assert_eq!(machines[0]["node"]["ready"], true);
     assert_eq!(

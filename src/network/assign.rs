@@ -26,8 +26,22 @@ use crate::topology::{Node, Topology};
 
 /// Where a change for the root half of [`dhcp::apply`] is staged, inside the lab directory.
 pub const STAGED: &str = ".k0slab-bootpd-change.json";
-/// How long a guest may take to reach its planned address.
+/// How long a guest may take to reach its planned address, unless `K0SLAB_ADDRESS_TIMEOUT`.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn move_timeout(ctx: &Context<'_>) -> Result<Duration> {
+    match ctx.env.get("K0SLAB_ADDRESS_TIMEOUT") {
+        None => Ok(MOVE_TIMEOUT),
+        Some(v) => humantime::parse_duration(v).map_err(|_| {
+            crate::error::InputError::Invalid {
+                origin: "environment variable K0SLAB_ADDRESS_TIMEOUT".into(),
+                value: v.into(),
+                allowed: "a duration like 90s or 3m".into(),
+            }
+            .into()
+        }),
+    }
+}
 
 /// The guest command that lists the IPv4 addresses of the interface with the default route.
 pub const ADDRESS_QUERY: &str =
@@ -175,10 +189,11 @@ pub fn wait_for_planned(ctx: &Context<'_>, progress: &Progress, record: &LabReco
         out: &ctx.out,
     };
     let by_bootpd = record.inputs.network.served_by_bootpd();
+    let timeout = move_timeout(ctx)?;
     let nodes: Vec<&Node> = record.nodes.iter().collect();
     let results = per_machine(ctx, progress, &nodes, |node, bar| {
         bar.message(&format!("waiting for {}", node.address));
-        let deadline = Instant::now() + MOVE_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             crate::process::check_interrupted()?;
             let seen = vagrant
@@ -214,7 +229,7 @@ pub fn wait_for_planned(ctx: &Context<'_>, progress: &Progress, record: &LabReco
                          `k0slab halt` then `k0slab up`",
                         node.name,
                         node.address,
-                        MOVE_TIMEOUT.as_secs(),
+                        timeout.as_secs(),
                         tart_ip.unwrap_or_else(|| "nothing".into())
                     )));
                 }
