@@ -71,8 +71,12 @@ fn plan_prints_a_table_and_writes_nothing() {
     );
     assert_eq!(row(4), "worker-1 worker 192.168.64.20 2 4096 MB 32 GB yes");
     assert_eq!(row(5), "worker-2 worker 192.168.64.21 2 4096 MB 32 GB yes");
+    assert_eq!(
+        row(6),
+        "load-balancer haproxy 192.168.64.100 1 1024 MB 32 GB no"
+    );
     assert!(
-        out.contains("endpoint  https://192.168.64.100:6443 (cplb"),
+        out.contains("endpoint  https://192.168.64.100:6443 (haproxy"),
         "{out}"
     );
     assert!(common::tree(dir.path()).is_empty(), "plan wrote files");
@@ -92,14 +96,14 @@ fn plan_json_is_for_scripts() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["name"], "k0slab");
-    assert_eq!(v["endpoint"]["kind"], "cplb");
+    assert_eq!(v["endpoint"]["kind"], "haproxy");
     assert_eq!(v["endpoint"]["url"], "https://192.168.64.100:6443");
     let nodes = v["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes.len(), 4, "2 controllers, a worker, the load balancer");
     assert_eq!(nodes[1]["role"], "controller+worker");
     assert_eq!(nodes[1]["no_taints"], true);
     assert_eq!(nodes[2]["vm_name"], "k0slab-worker-1");
-    assert_eq!(v["total_memory_mb"], 2048 * 2 + 4096);
+    assert_eq!(v["total_memory_mb"], 2048 * 2 + 4096 + 1024);
     assert!(v["warnings"][0].as_str().unwrap().contains("etcd"));
     assert!(
         stderr(&o).is_empty(),
@@ -153,7 +157,10 @@ fn render_writes_the_lab_of_the_done_criterion() {
             "{name} reported"
         );
     }
-    assert!(!lab.join("haproxy.cfg").exists());
+    assert!(
+        lab.join("haproxy.cfg").exists(),
+        "3 controllers: the load balancer VM"
+    );
     let yaml = fs::read_to_string(lab.join("k0sctl.yaml")).unwrap();
     let key_path = format!(
         "keyPath: {}",
@@ -163,7 +170,7 @@ fn render_writes_the_lab_of_the_done_criterion() {
     let record: Value =
         serde_json::from_str(&fs::read_to_string(lab.join("lab.json")).unwrap()).unwrap();
     assert_eq!(record["inputs"]["control_plane_count"], 3);
-    assert_eq!(record["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(record["nodes"].as_array().unwrap().len(), 6);
     assert_eq!(record["inputs"]["name"], "k0slab-demo");
     let vagrantfile = fs::read_to_string(lab.join("Vagrantfile")).unwrap();
     assert!(vagrantfile.contains("tart.name = \"k0slab-demo-worker-2\""));
@@ -197,7 +204,7 @@ fn render_again_keeps_the_lab_and_its_key() {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&plan.stdout).unwrap();
-    assert_eq!(v["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 6);
 }
 
 #[test]
@@ -281,7 +288,12 @@ const BAD: &[(&[(&str, &str)], &str)] = &[
     (&[("memory_worker", "1e4")], "memory_worker"),
     (&[("cpu_control", "0")], "cpu_control"),
     (&[("cpu_worker", "65")], "cpu_worker"),
-    (&[("disk_size", "9")], "from 10 to 2048"),
+    (&[("disk_size", "19")], "from 20 to 2048 (the image's own disk is 20 GB"),
+    (&[("K0SLAB_NETWORK", "wifi")], "softnet (the default"),
+    (
+        &[("control_plane_count", "3"), ("K0SLAB_ENDPOINT", "cplb")],
+        "Softnet drops every packet from such an address",
+    ),
     (
         &[("CONTROL_PLANE_COUNT", "3"), ("control_plane_count", "5")],
         "unset one of them",

@@ -44,7 +44,7 @@ pub struct Lease {
 impl Lease {
     /// Whether the lease still holds at `now` (seconds since the epoch); one without an end does.
     pub fn active_at(&self, now: u64) -> bool {
-        self.expires.is_none_or(|e| e > now)
+        !matches!(self.expires, Some(e) if e <= now)
     }
 }
 
@@ -213,34 +213,41 @@ pub fn without_macs(text: &str, macs: &[Mac]) -> String {
 /// Parses the `{ name=… ip_address=… hw_address=1,… lease=0x… }` blocks.
 pub fn parse(text: &str) -> Vec<Lease> {
     let mut leases = Vec::new();
-    let mut current: Option<(String, Option<Ipv4Addr>, Option<Mac>, Option<u64>)> = None;
+    #[derive(Default)]
+    struct Partial {
+        name: String,
+        address: Option<Ipv4Addr>,
+        mac: Option<Mac>,
+        expires: Option<u64>,
+    }
+    let mut current: Option<Partial> = None;
     for line in text.lines().map(str::trim) {
         if line == "{" {
-            current = Some((String::new(), None, None, None));
+            current = Some(Partial::default());
             continue;
         }
-        let Some((name, address, mac, expires)) = current.as_mut() else {
+        let Some(p) = current.as_mut() else {
             continue;
         };
         if line == "}" {
-            if let Some(address) = *address {
+            if let Some(address) = p.address {
                 leases.push(Lease {
-                    name: std::mem::take(name),
+                    name: std::mem::take(&mut p.name),
                     address,
-                    mac: *mac,
-                    expires: *expires,
+                    mac: p.mac,
+                    expires: p.expires,
                 });
             }
             current = None;
         } else if let Some(v) = line.strip_prefix("name=") {
-            *name = v.to_string();
+            p.name = v.to_string();
         } else if let Some(v) = line.strip_prefix("ip_address=") {
-            *address = v.parse().ok();
+            p.address = v.parse().ok();
         } else if let Some(v) = line.strip_prefix("hw_address=") {
             // `1,<mac>`: only Ethernet (type 1) addresses are MACs.
-            *mac = v.strip_prefix("1,").and_then(|m| m.parse().ok());
+            p.mac = v.strip_prefix("1,").and_then(|m| m.parse().ok());
         } else if let Some(v) = line.strip_prefix("lease=") {
-            *expires = u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
+            p.expires = u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
         }
     }
     leases
@@ -263,8 +270,7 @@ pub fn now() -> u64 {
 pub fn address_of(leases: &[Lease], mac: Mac, now: u64) -> Option<Ipv4Addr> {
     leases
         .iter()
-        .filter(|l| l.mac == Some(mac) && l.active_at(now))
-        .next_back()
+        .rfind(|l| l.mac == Some(mac) && l.active_at(now))
         .map(|l| l.address)
 }
 

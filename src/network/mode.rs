@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 pub const SOFTNET_ALLOW_ALL: &str = "0.0.0.0/0";
 
 /// The network the lab's VMs are attached to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum NetworkMode {
     /// Tart's shared network through Softnet, with VM-to-VM traffic allowed (the default).
+    #[default]
     Softnet,
     /// Tart's shared network as it is: VMs reach the host but, on macOS 13+, not each other.
     Nat,
@@ -124,12 +125,6 @@ impl TryFrom<String> for NetworkMode {
 impl From<NetworkMode> for String {
     fn from(m: NetworkMode) -> String {
         m.to_string()
-    }
-}
-
-impl Default for NetworkMode {
-    fn default() -> Self {
-        NetworkMode::Softnet
     }
 }
 
