@@ -189,7 +189,10 @@ impl Topology {
         if kind == EndpointKind::Cplb && inputs.network.extra_addresses() == ExtraAddresses::Dropped
         {
             return Err(InputError::Rule(format!(
-                "{}=cplb does not work with {}={}: keepalived's VIP is an address beside the                  VM's own DHCP lease, and Softnet drops every packet from such an address                  (cirruslabs/softnet lib/proxy/vm.rs). Use {}=haproxy (a load-balancer VM), or                  {}=bridged:<interface>",
+                "{}=cplb does not work with {}={}: keepalived's VIP is an address beside the \
+                 VM's own DHCP lease, and Softnet drops every packet from such an address \
+                 (cirruslabs/softnet lib/proxy/vm.rs). Use {}=haproxy (a load-balancer VM), or \
+                 {}=bridged:<interface>",
                 Key::Endpoint.env_name(),
                 Key::Network.env_name(),
                 inputs.network,

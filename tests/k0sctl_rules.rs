@@ -99,6 +99,10 @@ fn problems(yaml: &str, topology: &Topology) -> Vec<String> {
     let external = s(&spec["api"]["externalAddress"]);
     let cplb = &spec["network"]["controlPlaneLoadBalancing"];
     let nllb = &spec["network"]["nodeLocalLoadBalancing"];
+    // Pod traffic between nodes must be tunnelled: Softnet drops packets from pod addresses.
+    if spec["network"]["provider"] != "calico" || spec["network"]["calico"]["mode"] != "vxlan" {
+        p.push("pod network is not Calico in VXLAN mode".into());
+    }
     match topology.endpoint.kind {
         EndpointKind::Cplb => {
             if external.is_some() {
@@ -128,12 +132,12 @@ fn problems(yaml: &str, topology: &Topology) -> Vec<String> {
             if external.as_deref() != Some(endpoint.as_str()) {
                 p.push("externalAddress is not the load balancer".into());
             }
-            if !spec["network"].is_null() {
-                p.push("network block in haproxy mode (NLLB forbids externalAddress)".into());
+            if !cplb.is_null() || !nllb.is_null() {
+                p.push("load balancing in haproxy mode (NLLB forbids externalAddress)".into());
             }
         }
         EndpointKind::None => {
-            if external.is_some() || !spec["network"].is_null() {
+            if external.is_some() || !cplb.is_null() || !nllb.is_null() {
                 p.push("endpoint none with externalAddress or load balancing".into());
             }
         }

@@ -77,7 +77,11 @@ fn the_prd_command_brings_up_three_plus_two_and_destroy_removes_all() {
         "{}",
         stdout(&o)
     );
-    assert_eq!(sb.vms().len(), 5);
+    assert_eq!(
+        sb.vms().len(),
+        6,
+        "3 controllers, 2 workers, the load balancer"
+    );
     assert!(sb.vms().values().all(|s| s == "running"));
     assert_eq!(sb.calls_of("k0sctl", "apply").len(), 1);
     let kubeconfig = fs::read_to_string(sb.lab().join("kubeconfig")).unwrap();

@@ -94,7 +94,7 @@ fn every_rendered_vagrantfile_passes_vagrant_validate() {
 fn the_largest_lab_passes_vagrant_validate() {
     let dir = tempfile::tempdir().unwrap();
     let (topology, files) = render(&[("control_plane_count", "10"), ("worker_count", "80")]);
-    assert_eq!(topology.nodes.len(), 90);
+    assert_eq!(topology.nodes.len(), 91, "with the load balancer");
     write_all(dir.path(), &files);
     let o = vagrant_validate(dir.path());
     assert!(o.status.success(), "{}", text(&o));
@@ -196,7 +196,7 @@ fn the_guest_scripts_vagrant_runs_are_exactly_the_rendered_ones_and_parse() {
             );
         }
         assert!(setup.contains(&format!("key='{}'", common::PUBLIC_KEY)));
-        assert!(setup.contains("dhcp-identifier: mac"));
+        assert!(setup.contains("dhcp-identifier=mac"));
         if scenario.contains("haproxy") {
             let lb = ruby_constant(&vagrantfile, "LOAD_BALANCER_SETUP");
             let o = bash_syntax_ok(&lb);

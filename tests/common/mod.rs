@@ -47,6 +47,7 @@ pub const SCENARIOS: &[(&str, &[(&str, &str)])] = &[
             ("control_plane_count", "2"),
             ("worker_count", "1"),
             ("K0SLAB_ENDPOINT", "cplb"),
+            ("K0SLAB_NETWORK", "bridged:en0"),
             ("K0SLAB_ENDPOINT_IP", "192.168.64.50"),
             ("K0S_VERSION", "v1.33.4+k0s.0"),
         ],

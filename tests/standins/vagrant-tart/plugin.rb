@@ -10,7 +10,7 @@
 
 module K0slabTartStandin
   SETTINGS = %i[image name cpus memory disk gui suspendable ip_resolver display vnc
-                vnc_experimental registry username password volumes].freeze
+                vnc_experimental registry username password volumes extra_run_args].freeze
 
   class Config < Vagrant.plugin("2", :config)
     attr_accessor(*SETTINGS)
@@ -40,6 +40,10 @@ module K0slabTartStandin
       end
       unless [nil, "dhcp", "arp"].include?(@ip_resolver)
         errors << "tart.ip_resolver must be dhcp or arp, not #{@ip_resolver.inspect}"
+      end
+      # extra_run_args must be an Array (letiemble/vagrant-tart lib/vagrant-tart/config.rb).
+      unless @extra_run_args.nil? || @extra_run_args.is_a?(Array)
+        errors << "tart.extra_run_args must be an array, not #{@extra_run_args.inspect}"
       end
       { "Tart Provider" => errors }
     end
