@@ -94,7 +94,7 @@ fn the_prd_command_brings_up_three_plus_two_and_destroy_removes_all() {
     let o = sb.command(&task, &["vagrant:destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
-    assert_eq!(sb.calls_of("vagrant", "destroy").len(), 5);
+    assert_eq!(sb.calls_of("vagrant", "destroy").len(), 6);
     assert!(!sb.lab().exists());
 }
 
