@@ -5,7 +5,6 @@
 
 require "json"
 require "time"
-require "digest"
 
 module Net
   module_function
@@ -145,6 +144,20 @@ module Net
     { "address" => entry["ip_address"], "infinite" => false }
   end
 
+  # A bridged VM gets its lease from the LAN's own DHCP server, not bootpd: one address per
+  # MAC, kept across restarts, never two clients on one address (RFC 2131 section 4.3.1).
+  def lan_exchange(vm)
+    File.open(File.join(Standin.state_dir, "lan-dhcp.lock"), File::CREAT | File::RDWR) do |lock|
+      lock.flock(File::LOCK_EX)
+      path = File.join(Standin.state_dir, "lan-leases.json")
+      leases = Standin.read_json(path, {})
+      leases[vm["mac"]] ||= (100..199).map { |h| "192.168.1.#{h}" }.find { |a| !leases.value?(a) } ||
+                            Standin.fail!("stand-in LAN DHCP server: no free address")
+      Standin.write_json(path, leases)
+      leases[vm["mac"]]
+    end
+  end
+
   # --- the VM's interface ---------------------------------------------------------------------
 
   # The network a `tart run` with these arguments attaches to (cirruslabs/tart
@@ -167,7 +180,7 @@ module Net
   def boot(vm)
     vm["extra_addresses"] = [] # `ip address add` does not survive a restart
     if vm["network"]["kind"] == "bridged"
-      vm["lease"] = vm["static_address"] || "192.168.1.#{100 + Digest::MD5.hexdigest(vm['mac']).to_i(16) % 100}"
+      vm["lease"] = vm["static_address"] || lan_exchange(vm)
       vm["infinite"] = false
     else
       got = exchange(vm, vm["lease"])
