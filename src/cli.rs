@@ -115,7 +115,9 @@ pub enum Command {
         lab: LabArgs,
     },
     /// Check this host: tools and versions, the vagrant-tart plugin, CPUs and memory for the
-    /// planned VMs, DHCP leases on the lab's addresses.
+    /// planned VMs, DHCP leases on the lab's addresses. With `--network`, also measure what
+    /// this host's network allows (VM to VM, VXLAN, extra addresses, a VIP, a reserved
+    /// address under softnet, nat and a bridged interface) with two throwaway VMs.
     Doctor {
         #[command(flatten)]
         lab: LabArgs,
@@ -247,8 +249,9 @@ pub struct LabArgs {
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
     /// How VMs are networked: softnet (VMs reach each other), nat (Tart's shared network,
-    /// VMs isolated on macOS 13+), bridged:<interface> [env: K0SLAB_NETWORK] [default: softnet]
-    #[arg(long, value_name = "MODE")]
+    /// VMs isolated on macOS 13+), bridged:<interface> [env: K0SLAB_NETWORK] [default: softnet].
+    /// With `doctor`, also probe this host's network with two throwaway VMs (MODE optional)
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "")]
     pub network: Option<String>,
     /// API endpoint: auto (none for 1 controller, haproxy for more), none, haproxy, cplb
     /// (a VIP: not on softnet) [env: K0SLAB_ENDPOINT] [default: auto]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inputs::Inputs;
 use crate::network::Mac;
-use crate::topology::{self, Endpoint, Node};
+use crate::topology::{self, Endpoint, Node, Topology};
 
 /// The file name inside the lab directory.
 pub const FILE_NAME: &str = "lab.json";
@@ -57,5 +57,30 @@ impl LabRecord {
 
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The lab as recorded: its machines and endpoint as they were planned, not resolved
+    /// again from the inputs (the network probe's machines are no topology of the inputs).
+    pub fn topology(&self) -> Topology {
+        Topology {
+            name: self.inputs.name.clone(),
+            subnet: self.inputs.subnet,
+            network: self.inputs.network.clone(),
+            endpoint: self.endpoint,
+            image: self.inputs.image.clone(),
+            k0s_version: self.inputs.k0s_version.clone(),
+            nodes: self.nodes.clone(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The record as a plan with no changes: for rendering the lab's files again.
+    pub fn planned(&self) -> crate::commands::Planned {
+        crate::commands::Planned {
+            inputs: self.inputs.clone(),
+            topology: self.topology(),
+            changes: Vec::new(),
+            record: Some(self.clone()),
+        }
     }
 }

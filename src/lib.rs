@@ -74,7 +74,15 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         Command::Ssh { node, command } => ssh::run(&ctx, &node, &command),
         Command::Halt => halt::run(&ctx),
         Command::Validate { lab } => validate::run(&ctx, &lab.flags()),
-        Command::Doctor { lab, output } => doctor::run(&ctx, &lab.flags(), output),
+        Command::Doctor { lab, output } => {
+            let mut flags = lab.flags();
+            let probe = lab.network.is_some();
+            // `doctor --network` without a mode probes with the lab's own mode.
+            if lab.network.as_deref() == Some("") {
+                flags.0.remove(&inputs::Key::Network);
+            }
+            doctor::run(&ctx, &flags, output, probe)
+        }
         Command::InstallPlugin => plugin::run(&ctx),
         Command::Bootptab {
             command: cli::BootptabCommand::Apply { file },

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use super::{on_created_machines, render, Context, Planned};
+use super::{on_created_machines, render, Context};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::lab_dir::GITIGNORE;
@@ -12,7 +12,6 @@ use crate::lab_json::LabRecord;
 use crate::render::VAGRANTFILE;
 use crate::tart::Tart;
 use crate::tools::Tool;
-use crate::topology::Topology;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
 const RUNTIME_FILES: [&str; 5] = [
@@ -30,13 +29,7 @@ fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     }
     ctx.out
         .info("the Vagrantfile is missing: rendering it again from lab.json");
-    let planned = Planned {
-        inputs: record.inputs.clone(),
-        topology: Topology::resolve(&record.inputs)?,
-        changes: Vec::new(),
-        record: Some(record.clone()),
-    };
-    render::write_lab(ctx, &planned).map(|_| ())
+    render::write_lab(ctx, &record.planned()).map(|_| ())
 }
 
 /// Deletes Tart VMs of this lab that Vagrant no longer tracks (e.g. `.vagrant` was removed).

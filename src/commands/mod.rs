@@ -244,7 +244,29 @@ pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
         record.as_ref().map(|r| &r.inputs),
         &default_name,
     )?;
-    let topology = Topology::resolve(&resolved.inputs)?;
+    let mut topology = Topology::resolve(&resolved.inputs)?;
+    if topology.endpoint.kind == crate::topology::EndpointKind::Cplb
+        && topology.network == crate::network::NetworkMode::Nat
+    {
+        let proven = crate::network::probe::saved(ctx.env).is_some_and(|r| {
+            r.works(
+                &crate::network::NetworkMode::Nat,
+                crate::network::probe::Check::VipMoved,
+            ) && r.works(
+                &crate::network::NetworkMode::Nat,
+                crate::network::probe::Check::VmToVm,
+            )
+        });
+        if !proven {
+            topology.warnings.push(
+                "K0SLAB_ENDPOINT=cplb on K0SLAB_NETWORK=nat: on macOS 13+ VMs on Tart's shared \
+                 network do not reach each other, and macOS filters ARP replies for a VIP \
+                 (canonical/multipass#1298); `k0slab doctor --network` has not shown that both \
+                 work on this host. Run it, or use K0SLAB_NETWORK=bridged:<interface>"
+                    .to_string(),
+            );
+        }
+    }
     Ok(Planned {
         inputs: resolved.inputs,
         topology,

@@ -28,6 +28,8 @@ use crate::vagrant::MachineState;
 /// A copy of the k0sctl.yaml that was last applied successfully.
 pub const APPLIED_MARKER: &str = ".k0sctl-applied.yaml";
 
+const RESUME_HINT: &str = "Fix the cause and run `k0slab up` again: machines that are up are kept.";
+
 /// Options of `up`.
 pub struct UpOptions {
     pub dry_run: bool,
@@ -185,12 +187,14 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     Ok(())
 }
 
-/// Brings `nodes` up in parallel; `states` says which are running already.
-fn machines_up(
+/// Brings `nodes` up in parallel; `states` says which are running already. Returns how many
+/// were booted; a failure names the machines and ends with `resume_hint`.
+pub(crate) fn machines_up(
     ctx: &Context<'_>,
     progress: &Progress,
     nodes: &[&Node],
     states: &std::collections::BTreeMap<String, MachineState>,
+    resume_hint: &str,
 ) -> Result<usize> {
     let vagrant = ctx.vagrant()?;
     let results = per_machine(ctx, progress, nodes, |node, bar| {
@@ -213,7 +217,7 @@ fn machines_up(
         ctx,
         "vagrant up",
         results,
-        "Fix the cause and run `k0slab up` again: machines that are up are kept.",
+        resume_hint,
     )?;
     Ok(booted.iter().filter(|(_, b)| *b).count())
 }
@@ -292,7 +296,7 @@ fn preflight(
     Ok(())
 }
 
-fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) -> Result<()> {
+pub(crate) fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) -> Result<()> {
     let tart = Tart {
         path: ctx.tools.get(Tool::Tart)?,
         env: ctx.env,
@@ -416,9 +420,9 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         .partition(|n| n.kind == NodeKind::LoadBalancer);
     let mut booted = 0;
     if !first.is_empty() {
-        booted += machines_up(ctx, &progress, &first, &states)?;
+        booted += machines_up(ctx, &progress, &first, &states, RESUME_HINT)?;
     }
-    booted += machines_up(ctx, &progress, &rest, &states)?;
+    booted += machines_up(ctx, &progress, &rest, &states, RESUME_HINT)?;
     check_interrupted()?;
     let record = network::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;

@@ -15,14 +15,14 @@ use regex::Regex;
 
 use super::dhcp::{self, Change, Edit, Paths};
 use super::{leases, Binding, Mac};
-use crate::commands::{machine_failures, per_machine, render, Context, Planned};
+use crate::commands::{machine_failures, per_machine, render, Context};
 use crate::error::{Error, Result};
 use crate::lab_json::LabRecord;
 use crate::process::shell_quote;
 use crate::progress::Progress;
 use crate::tart::{self, Tart};
 use crate::tools::Tool;
-use crate::topology::{Node, Topology};
+use crate::topology::Node;
 
 /// Where a change for the root half of [`dhcp::apply`] is staged, inside the lab directory.
 pub const STAGED: &str = ".k0slab-bootpd-change.json";
@@ -76,15 +76,6 @@ pub fn paths(ctx: &Context<'_>) -> Paths {
     Paths::from_env(ctx.env)
 }
 
-fn planned_from(record: &LabRecord) -> Result<Planned> {
-    Ok(Planned {
-        inputs: record.inputs.clone(),
-        topology: Topology::resolve(&record.inputs)?,
-        changes: Vec::new(),
-        record: Some(record.clone()),
-    })
-}
-
 /// Gives every machine of `record` its planned address; returns the record with the MACs the
 /// addresses are assigned to.
 pub fn planned_addresses(
@@ -100,7 +91,7 @@ pub fn planned_addresses(
             tart::mac_of(ctx.env, &record.vm_name(node))?,
         );
     }
-    let planned = planned_from(record)?;
+    let planned = record.planned();
     let prefix = record.inputs.subnet.prefix_len();
 
     // Which machines must move, and the address each still has (to reach it through Vagrant).

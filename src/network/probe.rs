@@ -1,1 +1,624 @@
-//! `k0slab doctor --network`: measures on this host what its network allows.
+//! `k0slab doctor --network`: measures on this host what its network allows, with two
+//! throwaway VMs from the lab image, under each network mode, and compares each observation
+//! with what the tools' sources say should happen (the reason is in every row).
+//!
+//! The probe is a small lab of its own in `~/.k0slab/network-probe/` (two machines at the top
+//! of the lab subnet), made and destroyed with the lab's own code: rendering, `vagrant up`,
+//! address assignment and `destroy`. Its report is kept in `~/.k0slab/network-probe.json`;
+//! `plan`/`up` read it to decide whether `K0SLAB_ENDPOINT=cplb` on `nat` deserves a warning.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::assign::{self, addresses_in, ADDRESS_QUERY};
+use super::NetworkMode;
+use crate::commands::{self, on_created_machines, render, Context, Planned};
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
+use crate::lab_dir::LabDir;
+use crate::lab_json::LabRecord;
+use crate::output::first_line;
+use crate::process::Cmd;
+use crate::progress::Progress;
+use crate::roles::Role;
+use crate::topology::{Endpoint, EndpointKind, Node, NodeKind, Topology};
+use crate::vagrant::Vagrant;
+
+/// The probe's lab name (its Tart VMs are `k0slab-probe-probe-a` and `-b`).
+pub const LAB_NAME: &str = "k0slab-probe";
+const MACHINES: [&str; 2] = ["probe-a", "probe-b"];
+/// The probe's VXLAN device, VNI and port. k0s' Calico uses VXLAN on UDP 4789 by default
+/// (k0sproject/k0s `pkg/apis/k0s/v1beta1/calico.go` lines 43-49, 68-77); another VNI keeps the
+/// probe apart from a lab's. `dstport` is given explicitly: without it Linux picks a
+/// non-standard port (iproute2 `ip/iplink_vxlan.c` lines 423-431).
+const VXLAN_DEVICE: &str = "k0slab-probe";
+const VXLAN_VNI: u32 = 4242;
+const VXLAN_PORT: u16 = 4789;
+const VXLAN_INNER: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 255, 42, 1), Ipv4Addr::new(10, 255, 42, 2)];
+
+/// The guest's interface with the default route, as a shell expression.
+const IFACE: &str = "\"$(ip -4 route show default | awk '{print $5; exit}')\"";
+
+/// One thing the probe measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Each VM pings the other at its DHCP lease.
+    VmToVm,
+    /// A VXLAN tunnel between the two leases carries a ping (how Calico carries pod traffic).
+    Vxlan,
+    /// An address added beside VM A's lease, pinged from VM B.
+    ExtraFromVm,
+    /// The same address, pinged from the host.
+    ExtraFromHost,
+    /// A /32 moved from VM A to VM B with gratuitous ARP (as keepalived does), pinged from the
+    /// host and from VM A.
+    VipMoved,
+    /// Each VM at the address k0slab assigned it in bootpd's files.
+    ReservedAddress,
+}
+
+impl Check {
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::VmToVm => "VM to VM on leases",
+            Check::Vxlan => "VXLAN tunnel between leases",
+            Check::ExtraFromVm => "extra address, from the other VM",
+            Check::ExtraFromHost => "extra address, from the host",
+            Check::VipMoved => "VIP moved by gratuitous ARP",
+            Check::ReservedAddress => "bootptab-reserved address",
+        }
+    }
+
+    /// What the sources say should happen under `mode`, and why.
+    pub fn expected(self, mode: &NetworkMode) -> (bool, &'static str) {
+        const ISOLATED: &str = "macOS 13+ adds each VM to bridge100 as a PRIVATE member \
+                                (cirruslabs/tart#718, #837; cirruslabs/softnet#37)";
+        const SOFTNET_SOURCE: &str = "Softnet drops packets whose source is not the VM's lease \
+                                      (cirruslabs/softnet lib/proxy/vm.rs lines 50-64)";
+        match (mode, self) {
+            (_, Check::ReservedAddress) => (
+                true,
+                "bootpd offers a client its entry in dhcpd_leases (apple-oss-distributions/bootp \
+                 bootpd.tproj/dhcpd.c lines 752-800)",
+            ),
+            (NetworkMode::Softnet, Check::VmToVm | Check::Vxlan) => (
+                true,
+                "--net-softnet-allow=0.0.0.0/0 lifts the isolation (cirruslabs/softnet \
+                 src/main.rs, lib/proxy/mod.rs lines 70-73)",
+            ),
+            (NetworkMode::Softnet, _) => (false, SOFTNET_SOURCE),
+            (NetworkMode::Nat, Check::ExtraFromHost) => (
+                false,
+                "macOS filters ARP replies for extra addresses (canonical/multipass#1298)",
+            ),
+            (NetworkMode::Nat, _) => (false, ISOLATED),
+            (NetworkMode::Bridged(_), _) => (
+                true,
+                "Tart bridges the VM onto the LAN and filters nothing (the LAN itself may)",
+            ),
+        }
+    }
+}
+
+/// One observation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub network: String,
+    pub check: Check,
+    pub expected: bool,
+    /// `None`: could not be measured (see `detail`).
+    pub observed: Option<bool>,
+    pub detail: String,
+    pub reason: String,
+}
+
+impl Measurement {
+    fn new(mode: &NetworkMode, check: Check, observed: Option<bool>, detail: String) -> Self {
+        let (expected, reason) = check.expected(mode);
+        Measurement {
+            network: mode.to_string(),
+            check,
+            expected,
+            observed,
+            detail,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Observed, and not what the sources say.
+    pub fn surprising(&self) -> bool {
+        self.observed.is_some_and(|o| o != self.expected)
+    }
+}
+
+/// What `doctor --network` found; kept in `~/.k0slab/network-probe.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub k0slab_version: String,
+    /// Unix seconds.
+    pub measured_at: u64,
+    pub image: String,
+    pub measurements: Vec<Measurement>,
+}
+
+impl Report {
+    /// Whether the probe saw `check` work under `mode`.
+    pub fn works(&self, mode: &NetworkMode, check: Check) -> bool {
+        let network = mode.to_string();
+        self.measurements
+            .iter()
+            .any(|m| m.network == network && m.check == check && m.observed == Some(true))
+    }
+
+    /// The checks the lab's default design relies on that did not work.
+    pub fn missing_for_default(&self) -> Vec<String> {
+        let softnet = NetworkMode::Softnet.to_string();
+        self.measurements
+            .iter()
+            .filter(|m| {
+                (m.network == softnet && matches!(m.check, Check::VmToVm | Check::Vxlan))
+                    || m.check == Check::ReservedAddress
+            })
+            .filter(|m| m.observed != Some(true))
+            .map(|m| format!("{}: {}", m.network, m.check.label()))
+            .collect()
+    }
+
+    pub fn table(&self) -> String {
+        let yes_no = |b: bool| if b { "works" } else { "blocked" };
+        crate::output::table(
+            &["network", "check", "expected", "observed", "detail"],
+            self.measurements
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.network.clone(),
+                        m.check.label().to_string(),
+                        yes_no(m.expected).to_string(),
+                        match m.observed {
+                            None => "not measured".to_string(),
+                            Some(o) if m.surprising() => format!("{} (UNEXPECTED)", yes_no(o)),
+                            Some(o) => yes_no(o).to_string(),
+                        },
+                        m.detail.clone(),
+                    ]
+                })
+                .collect(),
+            &[],
+        )
+    }
+}
+
+/// k0slab's own directory on this host: `K0SLAB_HOME`, else `~/.k0slab`.
+pub fn home(env: &Environment) -> PathBuf {
+    env.get("K0SLAB_HOME").filter(|h| !h.is_empty()).map_or_else(
+        || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
+        PathBuf::from,
+    )
+}
+
+fn report_path(env: &Environment) -> PathBuf {
+    home(env).join("network-probe.json")
+}
+
+/// The last report on this host, if any.
+pub fn saved(env: &Environment) -> Option<Report> {
+    let text = std::fs::read_to_string(report_path(env)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn save(env: &Environment, report: &Report) -> Result<()> {
+    let path = report_path(env);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    }
+    let mut json = serde_json::to_string_pretty(report).expect("report serialises");
+    json.push('\n');
+    write_atomic(&path, json.as_bytes(), crate::render::MODE_PUBLIC).map(|_| ())
+}
+
+// --- what runs in the guests (iputils, iproute2: the image is Ubuntu) ------------------------
+
+/// One echo request, two seconds for the reply; exit 1 without one (iputils `ping/ping.c`
+/// lines 464-466, 590-600; `ping_common.c` lines 914-919).
+pub fn guest_ping(address: Ipv4Addr) -> String {
+    format!("ping -c 1 -W 2 {address}")
+}
+
+pub fn add_address(address: Ipv4Addr, prefix: u8) -> String {
+    format!("sudo ip address add {address}/{prefix} dev {IFACE}")
+}
+
+pub fn delete_address(address: Ipv4Addr, prefix: u8) -> String {
+    format!("sudo ip address del {address}/{prefix} dev {IFACE}")
+}
+
+/// Takes `address` as a /32 and announces it with unsolicited ARP, as keepalived does on
+/// failover (iputils `arping.c` line 894, `-U`). The cirruslabs image installs nothing but
+/// its kernel and the Tart guest agent (cirruslabs/linux-image-templates `playbook.yml`), so
+/// arping is installed when missing.
+pub fn take_vip(address: Ipv4Addr) -> String {
+    format!(
+        "{} && (command -v arping >/dev/null || sudo DEBIAN_FRONTEND=noninteractive apt-get \
+         install -y -qq iputils-arping >/dev/null) && sudo arping -U -c 2 -I {IFACE} {address}",
+        add_address(address, 32)
+    )
+}
+
+/// A VXLAN device to `remote` with inner address `inner` (iproute2 `man/man8/ip-link.8.in`
+/// lines 645-757).
+pub fn vxlan_up(local: Ipv4Addr, remote: Ipv4Addr, inner: Ipv4Addr) -> String {
+    format!(
+        "sudo ip link add {VXLAN_DEVICE} type vxlan id {VXLAN_VNI} dstport {VXLAN_PORT} local \
+         {local} remote {remote} dev {IFACE} && sudo ip address add {inner}/30 dev \
+         {VXLAN_DEVICE} && sudo ip link set {VXLAN_DEVICE} up"
+    )
+}
+
+// --- the probe's lab -------------------------------------------------------------------------
+
+/// Four host addresses at the top of `subnet` that the lab does not plan for: two VMs, the
+/// extra address and the VIP.
+fn probe_addresses(topology: &Topology) -> Result<[Ipv4Addr; 4]> {
+    let base = u32::from(topology.subnet.network());
+    let used: Vec<Ipv4Addr> = topology
+        .nodes
+        .iter()
+        .map(|n| n.address)
+        .chain([topology.endpoint.address])
+        .collect();
+    let free: Vec<Ipv4Addr> = (200..=254)
+        .rev()
+        .map(|h| Ipv4Addr::from(base + h))
+        .filter(|a| !used.contains(a))
+        .take(4)
+        .collect();
+    free.try_into().map_err(|_| {
+        Error::Step(format!(
+            "no four free addresses between .200 and .254 of {} for the probe",
+            topology.subnet
+        ))
+    })
+}
+
+fn probe_plan(lab: &Planned, addresses: &[Ipv4Addr; 4], mode: &NetworkMode) -> Planned {
+    let name = LabName::try_from(LAB_NAME.to_string()).expect("a valid lab name");
+    let inputs = Inputs {
+        name: name.clone(),
+        control_plane_count: 0,
+        worker_count: 2,
+        memory_control: lab.inputs.memory_control,
+        memory_worker: 1024,
+        cpu_control: 1,
+        cpu_worker: 1,
+        disk_size: *DISK_GB.start(),
+        subnet: lab.inputs.subnet,
+        network: mode.clone(),
+        endpoint: EndpointMode::None,
+        endpoint_ip: None,
+        image: lab.inputs.image.clone(),
+        provider: lab.inputs.provider,
+        k0s_version: None,
+        controller_workloads: false,
+    };
+    let nodes: Vec<Node> = MACHINES
+        .iter()
+        .zip(addresses)
+        .map(|(name, address)| Node {
+            name: (*name).to_string(),
+            kind: NodeKind::Worker,
+            role: Some(Role::Worker),
+            address: *address,
+            cpus: 1,
+            memory_mb: 1024,
+            disk_gb: inputs.disk_size,
+            no_taints: false,
+        })
+        .collect();
+    Planned {
+        topology: Topology {
+            name,
+            subnet: inputs.subnet,
+            network: mode.clone(),
+            endpoint: Endpoint {
+                kind: EndpointKind::None,
+                address: addresses[0],
+            },
+            image: inputs.image.clone(),
+            k0s_version: None,
+            nodes,
+            warnings: Vec::new(),
+        },
+        inputs,
+        changes: Vec::new(),
+        record: None,
+    }
+}
+
+/// The modes to measure: softnet (when set up) and nat always, a bridged interface when the
+/// lab uses one.
+fn modes(ctx: &Context<'_>, lab: &NetworkMode) -> (Vec<NetworkMode>, Option<String>) {
+    let mut modes = Vec::new();
+    let mut skipped = None;
+    match super::softnet::check(ctx.env, &ctx.out) {
+        Ok(_) => modes.push(NetworkMode::Softnet),
+        Err(problem) => skipped = Some(problem),
+    }
+    modes.push(NetworkMode::Nat);
+    if let NetworkMode::Bridged(_) = lab {
+        modes.push(lab.clone());
+    }
+    (modes, skipped)
+}
+
+struct Probe<'a> {
+    ctx: Context<'a>,
+    progress: Progress,
+}
+
+impl Probe<'_> {
+    fn vagrant(&self) -> Result<Vagrant<'_>> {
+        self.ctx.vagrant()
+    }
+
+    fn on(&self, machine: &str, command: &str) -> std::result::Result<String, String> {
+        self.vagrant()
+            .map_err(|e| e.to_string())?
+            .ssh_output(machine, command)
+            .map_err(|e| first_line(&e.to_string()))
+    }
+
+    fn reaches(&self, from: &str, address: Ipv4Addr) -> bool {
+        self.on(from, &guest_ping(address)).is_ok()
+    }
+
+    /// The host's `ping`: one echo request, exit 0 on a reply (apple-oss-distributions/
+    /// network_cmds `ping.tproj/ping.c` lines 345-352 `-c`, 561-570 `-t` seconds, 1636-1639).
+    fn host_reaches(&self, address: Ipv4Addr) -> Option<bool> {
+        let path = self.ctx.env.get("PATH").unwrap_or_default();
+        let cwd = std::env::current_dir().ok()?;
+        let ping = which::which_in("ping", Some(path), cwd).ok()?;
+        Some(
+            Cmd::new(&ping, format!("pinging {address} from this host"))
+                .args(["-c", "1", "-t", "2"])
+                .arg(address.to_string())
+                .output(self.ctx.env, &self.ctx.out)
+                .is_ok(),
+        )
+    }
+
+    fn lease(&self, machine: &str) -> std::result::Result<Ipv4Addr, String> {
+        let output = self.on(machine, ADDRESS_QUERY)?;
+        addresses_in(&output)
+            .first()
+            .copied()
+            .ok_or_else(|| format!("{machine} has no IPv4 address"))
+    }
+
+    /// Writes the probe's files for `mode` and boots both VMs.
+    fn boot(&self, lab: &Planned, addresses: &[Ipv4Addr; 4], mode: &NetworkMode) -> Result<()> {
+        let mut planned = probe_plan(lab, addresses, mode);
+        planned.record = self.ctx.dir.read_record()?;
+        let assigned = planned
+            .record
+            .as_ref()
+            .map(|r| r.assigned.clone())
+            .unwrap_or_default();
+        render::write_lab_with(&self.ctx, &planned, &assigned, &BTreeMap::new())?;
+        let nodes: Vec<&Node> = planned.topology.nodes.iter().collect();
+        commands::up::machines_up(
+            &self.ctx,
+            &self.progress,
+            &nodes,
+            &BTreeMap::new(),
+            "Run `k0slab doctor --network` again: it removes what the probe left first.",
+        )
+        .map(|_| ())
+    }
+
+    fn halt(&self, record: &LabRecord) -> Result<()> {
+        on_created_machines(
+            &self.ctx,
+            record,
+            "vagrant halt",
+            ("stopping", "stopped"),
+            |vagrant, machine| vagrant.halt_cmd(machine),
+            "Run `k0slab doctor --network` again: it removes what the probe left first.",
+        )
+    }
+
+    /// Every check on the leases the VMs have now.
+    fn measure(&self, mode: &NetworkMode, addresses: &[Ipv4Addr; 4], prefix: u8) -> Vec<Measurement> {
+        let [a, b] = MACHINES;
+        let (la, lb) = match (self.lease(a), self.lease(b)) {
+            (Ok(la), Ok(lb)) => (la, lb),
+            (Err(e), _) | (_, Err(e)) => {
+                return [Check::VmToVm, Check::Vxlan, Check::ExtraFromVm, Check::ExtraFromHost, Check::VipMoved]
+                    .into_iter()
+                    .map(|c| Measurement::new(mode, c, None, format!("no lease to measure on: {e}")))
+                    .collect();
+            }
+        };
+        let mut found = Vec::new();
+
+        let (ab, ba) = (self.reaches(a, lb), self.reaches(b, la));
+        found.push(Measurement::new(
+            mode,
+            Check::VmToVm,
+            Some(ab && ba),
+            format!("{a} {la} → {b} {lb}: {}; back: {}", reply(ab), reply(ba)),
+        ));
+
+        let tunnel = self
+            .on(a, &vxlan_up(la, lb, VXLAN_INNER[0]))
+            .and_then(|_| self.on(b, &vxlan_up(lb, la, VXLAN_INNER[1])));
+        found.push(match tunnel {
+            Err(e) => Measurement::new(mode, Check::Vxlan, None, format!("setting the tunnel up failed: {e}")),
+            Ok(_) => {
+                let through = self.reaches(a, VXLAN_INNER[1]);
+                Measurement::new(
+                    mode,
+                    Check::Vxlan,
+                    Some(through),
+                    format!("VNI {VXLAN_VNI}, UDP {VXLAN_PORT}; {} → {}: {}", VXLAN_INNER[0], VXLAN_INNER[1], reply(through)),
+                )
+            }
+        });
+
+        let [_, _, extra, vip] = *addresses;
+        match self.on(a, &add_address(extra, prefix)) {
+            Err(e) => {
+                let detail = format!("adding {extra} on {a} failed: {e}");
+                found.push(Measurement::new(mode, Check::ExtraFromVm, None, detail.clone()));
+                found.push(Measurement::new(mode, Check::ExtraFromHost, None, detail));
+            }
+            Ok(_) => {
+                let from_vm = self.reaches(b, extra);
+                found.push(Measurement::new(
+                    mode,
+                    Check::ExtraFromVm,
+                    Some(from_vm),
+                    format!("{extra} beside {a}'s lease, from {b}: {}", reply(from_vm)),
+                ));
+                let from_host = self.host_reaches(extra);
+                found.push(Measurement::new(
+                    mode,
+                    Check::ExtraFromHost,
+                    from_host,
+                    from_host.map_or_else(
+                        || "this host has no ping on PATH".to_string(),
+                        |r| format!("{extra} from this host: {}", reply(r)),
+                    ),
+                ));
+                let _ = self.on(a, &delete_address(extra, prefix));
+            }
+        }
+
+        let moved = self
+            .on(a, &take_vip(vip))
+            .and_then(|_| self.on(a, &delete_address(vip, 32)))
+            .and_then(|_| self.on(b, &take_vip(vip)));
+        found.push(match moved {
+            Err(e) => Measurement::new(mode, Check::VipMoved, None, format!("moving {vip} failed: {e}")),
+            Ok(_) => {
+                let from_host = self.host_reaches(vip);
+                let from_a = self.reaches(a, vip);
+                Measurement::new(
+                    mode,
+                    Check::VipMoved,
+                    Some(from_host.unwrap_or(false) && from_a),
+                    format!(
+                        "{vip} moved {a} → {b}; from this host: {}, from {a}: {}",
+                        from_host.map_or("no ping on PATH", reply),
+                        reply(from_a)
+                    ),
+                )
+            }
+        });
+        found
+    }
+}
+
+fn reply(got: bool) -> &'static str {
+    if got {
+        "reply"
+    } else {
+        "no reply"
+    }
+}
+
+/// Runs the probe for the lab `lab` was planned from; saves and returns the report. Whatever
+/// happens, the probe's VMs and files are removed again.
+pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
+    let dir = home(ctx.env).join("network-probe");
+    let probe = Probe {
+        ctx: Context {
+            env: ctx.env,
+            out: ctx.out.clone(),
+            dir: LabDir::new(dir)?,
+            tools: ctx.tools.clone(),
+        },
+        progress: Progress::new(&ctx.out),
+    };
+    if probe.ctx.dir.read_record()?.is_some() {
+        ctx.out
+            .info("an earlier probe was interrupted: removing its VMs first");
+        commands::destroy::run(&probe.ctx)?;
+    }
+    let addresses = probe_addresses(&lab.topology)?;
+    let (modes, softnet_problem) = modes(ctx, &lab.topology.network);
+    let mut measurements = Vec::new();
+    if let Some(problem) = &softnet_problem {
+        ctx.out.warn(&format!(
+            "not measuring softnet: {problem}. Set it up once with: {}",
+            super::softnet::SETUP_HINT
+        ));
+        measurements.extend([Check::VmToVm, Check::Vxlan].map(|c| {
+            Measurement::new(
+                &NetworkMode::Softnet,
+                c,
+                None,
+                format!("Softnet is not set up: {problem}"),
+            )
+        }));
+    }
+    let outcome = (|| -> Result<()> {
+        commands::up::pull_image(&probe.ctx, &probe.progress, &lab.inputs.image)?;
+        let prefix = lab.inputs.subnet.prefix_len();
+        let mut reserved = false;
+        for mode in &modes {
+            if let Some(record) = probe.ctx.dir.read_record()? {
+                probe.halt(&record)?;
+            }
+            ctx.out.info(&format!("probing network {mode}"));
+            probe.boot(lab, &addresses, mode)?;
+            measurements.extend(probe.measure(mode, &addresses, prefix));
+            if mode.served_by_bootpd() && !reserved {
+                reserved = true;
+                let record = probe.ctx.record()?;
+                let observed = assign::planned_addresses(&probe.ctx, &probe.progress, &record);
+                measurements.push(Measurement::new(
+                    mode,
+                    Check::ReservedAddress,
+                    Some(observed.is_ok()),
+                    match observed {
+                        Ok(_) => format!(
+                            "{} and {} took {} and {}",
+                            MACHINES[0], MACHINES[1], addresses[0], addresses[1]
+                        ),
+                        Err(e) => first_line(&e.to_string()),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    })();
+    let cleanup = commands::destroy::run(&probe.ctx);
+    let report = Report {
+        k0slab_version: crate::VERSION.to_string(),
+        measured_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        image: lab.inputs.image.clone(),
+        measurements,
+    };
+    if !report.measurements.is_empty() {
+        save(ctx.env, &report)?;
+    }
+    outcome?;
+    cleanup.map_err(|e| {
+        Error::Step(format!(
+            "the probe measured, but removing its VMs failed: {e}\nRun `k0slab doctor --network` \
+             again, or remove them with `k0slab --dir {} destroy`",
+            probe.ctx.dir.shown().display()
+        ))
+    })?;
+    Ok(report)
+}
