@@ -380,3 +380,174 @@ fn a_bootptab_binding_with_the_vms_own_mac_cuts_the_vm_off_under_softnet() {
     );
     assert_eq!(sb.vm("k0slab-worker-1")["infinite"], true);
 }
+
+// --- doctor --network ---------------------------------------------------------------------
+
+fn measurement<'a>(report: &'a Value, network: &str, check: &str) -> &'a Value {
+    report["network"]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["network"] == network && m["check"] == check)
+        .unwrap_or_else(|| panic!("no {network} {check} in {report}"))
+}
+
+/// Nothing of the probe is left: no VM, no bootptab block, no lease on the addresses it
+/// assigned (.253, .254; a dynamic lease of a deleted VM stays, as bootpd keeps it), no
+/// directory.
+fn assert_probe_removed(sb: &Sandbox) {
+    assert!(sb.vms().is_empty(), "VMs left: {:?}", sb.vms());
+    assert!(!sb.bootptab().contains("k0slab-probe"), "{}", sb.bootptab());
+    assert!(
+        !sb.leases().contains("ip_address=192.168.64.25"),
+        "{}",
+        sb.leases()
+    );
+    assert!(!sb.home().join(".k0slab/network-probe").exists());
+}
+
+#[test]
+fn doctor_network_measures_softnet_and_nat_as_the_sources_say_and_removes_its_vms() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(&["doctor", "--network", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let observed = |n: &str, c: &str| measurement(&report, n, c)["observed"].clone();
+    // Softnet: the leases reach each other and carry a tunnel; nothing else gets through.
+    assert_eq!(observed("softnet", "vm_to_vm"), true);
+    assert_eq!(observed("softnet", "vxlan"), true);
+    assert_eq!(observed("softnet", "extra_from_vm"), false);
+    assert_eq!(observed("softnet", "extra_from_host"), false);
+    assert_eq!(observed("softnet", "vip_moved"), false);
+    assert_eq!(observed("softnet", "reserved_address"), true);
+    // The shared network isolates the VMs and filters the extra address.
+    for c in [
+        "vm_to_vm",
+        "vxlan",
+        "extra_from_vm",
+        "extra_from_host",
+        "vip_moved",
+    ] {
+        assert_eq!(observed("nat", c), false, "nat {c}");
+    }
+    for m in report["network"]["measurements"].as_array().unwrap() {
+        assert_eq!(m["observed"], m["expected"], "{m}");
+    }
+    // Kept for `up`, the probe itself gone.
+    let saved: Value = serde_json::from_str(
+        &fs::read_to_string(sb.home().join(".k0slab/network-probe.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved, report["network"]);
+    assert_probe_removed(&sb);
+}
+
+#[test]
+fn doctor_network_with_a_bridged_interface_measures_it_too() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(&["doctor", "--network", "bridged:en0", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for c in [
+        "vm_to_vm",
+        "vxlan",
+        "extra_from_vm",
+        "extra_from_host",
+        "vip_moved",
+    ] {
+        assert_eq!(
+            measurement(&report, "bridged:en0", c)["observed"],
+            true,
+            "{c}"
+        );
+    }
+    assert_probe_removed(&sb);
+}
+
+#[test]
+fn doctor_network_reports_what_differs_from_the_sources_in_its_table() {
+    let sb = Sandbox::new();
+    // macOS 12: the shared network did not isolate VMs yet.
+    let o = sb.k0slab(&["doctor", "--network"], &[("STANDIN_MACOS_MAJOR", "12")]);
+    assert!(o.status.success(), "{}", both(&o));
+    let out = stdout(&o);
+    let row = out
+        .lines()
+        .find(|l| l.contains("nat") && l.contains("VM to VM on leases"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("works (UNEXPECTED)"), "{row}");
+    assert!(
+        stderr(&o).contains("2 observation(s) differ"),
+        "{}",
+        both(&o)
+    );
+    assert_probe_removed(&sb);
+}
+
+#[test]
+fn doctor_network_fails_naming_a_reserved_address_the_guest_did_not_take() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["doctor", "--network", "-o", "json"],
+        &[
+            ("STANDIN_GUEST_IGNORES_MOVE", "probe-b"),
+            ("K0SLAB_ADDRESS_TIMEOUT", "1s"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("softnet: bootptab-reserved address"),
+        "{}",
+        both(&o)
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        measurement(&report, "softnet", "reserved_address")["observed"],
+        false
+    );
+    assert_probe_removed(&sb);
+}
+
+#[test]
+fn doctor_network_removes_its_vms_when_one_does_not_boot() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["doctor", "--network"],
+        &[("STANDIN_VAGRANT_FAIL_UP", "probe-b")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(stderr(&o).contains("probe-b"), "{}", both(&o));
+    assert!(!sb.home().join(".k0slab/network-probe.json").exists());
+    assert_probe_removed(&sb);
+}
+
+#[test]
+fn cplb_on_nat_warns_until_the_probe_has_shown_a_vip_works() {
+    let sb = Sandbox::new();
+    let env = [
+        ("control_plane_count", "3"),
+        ("K0SLAB_NETWORK", "nat"),
+        ("K0SLAB_ENDPOINT", "cplb"),
+    ];
+    let o = sb.k0slab(&["plan"], &env);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(stderr(&o).contains("has not shown"), "{}", both(&o));
+    // A probe on this host that saw VMs reach each other and a VIP move on nat.
+    let measured = |check: &str| {
+        serde_json::json!({"network": "nat", "check": check, "expected": false,
+                           "observed": true, "detail": "", "reason": ""})
+    };
+    let report = serde_json::json!({
+        "k0slab_version": "0.1.0", "measured_at": 1, "image": "i",
+        "measurements": [measured("vm_to_vm"), measured("vip_moved")]
+    });
+    fs::create_dir_all(sb.home().join(".k0slab")).unwrap();
+    fs::write(
+        sb.home().join(".k0slab/network-probe.json"),
+        report.to_string(),
+    )
+    .unwrap();
+    let o = sb.k0slab(&["plan"], &env);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!stderr(&o).contains("has not shown"), "{}", both(&o));
+}

@@ -206,7 +206,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
                 "the network probe needs {missing}, which failed above"
             )));
         }
-        ctx.out.info(
+        ctx.out.progress(
             "probing this host's network with two throwaway VMs (a few minutes; they are \
              deleted at the end)",
         );
@@ -280,7 +280,11 @@ fn print_rows(
     if let (OutputFormat::Table, Some(report)) = (format, report) {
         ctx.out.result("");
         ctx.out.result(&report.table());
-        let surprising = report.measurements.iter().filter(|m| m.surprising()).count();
+        let surprising = report
+            .measurements
+            .iter()
+            .filter(|m| m.surprising())
+            .count();
         if surprising > 0 {
             ctx.out.warn(&format!(
                 "{surprising} observation(s) differ from what the tools' sources say \

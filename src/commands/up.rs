@@ -213,12 +213,7 @@ pub(crate) fn machines_up(
         }
         outcome
     });
-    let booted = machine_failures(
-        ctx,
-        "vagrant up",
-        results,
-        resume_hint,
-    )?;
+    let booted = machine_failures(ctx, "vagrant up", results, resume_hint)?;
     Ok(booted.iter().filter(|(_, b)| *b).count())
 }
 

@@ -8,10 +8,13 @@
 //!
 //! - [`mode`]: which network the VMs are attached to (`K0SLAB_NETWORK`) and the `tart run`
 //!   arguments for it.
-//! - [`bootptab`]: where addresses are reserved: one static binding (MAC → planned address) per
-//!   VM in macOS bootpd's `/etc/bootptab`, in a marked block per lab.
-//! - [`leases`]: bootpd's leases file, to find addresses that other machines hold.
-//! - [`dhcp`]: writing the bindings (with root, never silently) and telling bootpd to re-read.
+//! - [`bootptab`]: where addresses are reserved: a marked block per lab in macOS bootpd's
+//!   `/etc/bootptab` binds each planned address to a placeholder MAC, so that bootpd gives it to
+//!   no other machine (a binding with the VM's own MAC would make an infinite lease, which
+//!   Softnet overflows on).
+//! - [`leases`]: where addresses are assigned: bootpd's leases file gets an entry per VM (its
+//!   MAC, its planned address); also finds addresses that other machines hold.
+//! - [`dhcp`]: writing both files (with root, never silently) and telling bootpd to re-read.
 //! - [`assign`]: the step of `up` that moves every VM to its planned address and checks it.
 //! - [`softnet`]: Softnet's one-time set-up (SUID bit or passwordless sudo).
 //! - [`probe`]: `k0slab doctor --network`, which measures what this host's network allows.

@@ -23,7 +23,7 @@ use crate::fsutil::write_atomic;
 use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
 use crate::lab_dir::LabDir;
 use crate::lab_json::LabRecord;
-use crate::output::first_line;
+use crate::output::{first_line, Output, Verbosity};
 use crate::process::Cmd;
 use crate::progress::Progress;
 use crate::roles::Role;
@@ -198,10 +198,12 @@ impl Report {
 
 /// k0slab's own directory on this host: `K0SLAB_HOME`, else `~/.k0slab`.
 pub fn home(env: &Environment) -> PathBuf {
-    env.get("K0SLAB_HOME").filter(|h| !h.is_empty()).map_or_else(
-        || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
-        PathBuf::from,
-    )
+    env.get("K0SLAB_HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(
+            || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
+            PathBuf::from,
+        )
 }
 
 fn report_path(env: &Environment) -> PathBuf {
@@ -260,6 +262,10 @@ pub fn vxlan_up(local: Ipv4Addr, remote: Ipv4Addr, inner: Ipv4Addr) -> String {
          {local} remote {remote} dev {IFACE} && sudo ip address add {inner}/30 dev \
          {VXLAN_DEVICE} && sudo ip link set {VXLAN_DEVICE} up"
     )
+}
+
+pub fn vxlan_down() -> String {
+    format!("sudo ip link del {VXLAN_DEVICE}")
 }
 
 // --- the probe's lab -------------------------------------------------------------------------
@@ -342,19 +348,20 @@ fn probe_plan(lab: &Planned, addresses: &[Ipv4Addr; 4], mode: &NetworkMode) -> P
     }
 }
 
-/// The modes to measure: softnet (when set up) and nat always, a bridged interface when the
-/// lab uses one.
+/// The modes to measure: a bridged interface when the lab uses one (first: once an address
+/// is assigned, a bridged lab reaches its VMs at the planned addresses), softnet when it is
+/// set up, and nat.
 fn modes(ctx: &Context<'_>, lab: &NetworkMode) -> (Vec<NetworkMode>, Option<String>) {
     let mut modes = Vec::new();
+    if let NetworkMode::Bridged(_) = lab {
+        modes.push(lab.clone());
+    }
     let mut skipped = None;
     match super::softnet::check(ctx.env, &ctx.out) {
         Ok(_) => modes.push(NetworkMode::Softnet),
         Err(problem) => skipped = Some(problem),
     }
     modes.push(NetworkMode::Nat);
-    if let NetworkMode::Bridged(_) = lab {
-        modes.push(lab.clone());
-    }
     (modes, skipped)
 }
 
@@ -435,15 +442,26 @@ impl Probe<'_> {
     }
 
     /// Every check on the leases the VMs have now.
-    fn measure(&self, mode: &NetworkMode, addresses: &[Ipv4Addr; 4], prefix: u8) -> Vec<Measurement> {
+    fn measure(
+        &self,
+        mode: &NetworkMode,
+        addresses: &[Ipv4Addr; 4],
+        prefix: u8,
+    ) -> Vec<Measurement> {
         let [a, b] = MACHINES;
         let (la, lb) = match (self.lease(a), self.lease(b)) {
             (Ok(la), Ok(lb)) => (la, lb),
             (Err(e), _) | (_, Err(e)) => {
-                return [Check::VmToVm, Check::Vxlan, Check::ExtraFromVm, Check::ExtraFromHost, Check::VipMoved]
-                    .into_iter()
-                    .map(|c| Measurement::new(mode, c, None, format!("no lease to measure on: {e}")))
-                    .collect();
+                return [
+                    Check::VmToVm,
+                    Check::Vxlan,
+                    Check::ExtraFromVm,
+                    Check::ExtraFromHost,
+                    Check::VipMoved,
+                ]
+                .into_iter()
+                .map(|c| Measurement::new(mode, c, None, format!("no lease to measure on: {e}")))
+                .collect();
             }
         };
         let mut found = Vec::new();
@@ -458,25 +476,41 @@ impl Probe<'_> {
 
         let tunnel = self
             .on(a, &vxlan_up(la, lb, VXLAN_INNER[0]))
-            .and_then(|_| self.on(b, &vxlan_up(lb, la, VXLAN_INNER[1])));
+            .and_then(|_| self.on(b, &vxlan_up(lb, la, VXLAN_INNER[1])))
+            .map(|_| self.reaches(a, VXLAN_INNER[1]));
+        for machine in MACHINES {
+            let _ = self.on(machine, &vxlan_down());
+        }
         found.push(match tunnel {
-            Err(e) => Measurement::new(mode, Check::Vxlan, None, format!("setting the tunnel up failed: {e}")),
-            Ok(_) => {
-                let through = self.reaches(a, VXLAN_INNER[1]);
-                Measurement::new(
-                    mode,
-                    Check::Vxlan,
-                    Some(through),
-                    format!("VNI {VXLAN_VNI}, UDP {VXLAN_PORT}; {} → {}: {}", VXLAN_INNER[0], VXLAN_INNER[1], reply(through)),
-                )
-            }
+            Err(e) => Measurement::new(
+                mode,
+                Check::Vxlan,
+                None,
+                format!("setting the tunnel up failed: {e}"),
+            ),
+            Ok(through) => Measurement::new(
+                mode,
+                Check::Vxlan,
+                Some(through),
+                format!(
+                    "VNI {VXLAN_VNI}, UDP {VXLAN_PORT}; {} → {}: {}",
+                    VXLAN_INNER[0],
+                    VXLAN_INNER[1],
+                    reply(through)
+                ),
+            ),
         });
 
         let [_, _, extra, vip] = *addresses;
         match self.on(a, &add_address(extra, prefix)) {
             Err(e) => {
                 let detail = format!("adding {extra} on {a} failed: {e}");
-                found.push(Measurement::new(mode, Check::ExtraFromVm, None, detail.clone()));
+                found.push(Measurement::new(
+                    mode,
+                    Check::ExtraFromVm,
+                    None,
+                    detail.clone(),
+                ));
                 found.push(Measurement::new(mode, Check::ExtraFromHost, None, detail));
             }
             Ok(_) => {
@@ -506,10 +540,16 @@ impl Probe<'_> {
             .and_then(|_| self.on(a, &delete_address(vip, 32)))
             .and_then(|_| self.on(b, &take_vip(vip)));
         found.push(match moved {
-            Err(e) => Measurement::new(mode, Check::VipMoved, None, format!("moving {vip} failed: {e}")),
+            Err(e) => Measurement::new(
+                mode,
+                Check::VipMoved,
+                None,
+                format!("moving {vip} failed: {e}"),
+            ),
             Ok(_) => {
                 let from_host = self.host_reaches(vip);
                 let from_a = self.reaches(a, vip);
+                let _ = self.on(b, &delete_address(vip, 32));
                 Measurement::new(
                     mode,
                     Check::VipMoved,
@@ -577,7 +617,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
             if let Some(record) = probe.ctx.dir.read_record()? {
                 probe.halt(&record)?;
             }
-            ctx.out.info(&format!("probing network {mode}"));
+            ctx.out.progress(&format!("probing network {mode}"));
             probe.boot(lab, &addresses, mode)?;
             measurements.extend(probe.measure(mode, &addresses, prefix));
             if mode.served_by_bootpd() && !reserved {
@@ -600,7 +640,12 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         }
         Ok(())
     })();
-    let cleanup = commands::destroy::run(&probe.ctx);
+    let cleanup = commands::destroy::run(&Context {
+        env: ctx.env,
+        out: Output::new(Verbosity::Quiet),
+        dir: probe.ctx.dir.clone(),
+        tools: ctx.tools.clone(),
+    });
     let report = Report {
         k0slab_version: crate::VERSION.to_string(),
         measured_at: SystemTime::now()

@@ -179,6 +179,7 @@ module Net
   # Boots the VM's network: the guest's DHCP client asks for its previous address, if any.
   def boot(vm)
     vm["extra_addresses"] = [] # `ip address add` does not survive a restart
+    vm["vxlan"] = nil # nor does `ip link add`
     if vm["network"]["kind"] == "bridged"
       vm["lease"] = vm["static_address"] || lan_exchange(vm)
       vm["infinite"] = false
@@ -212,7 +213,11 @@ module Net
   # Isolated: on macOS 13+ the shared network puts VM interfaces on bridge100 as PRIVATE
   # members, which cannot reach each other (cirruslabs/tart#718, #837, softnet#37); Softnet
   # lifts it only with --allow=0.0.0.0/0.
+  # STANDIN_MACOS_MAJOR (default 15) is the host's macOS; before 13 bridge100 had no PRIVATE
+  # members (cirruslabs/tart#718).
   def private?(vm)
+    return false if ENV.fetch("STANDIN_MACOS_MAJOR", "15").to_i < 13
+
     n = vm["network"]
     n["kind"] == "nat" || (n["kind"] == "softnet" && !n["allow_all"])
   end
