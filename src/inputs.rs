@@ -177,23 +177,34 @@ static LAB_NAME_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z]([-a-z0-9]*[a-z0-9])?$").expect("valid regex"));
 
 impl LabName {
-    /// The default name of a lab kept in directory `dir_name`: `k0slab` for the usual `lab`,
-    /// otherwise `k0slab-<dir name>` cleaned into a DNS label.
-    pub fn for_directory(dir_name: &str) -> LabName {
+    /// The default name of a lab kept in directory `dir` (an absolute path): `k0slab` for the
+    /// usual `lab`, otherwise `k0slab-<dir name>` cleaned into a DNS label, then `-` and six
+    /// hex digits of a hash of the path. Tart VM names are global on a host, so two checkouts
+    /// that both use `lab/` must not share a name; the name is chosen once and kept in
+    /// `lab.json`.
+    pub fn for_directory(dir: &std::path::Path) -> LabName {
+        use sha2::{Digest, Sha256};
+        let dir_name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let cleaned: String = dir_name
             .to_ascii_lowercase()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let cleaned = cleaned.trim_matches('-');
-        let name = if cleaned.is_empty() || cleaned == "lab" || cleaned == "k0slab" {
+        let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+        let hash: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
+        let mut base = if cleaned.is_empty() || cleaned == "lab" || cleaned == "k0slab" {
             "k0slab".to_string()
         } else {
-            let mut n = format!("k0slab-{cleaned}");
-            n.truncate(LAB_NAME_MAX);
-            n.trim_end_matches('-').to_string()
+            format!("k0slab-{cleaned}")
         };
-        LabName(name)
+        base.truncate(LAB_NAME_MAX - hash.len() - 1);
+        // Collapsed dashes keep the label readable; the hash keeps it unique.
+        let base = base.trim_end_matches('-');
+        LabName(format!("{base}-{hash}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -682,7 +693,7 @@ mod tests {
     use super::*;
 
     fn name() -> LabName {
-        LabName::for_directory("lab")
+        LabName::try_from("k0slab".to_string()).unwrap()
     }
 
     fn env(pairs: &[(&str, &str)]) -> Environment {
@@ -933,15 +944,22 @@ mod tests {
 
     #[test]
     fn lab_names() {
-        assert_eq!(LabName::for_directory("lab").as_str(), "k0slab");
-        assert_eq!(LabName::for_directory("demo").as_str(), "k0slab-demo");
-        assert_eq!(
-            LabName::for_directory("My Lab_2").as_str(),
-            "k0slab-my-lab-2"
-        );
-        assert_eq!(LabName::for_directory("...").as_str(), "k0slab");
-        let long = LabName::for_directory(&"x".repeat(100));
+        use std::path::Path;
+        let a = LabName::for_directory(Path::new("/work/projA/lab"));
+        let b = LabName::for_directory(Path::new("/work/projB/lab"));
+        assert!(a.as_str().starts_with("k0slab-") && a.as_str().len() == 13, "{a:?}");
+        assert_ne!(a, b, "two checkouts' lab/ get different names");
+        assert_eq!(a, LabName::for_directory(Path::new("/work/projA/lab")), "stable");
+        let demo = LabName::for_directory(Path::new("/x/My Lab_2"));
+        assert!(demo.as_str().starts_with("k0slab-my-lab-2-"), "{demo:?}");
+        for odd in ["LAB", "..", "/", "日本", "_"] {
+            let n = LabName::for_directory(&Path::new("/x").join(odd));
+            assert!(LabName::try_from(n.as_str().to_string()).is_ok(), "{odd}: {n:?}");
+            assert_ne!(n.as_str(), "k0slab", "{odd}");
+        }
+        let long = LabName::for_directory(&Path::new("/x").join("x".repeat(100)));
         assert!(long.as_str().len() <= LAB_NAME_MAX);
+        assert!(LabName::try_from(long.as_str().to_string()).is_ok());
         for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(41)] {
             assert!(resolve_env(&[("K0SLAB_NAME", bad)]).is_err(), "{bad}");
         }

@@ -113,6 +113,23 @@ impl LabDir {
         names
     }
 
+    /// The Tart VMs Vagrant created in this directory: the content of each machine's `id`
+    /// file (vagrant-tart stores the VM name there).
+    pub fn tracked_vms(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.join(".vagrant").join("machines")) else {
+            return Vec::new();
+        };
+        let mut vms: Vec<String> = entries
+            .flatten()
+            .flat_map(|machine| fs::read_dir(machine.path()).into_iter().flatten().flatten())
+            .filter_map(|provider| fs::read_to_string(provider.path().join("id")).ok())
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        vms.sort();
+        vms
+    }
+
     /// Creates the directory (and its `.gitignore`) if needed.
     pub fn create(&self) -> Result<Vec<(String, Written)>> {
         fs::create_dir_all(&self.absolute)

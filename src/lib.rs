@@ -40,6 +40,7 @@ pub mod templates;
 pub mod tools;
 pub mod topology;
 pub mod vagrant;
+pub mod vm_registry;
 
 pub use error::{Error, Result};
 

@@ -324,7 +324,7 @@ mod tests {
             &Flags::default(),
             &Environment::from_pairs(pairs.iter().copied()),
             None,
-            &LabName::for_directory("lab"),
+            &LabName::try_from("k0slab".to_string()).unwrap(),
         )
         .unwrap()
         .inputs

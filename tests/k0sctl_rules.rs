@@ -224,7 +224,7 @@ fn every_valid_topology_follows_k0sctl_rules() {
                         &Flags::default(),
                         &Environment::from_pairs(env),
                         None,
-                        &LabName::for_directory("lab"),
+                        &LabName::try_from("k0slab".to_string()).unwrap(),
                     )
                     .unwrap()
                     .inputs;

@@ -10,7 +10,8 @@ use crate::kubeconfig;
 use crate::lab_dir::GITIGNORE;
 use crate::lab_json::LabRecord;
 use crate::render::VAGRANTFILE;
-use crate::tart::Tart;
+use crate::tart::{Tart, TartVm};
+use crate::vm_registry;
 use crate::tools::Tool;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
@@ -32,33 +33,133 @@ fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     render::write_lab(ctx, &record.planned()).map(|_| ())
 }
 
-/// Deletes Tart VMs of this lab that Vagrant no longer tracks (e.g. `.vagrant` was removed).
-fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
-    let Ok(path) = ctx.tools.get(Tool::Tart) else {
-        return Ok(());
-    };
-    let tart = Tart {
-        path,
+fn tart<'c>(ctx: &'c Context<'_>) -> Option<Tart<'c>> {
+    Some(Tart {
+        path: ctx.tools.get(Tool::Tart).ok()?,
         env: ctx.env,
         out: &ctx.out,
-    };
-    let ours: BTreeSet<String> = record.nodes.iter().map(|n| record.vm_name(n)).collect();
-    for vm in tart
-        .list()?
-        .into_iter()
-        .filter(|vm| ours.contains(&vm.name))
-    {
-        // `tart delete` refuses a running VM (cirruslabs/tart Sources/tart/VMDirectory.swift
-        // lines 262-267): stop it first.
-        if vm.state == "running" {
-            tart.stop_cmd(&vm.name).output(ctx.env, &ctx.out)?;
-        }
-        tart.delete_cmd(&vm.name).output(ctx.env, &ctx.out)?;
-        ctx.out.info(&format!(
-            "deleted Tart VM {} that Vagrant no longer tracked",
-            vm.name
-        ));
+    })
+}
+
+/// Stops (when running) and deletes Tart VM `vm`. `tart delete` refuses a running VM
+/// (cirruslabs/tart Sources/tart/VMDirectory.swift lines 262-267).
+fn delete_vm(ctx: &Context<'_>, tart: &Tart<'_>, vm: &TartVm) -> Result<()> {
+    if vm.state == "running" {
+        tart.stop_cmd(&vm.name).output(ctx.env, &ctx.out)?;
     }
+    tart.delete_cmd(&vm.name).output(ctx.env, &ctx.out)?;
+    Ok(())
+}
+
+/// Deletes the Tart VMs k0slab created for this lab directory that are still there after
+/// `vagrant destroy` (e.g. `.vagrant` was removed, or a machine is missing from lab.json).
+/// Never a VM only because it has a lab VM's name: it may be another lab's.
+fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
+    let registry = vm_registry::load(ctx.env)?;
+    let ours: Vec<String> = registry
+        .of_lab(ctx.dir.absolute())
+        .into_iter()
+        .map(|(vm, _)| vm)
+        .collect();
+    let Some(tart) = tart(ctx) else {
+        return Ok(());
+    };
+    for vm in tart.list()? {
+        if ours.contains(&vm.name) {
+            delete_vm(ctx, &tart, &vm)?;
+            ctx.out.info(&format!(
+                "deleted Tart VM {} that Vagrant no longer tracked",
+                vm.name
+            ));
+        } else if record.nodes.iter().any(|n| record.vm_name(n) == vm.name) {
+            ctx.out.warn(&format!(
+                "Tart VM {} has a name of this lab, but k0slab did not create it for this lab \
+                 ({}): left alone. If it is this lab's, `tart delete {}`",
+                vm.name,
+                registry.owner(&vm.name).map_or_else(
+                    || "no record of it".to_string(),
+                    |o| format!("it belongs to lab {} in {}", o.lab, o.lab_dir.display())
+                ),
+                vm.name
+            ));
+        }
+    }
+    vm_registry::forget(ctx.env, &ours)
+}
+
+/// `destroy` when `lab.json` is gone or unreadable: the lab's VMs are still found from the
+/// record of the VMs k0slab created for this directory and from `.vagrant/machines`; they are
+/// deleted with their addresses. The lab's other files are kept (without lab.json k0slab
+/// cannot tell which it wrote).
+fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Result<()> {
+    let registry = vm_registry::load(ctx.env)?;
+    let mut owned = registry.of_lab(ctx.dir.absolute());
+    for machine_vm in ctx.dir.tracked_vms() {
+        if !owned.iter().any(|(vm, _)| *vm == machine_vm) {
+            let owner = registry.owner(&machine_vm);
+            // Vagrant in this directory created it, unless k0slab recorded it for another lab.
+            if owner.is_none() {
+                owned.push((
+                    machine_vm,
+                    vm_registry::Owner {
+                        lab: String::new(),
+                        lab_dir: vm_registry::canonical(ctx.dir.absolute()),
+                    },
+                ));
+            }
+        }
+    }
+    let about = match &unreadable {
+        Some(e) => format!("lab.json in {} is unreadable ({e})", ctx.dir.shown().display()),
+        None => format!("there is no lab.json in {}", ctx.dir.shown().display()),
+    };
+    let existing: Vec<TartVm> = match tart(ctx) {
+        Some(tart) if !owned.is_empty() => tart.list()?,
+        _ => Vec::new(),
+    };
+    let present: Vec<&TartVm> = existing
+        .iter()
+        .filter(|vm| owned.iter().any(|(name, _)| *name == vm.name))
+        .collect();
+    if present.is_empty() {
+        vm_registry::forget(ctx.env, &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>())?;
+        ctx.out.info(&format!("{about}: nothing to destroy"));
+        return match unreadable {
+            Some(e) => Err(e),
+            None => Ok(()),
+        };
+    }
+    ctx.out.info(&format!(
+        "{about}; k0slab created these VMs for it: {}",
+        present.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+    ));
+    let tart = tart(ctx).expect("tart listed the VMs");
+    let mut macs = Vec::new();
+    for vm in &present {
+        if let Ok(mac) = crate::tart::mac_of(ctx.env, &vm.name) {
+            macs.push(mac);
+        }
+        delete_vm(ctx, &tart, vm)?;
+        ctx.out.info(&format!("deleted Tart VM {}", vm.name));
+    }
+    let labs: BTreeSet<&str> = owned
+        .iter()
+        .map(|(_, o)| o.lab.as_str())
+        .filter(|l| !l.is_empty())
+        .collect();
+    for lab in labs {
+        crate::network::assign::release_addresses(ctx, lab, macs.clone())?;
+    }
+    vm_registry::forget(ctx.env, &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>())?;
+    let vagrant_state = ctx.dir.join(".vagrant");
+    if vagrant_state.is_dir() {
+        fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
+    }
+    ctx.out.info(&format!(
+        "the lab's other files in {} are kept: without lab.json k0slab cannot tell which it \
+         wrote",
+        ctx.dir.shown().display()
+    ));
     Ok(())
 }
 
@@ -134,12 +235,10 @@ fn remove_file(ctx: &Context<'_>, name: &str) -> Result<()> {
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<()> {
-    let Some(record) = ctx.dir.read_record()? else {
-        ctx.out.info(&format!(
-            "there is no lab in {}: nothing to destroy",
-            ctx.dir.shown().display()
-        ));
-        return Ok(());
+    let record = match ctx.dir.read_record() {
+        Ok(Some(record)) => record,
+        Ok(None) => return destroy_without_record(ctx, None),
+        Err(e) => return destroy_without_record(ctx, Some(e)),
     };
     ctx.tools.require(&[Tool::Vagrant])?;
     restore_vagrantfile(ctx, &record)?;

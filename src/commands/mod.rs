@@ -237,7 +237,7 @@ pub struct Planned {
 /// Resolves inputs (flags > environment > existing lab > defaults) and the topology.
 pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
     let record = ctx.dir.read_record()?;
-    let default_name = LabName::for_directory(&ctx.dir.base_name());
+    let default_name = LabName::for_directory(ctx.dir.absolute());
     let resolved = inputs::resolve(
         flags,
         ctx.env,

@@ -233,19 +233,46 @@ fn preflight(
         out: &ctx.out,
     };
     let existing: Vec<String> = tart.list()?.into_iter().map(|vm| vm.name).collect();
-    let untracked: Vec<String> = record
-        .nodes
-        .iter()
-        .filter(|n| matches!(states.get(&n.name), None | Some(MachineState::NotCreated)))
-        .map(|n| record.vm_name(n))
-        .filter(|vm| existing.contains(vm))
-        .collect();
+    let registry = crate::vm_registry::load(ctx.env)?;
+    let here = crate::vm_registry::canonical(ctx.dir.absolute());
+    let mut foreign = Vec::new();
+    let mut untracked = Vec::new();
+    for node in &record.nodes {
+        let vm = record.vm_name(node);
+        if !existing.contains(&vm) {
+            continue;
+        }
+        let tracked = !matches!(
+            states.get(&node.name),
+            None | Some(MachineState::NotCreated)
+        );
+        match registry.owner(&vm) {
+            Some(owner) if owner.lab_dir != here => foreign.push(format!(
+                "{vm} belongs to lab {} in {}",
+                owner.lab,
+                owner.lab_dir.display()
+            )),
+            // Vagrant tracks it here: this lab's (also from before k0slab kept a record).
+            _ if tracked => {}
+            Some(_) => untracked.push(vm),
+            None => foreign.push(format!("{vm} was not created by k0slab for this lab")),
+        }
+    }
+    if !foreign.is_empty() {
+        return Err(InputError::Rule(format!(
+            "Tart VM names are global on this host, and VMs this lab would create exist \
+             already:\n  {}\nk0slab does not use or delete VMs that are not this lab's. Give \
+             this lab another name ({}=…), or remove that lab first",
+            foreign.join("\n  "),
+            crate::inputs::Key::Name.env_name()
+        ))
+        .into());
+    }
     if !untracked.is_empty() {
         return Err(InputError::Rule(format!(
-            "Tart VM(s) {} already exist but Vagrant does not track them in {}: vagrant-tart \
-             would boot them and wait for SSH until it times out. If they are left over from \
-             this lab, delete them (`tart delete NAME`); if another lab uses them, give this \
-             lab another name (K0SLAB_NAME)",
+            "Tart VM(s) {} of this lab exist but Vagrant does not track them in {}: \
+             vagrant-tart would boot them and wait for SSH until it times out. `k0slab destroy` \
+             deletes them",
             untracked.join(", "),
             ctx.dir.shown().display()
         ))
@@ -376,7 +403,9 @@ fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Ch
 pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> {
     let started = Instant::now();
     let planned = plan_lab(ctx, flags)?;
-    if planned.record.is_some() && !planned.changes.is_empty() {
+    // Other inputs than the lab's: refused once a machine exists; until then the lab is
+    // rendered again with them (as `render` does).
+    if !planned.changes.is_empty() && !ctx.dir.created_machines().is_empty() {
         return Err(InputError::LabChanged {
             dir: ctx.dir.shown().display().to_string(),
             changes: describe_changes(&planned.changes),
@@ -409,6 +438,13 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     if !all_running {
         pull_image(ctx, &progress, &record.inputs.image)?;
     }
+    // Recorded before Vagrant clones them: whatever happens next, destroy finds them.
+    crate::vm_registry::claim(
+        ctx.env,
+        ctx.dir.absolute(),
+        record.name(),
+        &record.nodes.iter().map(|n| record.vm_name(n)).collect::<Vec<_>>(),
+    )?;
     let (first, rest): (Vec<&Node>, Vec<&Node>) = nodes
         .iter()
         .copied()

@@ -243,9 +243,18 @@ pub fn release(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     if !record.inputs.network.served_by_bootpd() {
         return Ok(());
     }
-    let macs: Vec<Mac> = record.assigned.values().copied().collect();
+    release_addresses(
+        ctx,
+        record.name(),
+        record.assigned.values().copied().collect(),
+    )
+}
+
+/// Releases lab `lab`'s bootptab block and the leases of `macs` (also when `lab.json` is
+/// gone and the lab is known only from the VMs k0slab recorded for it).
+pub fn release_addresses(ctx: &Context<'_>, lab: &str, macs: Vec<Mac>) -> Result<()> {
     let change = Change {
-        lab: record.name().to_string(),
+        lab: lab.to_string(),
         edit: Edit::Release(macs),
         paths: paths(ctx),
     };

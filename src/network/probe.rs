@@ -196,18 +196,8 @@ impl Report {
     }
 }
 
-/// k0slab's own directory on this host: `K0SLAB_HOME`, else `~/.k0slab`.
-pub fn home(env: &Environment) -> PathBuf {
-    env.get("K0SLAB_HOME")
-        .filter(|h| !h.is_empty())
-        .map_or_else(
-            || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
-            PathBuf::from,
-        )
-}
-
 fn report_path(env: &Environment) -> PathBuf {
-    home(env).join("network-probe.json")
+    crate::host::k0slab_home(env).join("network-probe.json")
 }
 
 /// The last report on this host, if any.
@@ -419,6 +409,12 @@ impl Probe<'_> {
             .map(|r| r.assigned.clone())
             .unwrap_or_default();
         render::write_lab_with(&self.ctx, &planned, &assigned, &BTreeMap::new())?;
+        crate::vm_registry::claim(
+            self.ctx.env,
+            self.ctx.dir.absolute(),
+            LAB_NAME,
+            &MACHINES.map(|m| crate::topology::vm_name(LAB_NAME, m)),
+        )?;
         let nodes: Vec<&Node> = planned.topology.nodes.iter().collect();
         commands::up::machines_up(
             &self.ctx,
@@ -577,7 +573,7 @@ fn reply(got: bool) -> &'static str {
 /// Runs the probe for the lab `lab` was planned from; saves and returns the report. Whatever
 /// happens, the probe's VMs and files are removed again.
 pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
-    let dir = home(ctx.env).join("network-probe");
+    let dir = crate::host::k0slab_home(ctx.env).join("network-probe");
     let probe = Probe {
         ctx: Context {
             env: ctx.env,

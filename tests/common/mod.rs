@@ -59,7 +59,7 @@ pub fn inputs(env: &[(&str, &str)]) -> Inputs {
         &Flags::default(),
         &Environment::from_pairs(env.iter().copied()),
         None,
-        &LabName::for_directory("lab"),
+        &LabName::try_from("k0slab".to_string()).unwrap(),
     )
     .expect("valid scenario inputs")
     .inputs

@@ -72,6 +72,9 @@ impl Sandbox {
             root.path().join("state").display().to_string(),
         );
         env.insert("K0SLAB_POLL_INTERVAL".into(), "100ms".into());
+        // A fixed lab name, so that tests can name VMs and contexts; the default name (the
+        // directory plus a hash of its path) is tested with this unset.
+        env.insert("K0SLAB_NAME".into(), "k0slab".into());
         // macOS' files, inside the sandbox: bootptab (as shipped: a header and the separator),
         // bootpd's leases and pid file, Tart's home.
         let etc = root.path().join("etc");
