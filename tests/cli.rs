@@ -95,14 +95,21 @@ fn plan_json_is_for_scripts() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["name"], "k0slab");
+    // The default name: k0slab and a hash of the lab directory's path.
+    let name = v["name"].as_str().unwrap();
+    assert!(
+        name.len() == 13
+            && name.starts_with("k0slab-")
+            && name[7..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{name}"
+    );
     assert_eq!(v["endpoint"]["kind"], "haproxy");
     assert_eq!(v["endpoint"]["url"], "https://192.168.64.100:6443");
     let nodes = v["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 4, "2 controllers, a worker, the load balancer");
     assert_eq!(nodes[1]["role"], "controller+worker");
     assert_eq!(nodes[1]["no_taints"], true);
-    assert_eq!(nodes[2]["vm_name"], "k0slab-worker-1");
+    assert_eq!(nodes[2]["vm_name"], format!("{name}-worker-1"));
     assert_eq!(v["total_memory_mb"], 2048 * 2 + 4096 + 1024);
     assert!(v["warnings"][0].as_str().unwrap().contains("etcd"));
     assert!(
@@ -171,9 +178,10 @@ fn render_writes_the_lab_of_the_done_criterion() {
         serde_json::from_str(&fs::read_to_string(lab.join("lab.json")).unwrap()).unwrap();
     assert_eq!(record["inputs"]["control_plane_count"], 3);
     assert_eq!(record["nodes"].as_array().unwrap().len(), 6);
-    assert_eq!(record["inputs"]["name"], "k0slab-demo");
+    let name = record["inputs"]["name"].as_str().unwrap();
+    assert!(name.starts_with("k0slab-demo-") && name.len() == 18, "{name}");
     let vagrantfile = fs::read_to_string(lab.join("Vagrantfile")).unwrap();
-    assert!(vagrantfile.contains("tart.name = \"k0slab-demo-worker-2\""));
+    assert!(vagrantfile.contains(&format!("tart.name = \"{name}-worker-2\"")));
     let public = fs::read_to_string(lab.join("id_ed25519.pub")).unwrap();
     assert!(
         vagrantfile.contains(public.trim()),

@@ -239,8 +239,7 @@ fn a_tart_vm_with_a_lab_name_that_vagrant_does_not_track_stops_up() {
     let o = up(&sb, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", both(&o));
     assert!(
-        stderr(&o)
-            .contains("Tart VM(s) k0slab-worker-1 already exist but Vagrant does not track them"),
+        stderr(&o).contains("k0slab-worker-1 was not created by k0slab for this lab"),
         "{}",
         stderr(&o)
     );
