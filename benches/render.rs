@@ -16,7 +16,8 @@ const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk0c2xhYnRlc3RrZXl0ZXN0a2V5dGVzdGtleXRlc3Q k0slab@k0slab";
 
 fn plan_and_render(env: &Environment) -> usize {
-    let inputs = inputs::resolve(&Flags::default(), env, None, &LabName::for_directory("lab"))
+    let name = LabName::for_directory(Path::new("/Users/dev/k0slab/lab"));
+    let inputs = inputs::resolve(&Flags::default(), env, None, &name)
         .unwrap()
         .inputs;
     let topology = Topology::resolve(&inputs).unwrap();
@@ -32,6 +33,7 @@ fn plan_and_render(env: &Environment) -> usize {
             merged_into: &[],
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
+            gitignore: None,
         },
     )
     .unwrap();

@@ -87,6 +87,16 @@ pub enum Error {
     Unhealthy(String),
     #[error("interrupted")]
     Interrupted,
+    /// Another k0slab command holds the lab's lock.
+    #[error(
+        "the lab in {dir} is busy: {holder} is changing it (waited {waited}s). Wait for it to \
+         finish, or stop it; a lock of a process that is gone never blocks"
+    )]
+    Busy {
+        dir: String,
+        holder: String,
+        waited: u64,
+    },
     /// Exit with this code and no message (the child process already spoke).
     #[error("")]
     Exit(u8),
@@ -108,7 +118,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input(_) => EXIT_INPUT,
-            Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Interrupted => crate::process::interrupted_exit_code(),
             Error::Exit(code) => *code,
             _ => EXIT_FAILURE,
         }

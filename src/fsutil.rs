@@ -25,6 +25,15 @@ impl Written {
     }
 }
 
+/// The SHA-256 of `bytes`, in hex: how `lab.json` remembers what k0slab wrote.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Writes `contents` to `path` with `mode`, atomically. A file that already holds exactly
 /// `contents` is left alone (its mode is still corrected).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written> {

@@ -7,10 +7,12 @@ use crate::environment::Environment;
 /// k0slab's own directory on this host (the network probe, the record of the VMs k0slab
 /// created): `K0SLAB_HOME`, else `~/.k0slab`.
 pub fn k0slab_home(env: &Environment) -> PathBuf {
-    env.get("K0SLAB_HOME").filter(|h| !h.is_empty()).map_or_else(
-        || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
-        PathBuf::from,
-    )
+    env.get("K0SLAB_HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(
+            || PathBuf::from(env.get("HOME").unwrap_or("/")).join(".k0slab"),
+            PathBuf::from,
+        )
 }
 
 /// Logical CPUs of the host.

@@ -947,14 +947,24 @@ mod tests {
         use std::path::Path;
         let a = LabName::for_directory(Path::new("/work/projA/lab"));
         let b = LabName::for_directory(Path::new("/work/projB/lab"));
-        assert!(a.as_str().starts_with("k0slab-") && a.as_str().len() == 13, "{a:?}");
+        assert!(
+            a.as_str().starts_with("k0slab-") && a.as_str().len() == 13,
+            "{a:?}"
+        );
         assert_ne!(a, b, "two checkouts' lab/ get different names");
-        assert_eq!(a, LabName::for_directory(Path::new("/work/projA/lab")), "stable");
+        assert_eq!(
+            a,
+            LabName::for_directory(Path::new("/work/projA/lab")),
+            "stable"
+        );
         let demo = LabName::for_directory(Path::new("/x/My Lab_2"));
         assert!(demo.as_str().starts_with("k0slab-my-lab-2-"), "{demo:?}");
         for odd in ["LAB", "..", "/", "日本", "_"] {
             let n = LabName::for_directory(&Path::new("/x").join(odd));
-            assert!(LabName::try_from(n.as_str().to_string()).is_ok(), "{odd}: {n:?}");
+            assert!(
+                LabName::try_from(n.as_str().to_string()).is_ok(),
+                "{odd}: {n:?}"
+            );
             assert_ne!(n.as_str(), "k0slab", "{odd}");
         }
         let long = LabName::for_directory(&Path::new("/x").join("x".repeat(100)));

@@ -14,7 +14,7 @@ use crate::sshkey;
 
 /// A `.gitignore` that keeps everything in the lab directory out of git.
 pub const GITIGNORE: &str = ".gitignore";
-const GITIGNORE_CONTENTS: &str =
+pub const GITIGNORE_CONTENTS: &str =
     "# Written by k0slab: a lab directory holds keys and generated files.\n*\n";
 
 /// A lab directory, as the user named it and as an absolute path.
@@ -128,6 +128,47 @@ impl LabDir {
             .collect();
         vms.sort();
         vms
+    }
+
+    /// Refuses (exit 2, before anything is written) when one of the files `names` that k0slab
+    /// is about to write is not k0slab's: a file it did not write, one changed since it wrote
+    /// it, or a symbolic link.
+    pub fn check_ours(&self, names: &[&str], record: Option<&LabRecord>) -> Result<()> {
+        let mut problems = Vec::new();
+        for name in names {
+            let path = self.join(name);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("reading", path, e)),
+            };
+            if meta.file_type().is_symlink() {
+                problems.push(format!("{name} (a symbolic link)"));
+                continue;
+            }
+            let Some(record) = record else {
+                problems.push(format!("{name} (k0slab did not write it)"));
+                continue;
+            };
+            let current = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+            match record.unchanged(name, &current) {
+                Some(true) => {}
+                Some(false) => problems.push(format!("{name} (changed since k0slab wrote it)")),
+                // A lab from before k0slab kept digests: its list of files is trusted.
+                None if record.files.iter().any(|f| f == name) => {}
+                None => problems.push(format!("{name} (k0slab did not write it)")),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(crate::error::InputError::Rule(format!(
+            "{} holds files k0slab would overwrite but that are not k0slab's: {}. k0slab never \
+             overwrites them: move them away, or use another lab directory (--dir)",
+            self.shown.display(),
+            problems.join(", ")
+        ))
+        .into())
     }
 
     /// Creates the directory (and its `.gitignore`) if needed.

@@ -36,6 +36,11 @@ pub struct LabRecord {
     pub secrets: Secrets,
     /// The files k0slab wrote into the lab directory (and may remove again).
     pub files: Vec<String>,
+    /// The SHA-256 of what k0slab last wrote, by file name: a file whose content differs was
+    /// changed by someone else since, and is neither overwritten nor removed. (Labs from
+    /// before it have none: their `files` are trusted.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub written: BTreeMap<String, String>,
     /// User kubeconfigs the lab's context was merged into (`kubeconfig --merge`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_into: Vec<PathBuf>,
@@ -72,6 +77,14 @@ impl LabRecord {
             nodes: self.nodes.clone(),
             warnings: Vec::new(),
         }
+    }
+
+    /// Whether the file `name` in the lab directory, with content `current` (`None`: missing),
+    /// is as k0slab wrote it. `None` when k0slab does not know what it wrote.
+    pub fn unchanged(&self, name: &str, current: &[u8]) -> Option<bool> {
+        self.written
+            .get(name)
+            .map(|d| *d == crate::fsutil::digest(current))
     }
 
     /// The record as a plan with no changes: for rendering the lab's files again.

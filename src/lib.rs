@@ -28,6 +28,7 @@ pub mod kubeconfig;
 pub mod kubectl;
 pub mod lab_dir;
 pub mod lab_json;
+pub mod lab_lock;
 pub mod network;
 pub mod output;
 pub mod process;
@@ -61,6 +62,15 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         out,
         dir,
         tools,
+    };
+    // Held until the command returns: one command that changes a lab at a time.
+    let _lock = match changes_lab(&cli.command) {
+        Some(name) => Some(lab_lock::acquire(
+            env,
+            ctx.dir.absolute(),
+            &format!("k0slab {name}"),
+        )?),
+        None => None,
     };
     match cli.command {
         Command::Plan { lab, output } => plan::run(&ctx, &lab.flags(), output),
@@ -101,6 +111,26 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             Ok(())
         }
         Command::Kairos { command } => run_kairos(&ctx, command),
+    }
+}
+
+/// The name of `command` when it changes the lab (and so takes the lab's lock).
+fn changes_lab(command: &cli::Command) -> Option<&'static str> {
+    use cli::{Command, KairosCommand};
+    match command {
+        Command::Render { .. } => Some("render"),
+        Command::Up { dry_run: false, .. } => Some("up"),
+        Command::Destroy => Some("destroy"),
+        Command::Halt => Some("halt"),
+        Command::Validate { .. } => Some("validate"),
+        Command::Kubeconfig { merge: true } => Some("kubeconfig --merge"),
+        Command::Kairos {
+            command: KairosCommand::Install { .. },
+        } => Some("kairos install"),
+        Command::Kairos {
+            command: KairosCommand::Uninstall,
+        } => Some("kairos uninstall"),
+        _ => None,
     }
 }
 

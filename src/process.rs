@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use crate::environment::Environment;
@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 use crate::output::Output;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that interrupted k0slab (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 static CHILDREN: Mutex<Vec<(u64, Arc<dyn Kill>)>> = Mutex::new(Vec::new());
 
@@ -35,26 +37,51 @@ impl Kill for duct::ReaderHandle {
     }
 }
 
-/// Registers the Ctrl-C handler: stop every running child, then let the command unwind.
+/// Handles SIGINT, SIGTERM and SIGHUP: stop every running child, then let the command unwind
+/// to "interrupted" and exit 128 + the signal. Children run in process groups of their own
+/// (see [`Cmd`]), so a terminal's Ctrl-C reaches only k0slab: not Vagrant, and not the
+/// `tart run` that vagrant-tart starts in Vagrant's group (letiemble/vagrant-tart
+/// `scripts/run.sh`), which would stop the VM on SIGINT (cirruslabs/tart
+/// `Sources/tart/Root.swift`). Killing a child does not reach its VMs either. A second signal
+/// ends k0slab at once.
 pub fn install_interrupt_handler() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
-            for (_, child) in children {
-                child.kill();
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    eprintln!("interrupted");
+                    std::process::exit(128 + signal);
+                }
+                SIGNAL.store(signal, Ordering::SeqCst);
+                let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+                for (_, child) in children {
+                    child.kill();
+                }
             }
         });
     });
 }
 
-/// Whether Ctrl-C was pressed.
+/// Whether a signal interrupted k0slab.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Fails with [`Error::Interrupted`] once Ctrl-C was pressed.
+/// The exit code for an interruption: 128 + the signal (130 for SIGINT, 143 for SIGTERM,
+/// 129 for SIGHUP).
+pub fn interrupted_exit_code() -> u8 {
+    match SIGNAL.load(Ordering::SeqCst) {
+        s @ 1..=127 => 128 + s as u8,
+        _ => 130,
+    }
+}
+
+/// Fails with [`Error::Interrupted`] once a signal came.
 pub fn check_interrupted() -> Result<()> {
     if interrupted() {
         Err(Error::Interrupted)
@@ -136,13 +163,21 @@ impl Cmd {
             .join(" ")
     }
 
-    fn expression(&self, env: &Environment) -> duct::Expression {
+    fn expression(&self, env: &Environment, interactive: bool) -> duct::Expression {
         let mut vars: std::collections::HashMap<String, String> =
             env.vars().clone().into_iter().collect();
         vars.extend(self.env.iter().cloned());
         let mut e = duct::cmd(&self.program, &self.args)
             .full_env(vars)
             .unchecked();
+        if !interactive {
+            // A process group of its own: signals for k0slab do not reach it (see
+            // `install_interrupt_handler`).
+            e = e.before_spawn(|cmd| {
+                std::os::unix::process::CommandExt::process_group(cmd, 0);
+                Ok(())
+            });
+        }
         if let Some(dir) = &self.dir {
             e = e.dir(dir);
         }
@@ -175,7 +210,7 @@ impl Cmd {
         check_interrupted()?;
         out.detail(&format!("$ {}", self.command_line()));
         let handle = Arc::new(
-            self.expression(env)
+            self.expression(env, false)
                 .stdin_null()
                 .stdout_capture()
                 .stderr_capture()
@@ -212,7 +247,7 @@ impl Cmd {
         check_interrupted()?;
         out.detail(&format!("$ {}", self.command_line()));
         let reader = Arc::new(
-            self.expression(env)
+            self.expression(env, false)
                 .stdin_null()
                 .stderr_to_stdout()
                 .reader()
@@ -255,7 +290,7 @@ impl Cmd {
     pub fn interactive(&self, env: &Environment, out: &Output) -> Result<i32> {
         out.detail(&format!("$ {}", self.command_line()));
         let status = self
-            .expression(env)
+            .expression(env, true)
             .run()
             .map_err(|e| self.spawn_error(e))?
             .status;

@@ -200,7 +200,7 @@ impl Topology {
                 Key::Network.env_name()
             )));
         }
-        if controllers % 2 == 0 {
+        if controllers.is_multiple_of(2) {
             warnings.push(format!(
                 "{controllers} controllers form an etcd cluster of {controllers} members, which \
                  tolerates no more failures than {}; prefer 3 or 5{}",

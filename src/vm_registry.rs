@@ -79,7 +79,8 @@ fn update(env: &Environment, change: impl FnOnce(&mut Registry)) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     let lock_path = dir.join("vms.json.lock");
     let lock = File::create(&lock_path).map_err(|e| Error::io("creating", &lock_path, e))?;
-    lock.lock().map_err(|e| Error::io("locking", &lock_path, e))?;
+    lock.lock()
+        .map_err(|e| Error::io("locking", &lock_path, e))?;
     let mut registry = load(env)?;
     change(&mut registry);
     let mut json = serde_json::to_string_pretty(&registry).expect("registry serialises");

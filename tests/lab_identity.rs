@@ -49,10 +49,9 @@ fn two_checkouts_come_up_side_by_side_and_each_destroy_removes_only_its_own_vms(
     let o = sb.k0slab(&["--dir", "projB/lab", "destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
-    let registry: Value = serde_json::from_str(
-        &fs::read_to_string(sb.home().join(".k0slab/vms.json")).unwrap(),
-    )
-    .unwrap();
+    let registry: Value =
+        serde_json::from_str(&fs::read_to_string(sb.home().join(".k0slab/vms.json")).unwrap())
+            .unwrap();
     assert_eq!(registry["vms"], serde_json::json!({}), "every VM forgotten");
 }
 
@@ -94,8 +93,16 @@ fn destroy_without_lab_json_still_removes_the_labs_vms_and_addresses() {
     let o = sb.k0slab(&["destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
-    assert!(stdout(&o).contains("deleted Tart VM k0slab-worker-1"), "{}", stdout(&o));
-    assert!(!sb.bootptab().contains("k0slab lab k0slab"), "{}", sb.bootptab());
+    assert!(
+        stdout(&o).contains("deleted Tart VM k0slab-worker-1"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !sb.bootptab().contains("k0slab lab k0slab"),
+        "{}",
+        sb.bootptab()
+    );
     assert!(
         sb.lab().join("Vagrantfile").exists(),
         "without lab.json k0slab cannot tell which files it wrote: kept"
@@ -127,4 +134,148 @@ fn up_renders_again_with_other_inputs_while_no_machine_exists() {
     // Once machines exist, other inputs are refused.
     let o = up_in(&sb, "lab", &[("worker_count", "1")]);
     assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+}
+
+// --- files: never overwrite or delete what k0slab did not write -------------------------------
+
+#[test]
+fn render_refuses_to_overwrite_a_vagrantfile_the_user_put_there_and_writes_nothing() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.lab()).unwrap();
+    fs::write(sb.lab().join("Vagrantfile"), "# mine\n").unwrap();
+    for command in ["render", "up"] {
+        let o = sb.k0slab(&[command], &[]);
+        assert_eq!(o.status.code(), Some(2), "{command}: {}", both(&o));
+        assert!(
+            stderr(&o).contains("Vagrantfile (k0slab did not write it)"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(sb.lab().join("Vagrantfile")).unwrap(),
+        "# mine\n"
+    );
+    let left: Vec<_> = fs::read_dir(sb.lab()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "nothing else written: {left:?}");
+}
+
+#[test]
+fn render_refuses_a_generated_file_the_user_changed() {
+    let sb = Sandbox::new();
+    assert!(sb.k0slab(&["render"], &[]).status.success());
+    let path = sb.lab().join("k0sctl.yaml");
+    let edited = fs::read_to_string(&path).unwrap() + "# my note\n";
+    fs::write(&path, &edited).unwrap();
+    let o = sb.k0slab(&["render"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("k0sctl.yaml (changed since k0slab wrote it)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), edited);
+}
+
+#[test]
+fn destroy_keeps_a_users_gitignore_and_lists_files_changed_since() {
+    let sb = Sandbox::new();
+    fs::create_dir_all(sb.lab()).unwrap();
+    // The user's own .gitignore, even with k0slab's exact content ("unchanged" to render).
+    let ours = "# Written by k0slab: a lab directory holds keys and generated files.\n*\n";
+    fs::write(sb.lab().join(".gitignore"), ours).unwrap();
+    assert!(sb.k0slab(&["render"], &[]).status.success());
+    let path = sb.lab().join("k0sctl.yaml");
+    fs::write(&path, fs::read_to_string(&path).unwrap() + "# my note\n").unwrap();
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        sb.lab().join(".gitignore").exists(),
+        "the user's .gitignore"
+    );
+    assert!(path.exists(), "changed since k0slab wrote it");
+    assert!(!sb.lab().join("Vagrantfile").exists());
+    assert!(!sb.lab().join("lab.json").exists());
+    let out = stdout(&o);
+    assert!(
+        out.contains("kept k0sctl.yaml (changed since k0slab wrote it)"),
+        "{out}"
+    );
+    assert!(out.contains(".gitignore"), "{out}");
+
+    // A .gitignore k0slab created goes with the lab.
+    let sb = Sandbox::new();
+    assert!(sb.k0slab(&["render"], &[]).status.success());
+    assert!(sb.k0slab(&["destroy"], &[]).status.success());
+    assert!(!sb.lab().exists(), "everything was k0slab's");
+}
+
+#[test]
+fn destroy_removes_only_plain_names_inside_the_lab_directory() {
+    let sb = Sandbox::new();
+    assert!(sb.k0slab(&["render"], &[]).status.success());
+    let outside = sb.work().join("precious");
+    fs::write(&outside, "keep me").unwrap();
+    let absolute = sb.home().join("absolute");
+    fs::write(&absolute, "keep me too").unwrap();
+    // A symlink inside the lab to a file outside: never followed.
+    std::os::unix::fs::symlink(&outside, sb.lab().join("kubeconfig")).unwrap();
+    let mut r = record(&sb, "lab");
+    let files = r["files"].as_array_mut().unwrap();
+    files.insert(0, Value::from("."));
+    files.insert(0, Value::from("../precious"));
+    files.insert(0, Value::from(absolute.display().to_string()));
+    fs::write(sb.lab().join("lab.json"), r.to_string()).unwrap();
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "keep me");
+    assert_eq!(fs::read_to_string(&absolute).unwrap(), "keep me too");
+    assert!(stderr(&o).contains("\"../precious\", which is not a file of the lab directory"));
+    assert!(
+        !sb.lab().join("lab.json").exists(),
+        "destroy went to the end"
+    );
+    assert!(
+        fs::symlink_metadata(sb.lab().join("kubeconfig")).is_ok(),
+        "the symlink is kept"
+    );
+}
+
+// --- one command at a time --------------------------------------------------------------------
+
+#[test]
+fn a_second_command_on_a_busy_lab_names_the_holder_and_a_killed_holder_blocks_nothing() {
+    let sb = Sandbox::new();
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
+        .args(["up"])
+        .current_dir(sb.work())
+        .env_clear()
+        .envs(&sb.env)
+        .env("STANDIN_VAGRANT_BOOT_SECONDS", "30")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sb.booted().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(sb.booted().len(), 2, "the first up is booting");
+    for args in [vec!["up"], vec!["destroy"], vec!["render"], vec!["halt"]] {
+        let o = sb.k0slab(&args, &[("K0SLAB_LOCK_WAIT", "300ms")]);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", both(&o));
+        assert!(
+            stderr(&o).contains(&format!("`k0slab up` (pid {})", first.id())),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(sb.booted().len(), 2, "nothing else booted");
+    // Reading commands do not wait.
+    assert!(sb.k0slab(&["plan"], &[]).status.success());
+    // A holder killed outright leaves nothing that blocks.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let o = up_in(&sb, "lab", &[]);
+    assert!(o.status.success(), "{}", both(&o));
 }

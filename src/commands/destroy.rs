@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::{Component, Path};
 
 use super::{on_created_machines, render, Context};
 use crate::error::{Error, Result};
@@ -11,14 +12,13 @@ use crate::lab_dir::GITIGNORE;
 use crate::lab_json::LabRecord;
 use crate::render::VAGRANTFILE;
 use crate::tart::{Tart, TartVm};
-use crate::vm_registry;
 use crate::tools::Tool;
+use crate::vm_registry;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
-const RUNTIME_FILES: [&str; 5] = [
+const RUNTIME_FILES: [&str; 4] = [
     kubeconfig::FILE_NAME,
     super::up::APPLIED_MARKER,
-    GITIGNORE,
     crate::render::KNOWN_HOSTS,
     crate::network::assign::STAGED,
 ];
@@ -110,7 +110,10 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         }
     }
     let about = match &unreadable {
-        Some(e) => format!("lab.json in {} is unreadable ({e})", ctx.dir.shown().display()),
+        Some(e) => format!(
+            "lab.json in {} is unreadable ({e})",
+            ctx.dir.shown().display()
+        ),
         None => format!("there is no lab.json in {}", ctx.dir.shown().display()),
     };
     let existing: Vec<TartVm> = match tart(ctx) {
@@ -122,7 +125,10 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         .filter(|vm| owned.iter().any(|(name, _)| *name == vm.name))
         .collect();
     if present.is_empty() {
-        vm_registry::forget(ctx.env, &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>())?;
+        vm_registry::forget(
+            ctx.env,
+            &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
+        )?;
         ctx.out.info(&format!("{about}: nothing to destroy"));
         return match unreadable {
             Some(e) => Err(e),
@@ -131,7 +137,11 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     }
     ctx.out.info(&format!(
         "{about}; k0slab created these VMs for it: {}",
-        present.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+        present
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let tart = tart(ctx).expect("tart listed the VMs");
     let mut macs = Vec::new();
@@ -150,7 +160,10 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     for lab in labs {
         crate::network::assign::release_addresses(ctx, lab, macs.clone())?;
     }
-    vm_registry::forget(ctx.env, &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>())?;
+    vm_registry::forget(
+        ctx.env,
+        &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
+    )?;
     let vagrant_state = ctx.dir.join(".vagrant");
     if vagrant_state.is_dir() {
         fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
@@ -163,28 +176,76 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     Ok(())
 }
 
+/// Takes the lab's cluster, user and context out of the kubeconfigs `kubeconfig --merge` put
+/// them in: only the entries k0slab wrote for this lab (see the doc of `kubeconfig`), and the
+/// context current before the merge becomes current again. The machines are gone by now, so a
+/// kubeconfig that cannot be read or written does not fail `destroy`: a warning names the file
+/// and the entries left in it, as it does for entries with the lab's names that are kept.
 fn remove_merged_contexts(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
+    let lab_file = ctx.dir.join(kubeconfig::FILE_NAME);
+    let lab_kubeconfig = fs::read_to_string(&lab_file).unwrap_or_default();
+    let dir = kubeconfig::canonical_dir(ctx.dir.absolute());
+    let lab = kubeconfig::Lab {
+        name: record.name(),
+        dir: &dir,
+        kubeconfig: &lab_kubeconfig,
+    };
     for path in &record.merged_into {
-        let Ok(text) = fs::read_to_string(path) else {
-            continue;
-        };
-        if !kubeconfig::has_context(&text, record.name()) {
+        // The lab's own kubeconfig (merged into by an earlier k0slab) goes with the lab's files.
+        if kubeconfig::same_file(path, &lab_file) {
             continue;
         }
-        let edited = kubeconfig::edit(path, |t| kubeconfig::remove(t, record.name()))?;
-        ctx.out.info(&format!(
-            "removed context {} from {}{}",
-            record.name(),
-            path.display(),
-            edited
-                .backup
-                .map(|b| format!(" (backup: {})", b.display()))
-                .unwrap_or_default()
-        ));
+        let removed = match kubeconfig::remove_from(path, &lab) {
+            Ok(Some(removed)) => removed,
+            Ok(None) => continue,
+            Err(e) => {
+                ctx.out.warn(&format!(
+                    "could not take lab {} out of {} ({e}): {} may still be in it; remove \
+                     them with kubectl config delete-context, delete-cluster and delete-user",
+                    record.name(),
+                    path.display(),
+                    kubeconfig::and_list(&kubeconfig::lab_entries(record.name()))
+                ));
+                continue;
+            }
+        };
+        if let Some(edited) = &removed.edited {
+            let current = match &removed.removal.current {
+                kubeconfig::Current::Untouched => String::new(),
+                kubeconfig::Current::Restored(c) => format!("; current context: {c}"),
+                kubeconfig::Current::Unset => "; no current context".to_string(),
+            };
+            ctx.out.info(&format!(
+                "removed {} from {}{}{current}",
+                kubeconfig::and_list(&removed.removal.removed),
+                path.display(),
+                edited
+                    .backup
+                    .as_ref()
+                    .map(|b| format!(" (backup: {})", b.display()))
+                    .unwrap_or_default()
+            ));
+        }
+        for (entry, reason) in &removed.removal.kept {
+            ctx.out
+                .warn(&format!("kept {entry} in {}: {reason}", path.display()));
+        }
     }
     Ok(())
 }
 
+/// Whether `name` from lab.json names a file directly inside the lab directory (not `..`,
+/// not absolute, not `.`, no subdirectory).
+fn plain_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    )
+}
+
+/// Removes what k0slab wrote into the lab directory; keeps (and lists) what it did not write,
+/// what was changed since, and symbolic links.
 fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     let names: BTreeSet<&str> = record
         .files
@@ -192,14 +253,35 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         .map(String::as_str)
         .chain(RUNTIME_FILES)
         .collect();
+    let mut kept = Vec::new();
     // lab.json goes last: while it exists, `destroy` can be run again.
     for name in names.iter().filter(|n| **n != crate::lab_json::FILE_NAME) {
-        remove_file(ctx, name)?;
+        if !plain_name(name) {
+            ctx.out.warn(&format!(
+                "lab.json lists {name:?}, which is not a file of the lab directory: left alone"
+            ));
+            continue;
+        }
+        let path = ctx.dir.join(name);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() || !meta.is_file() {
+            kept.push(format!("{name} (not a regular file)"));
+            continue;
+        }
+        let current = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+        match record.unchanged(name, &current) {
+            Some(false) => kept.push(format!("{name} (changed since k0slab wrote it)")),
+            // k0slab removes a .gitignore only when it recorded writing it.
+            None if *name == GITIGNORE => {}
+            _ => remove_file(ctx, name)?,
+        }
     }
     // Vagrant's state of the lab's machines, and the manifests `kairos install` applied.
     for dir in [".vagrant", super::kairos::KAIROS_DIR] {
         let path = ctx.dir.join(dir);
-        if path.is_dir() {
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
     }
@@ -215,11 +297,30 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         fs::remove_dir(ctx.dir.absolute())
             .map_err(|e| Error::io("removing", ctx.dir.absolute(), e))?;
     } else {
+        let changed: Vec<&str> = kept.iter().map(String::as_str).collect();
+        let others: Vec<&String> = left
+            .iter()
+            .filter(|l| !kept.iter().any(|k| k.starts_with(&format!("{l} "))))
+            .collect();
+        let mut lines = Vec::new();
+        if !changed.is_empty() {
+            lines.push(format!("kept {}", changed.join(", ")));
+        }
+        if !others.is_empty() {
+            lines.push(format!(
+                "kept {}: k0slab did not create {}",
+                others
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if others.len() == 1 { "it" } else { "them" }
+            ));
+        }
         ctx.out.info(&format!(
-            "kept {} in {}: k0slab did not create {}",
-            left.join(", "),
-            ctx.dir.shown().display(),
-            if left.len() == 1 { "it" } else { "them" }
+            "{} in {}",
+            lines.join("; "),
+            ctx.dir.shown().display()
         ));
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `k0slab kubeconfig [--merge]`: the path of the lab's kubeconfig, or the lab's context
-//! merged into the user's kubeconfig (backup first, atomic, every other entry kept).
+//! merged into the user's kubeconfig (backup first, atomic, every other entry kept, entries
+//! k0slab did not write refused; see the doc of `crate::kubeconfig`).
 
 use super::Context;
 use crate::error::{Error, Result};
@@ -19,20 +20,36 @@ pub fn run(ctx: &Context<'_>, merge: bool) -> Result<()> {
         ctx.out.result(&path.display().to_string());
         return Ok(());
     }
-    let target = kubeconfig::user_kubeconfig(ctx.env).ok_or_else(|| {
-        Error::Step("neither KUBECONFIG nor HOME is set: no kubeconfig to merge into".into())
-    })?;
+    let target = kubeconfig::merge_target(ctx.env, &path)?;
+    if let Some(first) = &target.instead_of {
+        ctx.out.info(&format!(
+            "KUBECONFIG names the lab's own kubeconfig ({}): merging into {} instead",
+            first.display(),
+            target.path.display()
+        ));
+    }
     let name = record.name().to_string();
-    let edited = kubeconfig::edit(&target, |existing| {
-        kubeconfig::merge(existing, &lab_kubeconfig, &name)
+    let dir = kubeconfig::canonical_dir(ctx.dir.absolute());
+    let lab = kubeconfig::Lab {
+        name: &name,
+        dir: &dir,
+        kubeconfig: &lab_kubeconfig,
+    };
+    let edited = kubeconfig::edit(&target.path, |existing| {
+        kubeconfig::merge(existing, &lab, &target.path)
     })?;
-    if !record.merged_into.contains(&target) {
-        record.merged_into.push(target.clone());
+    if !record.merged_into.contains(&target.path) {
+        record.merged_into.push(target.path.clone());
         ctx.dir.write_record(&record)?;
     }
+    let through = if edited.written == target.path {
+        String::new()
+    } else {
+        format!(" (a link to {})", edited.written.display())
+    };
     ctx.out.result(&format!(
-        "merged context {name} into {}{}; current context: {name}",
-        target.display(),
+        "merged context {name} into {}{through}{}; current context: {name}",
+        target.path.display(),
         edited
             .backup
             .map(|b| format!(" (backup: {})", b.display()))

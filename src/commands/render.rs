@@ -7,7 +7,7 @@ use super::{describe_changes, plan_lab, Context, Planned};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
-use crate::lab_dir::new_secrets;
+use crate::lab_dir::{new_secrets, GITIGNORE, GITIGNORE_CONTENTS};
 use crate::network::Mac;
 use crate::render::{self, RenderContext};
 
@@ -54,6 +54,22 @@ pub fn write_lab_with(
         .as_ref()
         .map(|r| r.merged_into.clone())
         .unwrap_or_default();
+    let mut names = vec![render::VAGRANTFILE, render::K0SCTL_YAML];
+    if planned.topology.endpoint.kind == crate::topology::EndpointKind::Haproxy {
+        names.push(render::HAPROXY_CFG);
+    }
+    // What lab.json says now: an earlier write of this same run may have changed the files.
+    let on_disk = ctx.dir.read_record()?;
+    ctx.dir.check_ours(&names, on_disk.as_ref())?;
+    // The .gitignore is k0slab's if k0slab creates it now or wrote it before, unchanged.
+    let gitignore = ctx.dir.join(GITIGNORE);
+    let gitignore_ours = match std::fs::read(&gitignore) {
+        Err(_) => !gitignore.is_symlink(),
+        Ok(current) => on_disk
+            .as_ref()
+            .and_then(|r| r.unchanged(GITIGNORE, &current))
+            .unwrap_or(false),
+    };
     let mut report = ctx.dir.create()?;
     let comment = format!("k0slab@{}", planned.topology.name);
     let (public_key, key_written) = ctx.dir.ensure_key_pair(&comment)?;
@@ -69,6 +85,7 @@ pub fn write_lab_with(
             merged_into: &merged_into,
             assigned,
             ssh_hosts,
+            gitignore: gitignore_ours.then_some(GITIGNORE_CONTENTS),
         },
     )?;
     report.extend(ctx.dir.write(&files)?);

@@ -187,18 +187,23 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     Ok(())
 }
 
-/// Brings `nodes` up in parallel; `states` says which are running already. Returns how many
-/// were booted; a failure names the machines and ends with `resume_hint`.
+/// Brings `nodes` up in parallel. A machine that is running and `settled` (an earlier `up`
+/// got past its guest setup and address) is left alone; a running machine that is not (an
+/// `up` was interrupted while it booted) gets `vagrant up` again, which with vagrant-tart runs
+/// the guest setup on a running VM (letiemble/vagrant-tart `lib/vagrant-tart/action.rb` lines
+/// 190-197, `action/start_instance.rb` lines 21-25). Returns how many were booted; a failure
+/// names the machines and ends with `resume_hint`.
 pub(crate) fn machines_up(
     ctx: &Context<'_>,
     progress: &Progress,
     nodes: &[&Node],
     states: &std::collections::BTreeMap<String, MachineState>,
+    settled: &(dyn Fn(&Node) -> bool + Sync),
     resume_hint: &str,
 ) -> Result<usize> {
     let vagrant = ctx.vagrant()?;
     let results = per_machine(ctx, progress, nodes, |node, bar| {
-        if states.get(&node.name) == Some(&MachineState::Running) {
+        if states.get(&node.name) == Some(&MachineState::Running) && settled(node) {
             bar.done("already running");
             return Ok(false);
         }
@@ -443,17 +448,22 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         ctx.env,
         ctx.dir.absolute(),
         record.name(),
-        &record.nodes.iter().map(|n| record.vm_name(n)).collect::<Vec<_>>(),
+        &record
+            .nodes
+            .iter()
+            .map(|n| record.vm_name(n))
+            .collect::<Vec<_>>(),
     )?;
     let (first, rest): (Vec<&Node>, Vec<&Node>) = nodes
         .iter()
         .copied()
         .partition(|n| n.kind == NodeKind::LoadBalancer);
+    let settled = |node: &Node| record.assigned.contains_key(&node.name);
     let mut booted = 0;
     if !first.is_empty() {
-        booted += machines_up(ctx, &progress, &first, &states, RESUME_HINT)?;
+        booted += machines_up(ctx, &progress, &first, &states, &settled, RESUME_HINT)?;
     }
-    booted += machines_up(ctx, &progress, &rest, &states, RESUME_HINT)?;
+    booted += machines_up(ctx, &progress, &rest, &states, &settled, RESUME_HINT)?;
     check_interrupted()?;
     let record = network::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;

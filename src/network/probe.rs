@@ -421,6 +421,7 @@ impl Probe<'_> {
             &self.progress,
             &nodes,
             &BTreeMap::new(),
+            &|_| false,
             "Run `k0slab doctor --network` again: it removes what the probe left first.",
         )
         .map(|_| ())
@@ -583,6 +584,8 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         },
         progress: Progress::new(&ctx.out),
     };
+    let _lock =
+        crate::lab_lock::acquire(ctx.env, probe.ctx.dir.absolute(), "k0slab doctor --network")?;
     if probe.ctx.dir.read_record()?.is_some() {
         ctx.out
             .info("an earlier probe was interrupted: removing its VMs first");

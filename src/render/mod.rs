@@ -58,6 +58,9 @@ pub struct RenderContext<'a> {
     /// Machines Vagrant must reach at another address than the one `tart ip` reports: only
     /// while `up` moves them to their planned address.
     pub ssh_hosts: &'a BTreeMap<String, Ipv4Addr>,
+    /// The lab directory's `.gitignore` as k0slab wrote it, if k0slab wrote it (`destroy`
+    /// removes it then, and only then).
+    pub gitignore: Option<&'a str>,
 }
 
 impl RenderContext<'_> {
@@ -95,6 +98,22 @@ pub fn render_lab(
     // Written by k0sctl (through rig) on k0slab's behalf: SSH_KNOWN_HOSTS points here.
     written.push(KNOWN_HOSTS.to_string());
     written.push(lab_json::FILE_NAME.to_string());
+    let mut hashes: BTreeMap<String, String> = files
+        .iter()
+        .map(|f| {
+            (
+                f.name.to_string(),
+                crate::fsutil::digest(f.contents.as_bytes()),
+            )
+        })
+        .collect();
+    if let Some(gitignore) = ctx.gitignore {
+        written.push(crate::lab_dir::GITIGNORE.to_string());
+        hashes.insert(
+            crate::lab_dir::GITIGNORE.to_string(),
+            crate::fsutil::digest(gitignore.as_bytes()),
+        );
+    }
     let record = LabRecord {
         schema: lab_json::SCHEMA,
         k0slab_version: crate::VERSION.to_string(),
@@ -103,6 +122,7 @@ pub fn render_lab(
         endpoint: topology.endpoint,
         secrets: ctx.secrets.clone(),
         files: written,
+        written: hashes,
         merged_into: ctx.merged_into.to_vec(),
         assigned: ctx.assigned.clone(),
     };

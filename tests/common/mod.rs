@@ -81,6 +81,7 @@ pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
             merged_into: &[],
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
+            gitignore: None,
         },
     )
     .expect("scenario renders");

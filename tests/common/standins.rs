@@ -219,6 +219,8 @@ impl Sandbox {
         fs::read_dir(self.state().join("vms"))
             .map(|d| {
                 d.flatten()
+                    // Not the temporary files of a write a killed stand-in left behind.
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
                     .map(|e| {
                         let v: Value =
                             serde_json::from_str(&fs::read_to_string(e.path()).unwrap()).unwrap();
