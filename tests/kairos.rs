@@ -406,3 +406,37 @@ fn kairos_needs_a_running_lab() {
         both(&o)
     );
 }
+
+/// Every flag is checked before anything is fetched or applied (exit 2), even without a lab.
+#[test]
+fn bad_install_and_verify_flags_are_bad_input_before_anything_happens() {
+    let sb = Sandbox::new();
+    for (args, named) in [
+        (
+            vec!["--provider-image", "bad image"],
+            "flag --provider-image has the value \"bad image\"",
+        ),
+        (vec!["--capi-version", "latest"], "flag --capi-version"),
+        (
+            vec!["--provider-manifest", "../no-such-kairos-capi"],
+            "flag --provider-manifest",
+        ),
+    ] {
+        let mut all = vec!["kairos", "install", "--infrastructure", "docker"];
+        all.extend(args.iter().copied());
+        let o = sb.k0slab(&all, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", both(&o));
+        assert!(stderr(&o).contains(named), "{args:?}: {}", stderr(&o));
+    }
+    assert!(sb.calls().is_empty(), "nothing was run: {:?}", sb.calls());
+    let o = sb.k0slab(
+        &["kairos", "verify", "--cluster-manifest", "no-such.yaml"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("flag --cluster-manifest"),
+        "{}",
+        both(&o)
+    );
+}

@@ -118,3 +118,28 @@ fn plan_render_and_ssh_tasks_pass_arguments() {
     assert!(o.status.success(), "{}", both(&o));
     assert!(stdout(&o).contains("validated successfully"));
 }
+
+/// go-task reports any failed command as exit 201 unless `-x` (`--exit-code`) passes the
+/// command's own through (go-task/task#1266); the task's description says so.
+#[test]
+fn ssh_task_passes_the_exit_code_through_with_x() {
+    let (sb, task) = sandbox();
+    let o = sb.k0slab(&["up", "--wait", "5s"], &[("worker_count", "0")]);
+    assert!(o.status.success(), "{}", both(&o));
+    let o = sb.command(
+        &task,
+        &[
+            "-x",
+            "vagrant:ssh",
+            "--",
+            "control-plane-1",
+            "--",
+            "exit",
+            "3",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", both(&o));
+    let o = sb.command(&task, &["--list"], &[]);
+    assert!(stdout(&o).contains("task -x vagrant:ssh"), "{}", stdout(&o));
+}

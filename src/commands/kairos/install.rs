@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+
+use regex::Regex;
 
 use serde_json::Value;
 
 use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent, INSTALLED, KAIROS_DIR};
 use crate::commands::Context;
-use crate::error::{Error, Result};
+use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::condition_true;
 use crate::kairos::components::{self, Component, Source, Versions};
@@ -120,7 +123,63 @@ pub struct InstallOptions {
     pub timeout: Duration,
 }
 
+/// A release tag as the components' projects name them: `v1.10.4`, `v1.10.0-rc.1`.
+static VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^v\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$").expect("valid regex"));
+/// An image reference by the grammar of distribution/reference (`reference.go`): domain with
+/// optional port, lower-case path components, optional tag and digest.
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*",
+        r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+    ))
+    .expect("valid regex")
+});
+
+/// Every flag of `kairos install`, before anything is fetched or applied (exit 2).
+pub fn check(o: &InstallOptions) -> std::result::Result<(), InputError> {
+    let v = &o.versions;
+    let versions = [
+        ("--cert-manager-version", Some(&v.cert_manager)),
+        ("--capi-version", Some(&v.capi)),
+        (
+            "--infrastructure-version",
+            v.infrastructure_version.as_ref(),
+        ),
+        ("--kairos-version", Some(&v.kairos)),
+    ];
+    for (flag, value) in versions {
+        if let Some(value) = value.filter(|x| !VERSION.is_match(x)) {
+            return Err(InputError::Invalid {
+                origin: format!("flag {flag}"),
+                value: value.clone(),
+                allowed: "a release tag like v1.10.4".into(),
+            });
+        }
+    }
+    if let Some(image) = o.provider_image.as_ref().filter(|i| !IMAGE.is_match(i)) {
+        return Err(InputError::Invalid {
+            origin: "flag --provider-image".into(),
+            value: image.clone(),
+            allowed: "an image reference like ghcr.io/me/kairos-capi:dev".into(),
+        });
+    }
+    if let Some(m) = &v.provider_manifest {
+        let url = m.starts_with("https://") || m.starts_with("http://");
+        if !url && !std::path::Path::new(m).exists() {
+            return Err(InputError::Invalid {
+                origin: "flag --provider-manifest".into(),
+                value: m.clone(),
+                allowed: "an existing file or kustomize directory, or an http(s) URL".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
+    check(o)?;
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
     let dir = ctx.dir.join(KAIROS_DIR);

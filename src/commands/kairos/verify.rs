@@ -169,6 +169,14 @@ struct VerifyReport<'a> {
 }
 
 pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
+    if !o.cluster_manifest.is_file() {
+        return Err(crate::error::InputError::Invalid {
+            origin: "flag --cluster-manifest".into(),
+            value: o.cluster_manifest.display().to_string(),
+            allowed: "an existing manifest file".into(),
+        }
+        .into());
+    }
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
     let e = expected(&o.cluster_manifest, &o.init_annotation)?;
