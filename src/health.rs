@@ -274,16 +274,19 @@ fn check_etcd(nodes: &[Node], output: &str) -> Check {
         Check::new(
             "etcd",
             true,
-            format!("{} members, one per controller", members.len()),
+            format!(
+                "{}, one per controller",
+                crate::output::count(members.len(), "member")
+            ),
         )
     } else {
         Check::new(
             "etcd",
             false,
             format!(
-                "{} members for {} controllers: {}",
-                members.len(),
-                controllers.len(),
+                "{} for {}: {}",
+                crate::output::count(members.len(), "member"),
+                crate::output::count(controllers.len(), "controller"),
                 problems.join("; ")
             ),
         )

@@ -54,7 +54,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     use commands::*;
 
     process::install_interrupt_handler();
-    let out = output::Output::new(cli.verbosity());
+    let out = output::Output::new(cli.verbosity()).with_term(env.get("TERM"));
     let dir = lab_dir(cli.dir, env)?;
     let tools = tools::Tools::find(env);
     let ctx = Context {

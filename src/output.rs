@@ -16,11 +16,22 @@ pub enum Verbosity {
 #[derive(Debug, Clone)]
 pub struct Output {
     verbosity: Verbosity,
+    /// `TERM=dumb`: a terminal that cannot move the cursor, so no progress bars.
+    dumb_terminal: bool,
 }
 
 impl Output {
     pub fn new(verbosity: Verbosity) -> Self {
-        Self { verbosity }
+        Self {
+            verbosity,
+            dumb_terminal: false,
+        }
+    }
+
+    /// With the terminal type of `TERM`: `dumb` gets plain lines, no cursor movement.
+    pub fn with_term(mut self, term: Option<&str>) -> Self {
+        self.dumb_terminal = term == Some("dumb");
+        self
     }
 
     /// The result a command was asked for (a table, JSON): always printed, on stdout.
@@ -63,7 +74,18 @@ impl Output {
 
     /// Whether progress bars and colour make sense (stderr is a terminal, not quiet).
     pub fn interactive(&self) -> bool {
-        self.verbosity >= Verbosity::Normal && std::io::stderr().is_terminal()
+        self.verbosity >= Verbosity::Normal
+            && !self.dumb_terminal
+            && std::io::stderr().is_terminal()
+    }
+}
+
+/// `1 member`, `3 members`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

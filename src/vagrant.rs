@@ -77,6 +77,46 @@ pub fn parse_machine_readable(line: &str) -> Option<MachineReadable> {
     Some(MachineReadable { target, kind, data })
 }
 
+/// Vagrant's `--machine-readable` output as a person reads it: the UI messages and the error,
+/// each once; other records dropped; plain lines (Vagrant's own stderr) kept unless they repeat
+/// a message already shown.
+pub fn humanize(output: &str) -> String {
+    let mut blocks: Vec<String> = Vec::new();
+    let mut plain: Vec<&str> = Vec::new();
+    let flush = |plain: &mut Vec<&str>, blocks: &mut Vec<String>| {
+        let text = plain.join("\n").trim().to_string();
+        plain.clear();
+        if text.is_empty() {
+            return;
+        }
+        // The same message in full (Vagrant prints an error both as a record and as text).
+        match blocks.iter_mut().find(|b| text.starts_with(b.as_str())) {
+            Some(shorter) => *shorter = text,
+            None => blocks.push(text),
+        }
+    };
+    for line in output.lines() {
+        match parse_machine_readable(line) {
+            Some(record) => {
+                flush(&mut plain, &mut blocks);
+                let message = match record.kind.as_str() {
+                    "ui" => record.data.get(1),
+                    "error-exit" => record.data.get(1),
+                    _ => None,
+                };
+                if let Some(m) = message.map(|m| m.trim()).filter(|m| !m.is_empty()) {
+                    if !blocks.iter().any(|b| b == m) {
+                        blocks.push(m.to_string());
+                    }
+                }
+            }
+            None => plain.push(line),
+        }
+    }
+    flush(&mut plain, &mut blocks);
+    blocks.join("\n")
+}
+
 /// Where a `vagrant up` is, from its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum UpStage {
@@ -174,7 +214,7 @@ impl Vagrant<'_> {
 
     /// `vagrant up MACHINE`, reporting each stage it reaches.
     pub fn up(&self, machine: &str, mut on_stage: impl FnMut(UpStage, &str)) -> Result<()> {
-        self.up_cmd(machine).stream(self.env, self.out, |line| {
+        let result = self.up_cmd(machine).stream(self.env, self.out, |line| {
             if let Some(l) = parse_machine_readable(line) {
                 if l.kind == "ui" && l.target == machine {
                     let message = l.data.get(1).map_or("", String::as_str).trim();
@@ -184,7 +224,21 @@ impl Vagrant<'_> {
                     }
                 }
             }
-        })
+        });
+        match result {
+            Err(crate::error::Error::CommandFailed {
+                description,
+                command,
+                status,
+                stderr,
+            }) => Err(crate::error::Error::CommandFailed {
+                description,
+                command,
+                status,
+                stderr: humanize(&stderr),
+            }),
+            other => other,
+        }
     }
 
     /// `vagrant ssh MACHINE -c COMMAND`, returning the command's output.
@@ -236,6 +290,24 @@ impl Vagrant<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_readable_failures_read_as_text_once() {
+        let out = "1795385201,control-plane-3,ui,info,Cloning virtual machine...\n\
+                   1795385201,control-plane-3,metadata,provider,tart\n\
+                   1795385201,,error-exit,Vagrant::Errors::VMBootTimeout,Timed out while waiting for the machine to boot.\n\
+                   Timed out while waiting for the machine to boot. This means that\n\
+                   Vagrant was unable to communicate with the guest machine.";
+        assert_eq!(
+            humanize(out),
+            "Cloning virtual machine...\nTimed out while waiting for the machine to boot. This \
+             means that\nVagrant was unable to communicate with the guest machine."
+        );
+        assert_eq!(
+            humanize("plain error\nsecond line"),
+            "plain error\nsecond line"
+        );
+    }
 
     #[test]
     fn machine_readable_lines() {

@@ -282,6 +282,16 @@ fn a_vm_that_fails_to_boot_then_a_resumed_up() {
         err.contains("entered an invalid state"),
         "the tool's stderr is shown: {err}"
     );
+    assert!(
+        !err.contains(",ui,info,") && !err.contains("error-exit"),
+        "as text, not Vagrant's machine-readable records: {err}"
+    );
+    assert_eq!(
+        err.matches("The guest machine entered an invalid state")
+            .count(),
+        1,
+        "once: {err}"
+    );
     assert!(err.contains("run `k0slab up` again"), "{err}");
     assert!(
         sb.calls_of("k0sctl", "apply").is_empty(),
@@ -935,4 +945,29 @@ fn destroy_skips_machines_that_were_never_created() {
     );
     assert!(sb.vms().is_empty());
     assert!(!sb.lab().exists());
+}
+
+/// On a terminal, progress bars move the cursor; with `TERM=dumb` the same run prints plain
+/// lines. Run through `script` (util-linux), which gives k0slab a pseudo-terminal.
+#[test]
+fn a_dumb_terminal_gets_no_cursor_escapes() {
+    let Ok(script) = which::which("script") else {
+        panic!("util-linux `script` is needed for this test (apt-get install bsdutils)");
+    };
+    let escapes = |term: &str| {
+        let sb = Sandbox::new();
+        let line = format!("{} up --wait 5s", env!("CARGO_BIN_EXE_k0slab"));
+        let o = sb.command(
+            script.to_str().unwrap(),
+            &["-qec", &line, "/dev/null"],
+            &[("TERM", term), ("worker_count", "0")],
+        );
+        assert!(o.status.success(), "{term}: {}", both(&o));
+        stdout(&o).contains("\x1b[")
+    };
+    assert!(
+        escapes("xterm-256color"),
+        "a real terminal gets progress bars"
+    );
+    assert!(!escapes("dumb"), "TERM=dumb gets none");
 }

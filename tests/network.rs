@@ -157,7 +157,9 @@ fn one_plus_one_is_healthy() {
     let sb = Sandbox::new();
     let o = up(&sb, &[]);
     assert!(o.status.success(), "{}", both(&o));
-    assert_eq!(health(&sb)["healthy"], true);
+    let h = health(&sb);
+    assert_eq!(h["healthy"], true);
+    assert_eq!(check(&h, "etcd")["detail"], "1 member, one per controller");
     assert_private_addresses_are_leases(&sb);
 }
 
