@@ -279,3 +279,19 @@ fn a_second_command_on_a_busy_lab_names_the_holder_and_a_killed_holder_blocks_no
     let o = up_in(&sb, "lab", &[]);
     assert!(o.status.success(), "{}", both(&o));
 }
+
+#[test]
+fn destroy_with_the_lab_directory_gone_still_removes_the_labs_vms() {
+    let sb = Sandbox::new();
+    assert!(up_in(&sb, "lab", &[]).status.success());
+    assert_eq!(sb.vms().len(), 2);
+    fs::remove_dir_all(sb.lab()).unwrap();
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+    assert!(
+        stdout(&o).contains("k0slab created these VMs for it"),
+        "{}",
+        stdout(&o)
+    );
+}
