@@ -179,7 +179,10 @@ fn render_writes_the_lab_of_the_done_criterion() {
     assert_eq!(record["inputs"]["control_plane_count"], 3);
     assert_eq!(record["nodes"].as_array().unwrap().len(), 6);
     let name = record["inputs"]["name"].as_str().unwrap();
-    assert!(name.starts_with("k0slab-demo-") && name.len() == 18, "{name}");
+    assert!(
+        name.starts_with("k0slab-demo-") && name.len() == 18,
+        "{name}"
+    );
     let vagrantfile = fs::read_to_string(lab.join("Vagrantfile")).unwrap();
     assert!(vagrantfile.contains(&format!("tart.name = \"{name}-worker-2\"")));
     let public = fs::read_to_string(lab.join("id_ed25519.pub")).unwrap();

@@ -867,22 +867,8 @@ fn doctor_reports_tools_resources_and_lease_conflicts() {
 #[test]
 fn ctrl_c_stops_the_children_and_keeps_lab_json_consistent() {
     let sb = Sandbox::new();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
-        .args(["up"])
-        .current_dir(sb.work())
-        .env_clear()
-        .envs(&sb.env)
-        .env("STANDIN_VAGRANT_BOOT_SECONDS", "30")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the machines are booting.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sb.booted().len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(sb.booted().len(), 2, "machines were booting");
+    let child = sb.spawn_k0slab(&["up"], &[("STANDIN_VAGRANT_BOOT_SECONDS", "30")]);
+    sb.wait_for("the machines are booting", |sb| sb.booted().len() == 2);
     let started = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -246,21 +246,8 @@ fn destroy_removes_only_plain_names_inside_the_lab_directory() {
 #[test]
 fn a_second_command_on_a_busy_lab_names_the_holder_and_a_killed_holder_blocks_nothing() {
     let sb = Sandbox::new();
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_k0slab"))
-        .args(["up"])
-        .current_dir(sb.work())
-        .env_clear()
-        .envs(&sb.env)
-        .env("STANDIN_VAGRANT_BOOT_SECONDS", "30")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while sb.booted().len() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(sb.booted().len(), 2, "the first up is booting");
+    let mut first = sb.spawn_k0slab(&["up"], &[("STANDIN_VAGRANT_BOOT_SECONDS", "30")]);
+    sb.wait_for("the first up is booting", |sb| sb.booted().len() == 2);
     for args in [vec!["up"], vec!["destroy"], vec!["render"], vec!["halt"]] {
         let o = sb.k0slab(&args, &[("K0SLAB_LOCK_WAIT", "300ms")]);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", both(&o));

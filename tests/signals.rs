@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::standins::{both, stderr, Sandbox};
@@ -40,31 +38,21 @@ fn alive(pid: u64) -> bool {
 
 fn interrupt(point: Point, signal: i32) {
     let sb = Sandbox::new();
-    let child = Command::new(env!("CARGO_BIN_EXE_k0slab"))
-        .args(["up", "--wait", "5s"])
-        .current_dir(sb.work())
-        .env_clear()
-        .envs(&sb.env)
-        .env("STANDIN_K0SCTL_SECONDS", "30")
-        .env(
-            "STANDIN_VAGRANT_BOOT_SECONDS",
-            if matches!(point, Point::Boot) {
-                "30"
-            } else {
-                "0"
-            },
-        )
-        // A process group of its own, like a shell job: the signal goes to the whole group.
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !reached(&sb, point) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(reached(&sb, point), "{point:?} not reached");
+    let child = sb.spawn_k0slab(
+        &["up", "--wait", "5s"],
+        &[
+            ("STANDIN_K0SCTL_SECONDS", "30"),
+            (
+                "STANDIN_VAGRANT_BOOT_SECONDS",
+                if matches!(point, Point::Boot) {
+                    "30"
+                } else {
+                    "0"
+                },
+            ),
+        ],
+    );
+    sb.wait_for(&format!("{point:?}"), |sb| reached(sb, point));
     // SAFETY: sends a signal to the test's own child's process group.
     let sent = unsafe { libc::kill(-(child.id() as i32), signal) };
     assert_eq!(sent, 0);

@@ -149,6 +149,32 @@ impl Sandbox {
         self.command(env!("CARGO_BIN_EXE_k0slab"), args, extra)
     }
 
+    /// `k0slab ARGS` started in the background (stdout discarded, stderr captured), in a
+    /// process group of its own like a shell job, so that a test can signal the whole group.
+    pub fn spawn_k0slab(&self, args: &[&str], extra: &[(&str, &str)]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        Command::new(env!("CARGO_BIN_EXE_k0slab"))
+            .args(args)
+            .current_dir(self.work())
+            .env_clear()
+            .envs(&self.env)
+            .envs(extra.iter().copied())
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits (at most 30 s) until `reached` holds; panics naming `what` otherwise.
+    pub fn wait_for(&self, what: &str, reached: impl Fn(&Sandbox) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !reached(self) {
+            assert!(std::time::Instant::now() < deadline, "{what}: not reached");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn command(&self, program: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(program);
         cmd.args(args)
