@@ -576,6 +576,62 @@ fn k0s_version(s: &str) -> Result<Option<K0sVersion>, String> {
     }
 }
 
+/// The variable that sets how many machines are worked on at once.
+pub const CONCURRENCY_VAR: &str = "K0SLAB_CONCURRENCY";
+/// The variable that sets how often k0slab polls while it waits.
+pub const POLL_INTERVAL_VAR: &str = "K0SLAB_POLL_INTERVAL";
+/// Machines worked on at once when `K0SLAB_CONCURRENCY` is unset.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Allowed `K0SLAB_CONCURRENCY`: a lab has at most 91 machines (10 controllers, 80 workers,
+/// the load balancer), so more than 100 at once never helps.
+pub const CONCURRENCY: RangeInclusive<u32> = 1..=100;
+/// The poll interval when `K0SLAB_POLL_INTERVAL` is unset.
+pub const DEFAULT_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How many machines are worked on at once: `K0SLAB_CONCURRENCY`, else 10. Any other value
+/// than a whole number from 1 to 100 is an input error.
+pub fn concurrency(env: &Environment) -> Result<usize, InputError> {
+    let Some(value) = env.get(CONCURRENCY_VAR) else {
+        return Ok(DEFAULT_CONCURRENCY);
+    };
+    let raw = Raw {
+        value: value.to_string(),
+        origin: Origin::Env(CONCURRENCY_VAR.into()),
+    };
+    let n = counted(
+        CONCURRENCY,
+        " (machines worked on at once; a lab has at most 91)",
+    )(value)
+    .map_err(|allowed| raw.invalid(allowed))?;
+    Ok(usize::try_from(n).expect("at most 100"))
+}
+
+/// How often to poll while waiting: `K0SLAB_POLL_INTERVAL` (e.g. `500ms`), else 5s. Anything
+/// but a duration above zero is an input error (zero would poll without pause).
+pub fn poll_interval(env: &Environment) -> Result<std::time::Duration, InputError> {
+    let Some(value) = env.get(POLL_INTERVAL_VAR) else {
+        return Ok(DEFAULT_POLL_INTERVAL);
+    };
+    humantime::parse_duration(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Raw {
+                value: value.to_string(),
+                origin: Origin::Env(POLL_INTERVAL_VAR.into()),
+            }
+            .invalid("a duration above zero with a unit, e.g. 500ms, 5s or 1m")
+        })
+}
+
+/// Checks the tuning variables (`K0SLAB_CONCURRENCY`, `K0SLAB_POLL_INTERVAL`) once, before a
+/// command does anything, so that a bad value is refused before anything is written.
+pub fn check_tuning(env: &Environment) -> Result<(), InputError> {
+    concurrency(env)?;
+    poll_interval(env)?;
+    Ok(())
+}
+
 /// Resolves every lab setting: flags, then the environment, then `lab` (the existing lab's
 /// inputs), then the defaults. `default_name` is the lab name used when none is given.
 pub fn resolve(
@@ -940,6 +996,38 @@ mod tests {
         );
         assert!(resolve_env(&[("K0SLAB_CONTROLLER_WORKLOADS", "maybe")]).is_err());
         assert!(resolve_env(&[("K0SLAB_PROVIDER", "virtualbox")]).is_err());
+    }
+
+    #[test]
+    fn tuning_variables() {
+        let e = Environment::default();
+        assert_eq!(concurrency(&e).unwrap(), DEFAULT_CONCURRENCY);
+        assert_eq!(poll_interval(&e).unwrap(), DEFAULT_POLL_INTERVAL);
+        assert_eq!(concurrency(&env(&[(CONCURRENCY_VAR, "3")])).unwrap(), 3);
+        assert_eq!(
+            poll_interval(&env(&[(POLL_INTERVAL_VAR, "250ms")])).unwrap(),
+            std::time::Duration::from_millis(250)
+        );
+        for bad in ["0", "-1", "abc", "soon", "", "101", "1.5"] {
+            let err = concurrency(&env(&[(CONCURRENCY_VAR, bad)])).unwrap_err();
+            let (origin, value) = invalid_origin(err.clone());
+            assert_eq!(
+                (origin.as_str(), value.as_str()),
+                ("environment variable K0SLAB_CONCURRENCY", bad)
+            );
+            assert!(err.to_string().contains("from 1 to 100"), "{err}");
+            assert!(check_tuning(&env(&[(CONCURRENCY_VAR, bad)])).is_err());
+        }
+        for bad in ["0", "0s", "-1", "abc", "soon", "", "5"] {
+            let err = poll_interval(&env(&[(POLL_INTERVAL_VAR, bad)])).unwrap_err();
+            let (origin, value) = invalid_origin(err.clone());
+            assert_eq!(
+                (origin.as_str(), value.as_str()),
+                ("environment variable K0SLAB_POLL_INTERVAL", bad)
+            );
+            assert!(err.to_string().contains("above zero"), "{err}");
+            assert!(check_tuning(&env(&[(POLL_INTERVAL_VAR, bad)])).is_err());
+        }
     }
 
     #[test]

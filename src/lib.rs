@@ -57,6 +57,8 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     let out = output::Output::new(cli.verbosity()).with_term(env.get("TERM"));
     let dir = lab_dir(cli.dir, env)?;
     let tools = tools::Tools::find(env);
+    // Before anything runs or is written: the tuning variables the commands read later.
+    inputs::check_tuning(env)?;
     let ctx = Context {
         env,
         out,

@@ -63,20 +63,15 @@ impl Context<'_> {
     }
 
     /// How often to poll while waiting: `K0SLAB_POLL_INTERVAL` (e.g. `500ms`), else 5s.
+    /// [`crate::run`] refuses a bad value before the command starts.
     pub fn poll_interval(&self) -> Duration {
-        self.env
-            .get("K0SLAB_POLL_INTERVAL")
-            .and_then(|v| humantime::parse_duration(v).ok())
-            .unwrap_or(Duration::from_secs(5))
+        inputs::poll_interval(self.env).expect("K0SLAB_POLL_INTERVAL is checked in k0slab::run")
     }
 
     /// How many machines are worked on at once: `K0SLAB_CONCURRENCY`, else 10.
+    /// [`crate::run`] refuses a bad value before the command starts.
     pub fn concurrency(&self) -> usize {
-        self.env
-            .get("K0SLAB_CONCURRENCY")
-            .and_then(|v| v.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(10)
+        inputs::concurrency(self.env).expect("K0SLAB_CONCURRENCY is checked in k0slab::run")
     }
 }
 
