@@ -537,9 +537,46 @@ fn boolean(s: &str) -> Result<bool, String> {
     }
 }
 
+/// The private IPv4 ranges of RFC 1918, the only ones a lab subnet may lie in.
+///
+/// Not 100.64.0.0/10: that is the carriers' shared address space (RFC 6598, not for end sites)
+/// and the range Tailscale gives its nodes, so on a developer's Mac it may already be routed.
+pub const PRIVATE_RANGES: [&str; 3] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+/// What a network outside the private ranges is, for the error message.
+fn not_private(net: Ipv4Net) -> &'static str {
+    let first = net.network();
+    let inside = |range: &str| {
+        range
+            .parse::<Ipv4Net>()
+            .expect("valid range")
+            .contains(&first)
+    };
+    if first.is_loopback() {
+        "a loopback network"
+    } else if first.is_multicast() {
+        "a multicast network"
+    } else if inside("0.0.0.0/8") {
+        "\"this network\" (0.0.0.0/8), which no host may use"
+    } else if first.is_link_local() {
+        "a link-local network"
+    } else if inside("100.64.0.0/10") {
+        "the carriers' shared address space (RFC 6598, also used by Tailscale)"
+    } else if inside("240.0.0.0/4") {
+        "a reserved network"
+    } else {
+        "a public network"
+    }
+}
+
 fn subnet(s: &str) -> Result<Ipv4Net, String> {
-    let allowed = "an IPv4 network in CIDR form with a prefix of at most /24, e.g. 192.168.64.0/24";
-    let net: Ipv4Net = s.parse().map_err(|_| allowed.to_string())?;
+    let private = format!(
+        "a private IPv4 network (RFC 1918: inside {}, {} or {})",
+        PRIVATE_RANGES[0], PRIVATE_RANGES[1], PRIVATE_RANGES[2]
+    );
+    let allowed =
+        format!("{private} in CIDR form with a prefix of at most /24, e.g. 192.168.64.0/24");
+    let net: Ipv4Net = s.parse().map_err(|_| allowed.clone())?;
     if net.prefix_len() > 24 {
         return Err(format!(
             "{allowed} (a /{} has too few addresses for .10–.100)",
@@ -548,6 +585,12 @@ fn subnet(s: &str) -> Result<Ipv4Net, String> {
     }
     if net.addr() != net.network() {
         return Err(format!("{allowed}; did you mean {}?", net.trunc()));
+    }
+    let is_private = PRIVATE_RANGES
+        .iter()
+        .any(|r| r.parse::<Ipv4Net>().expect("valid range").contains(&net));
+    if !is_private {
+        return Err(format!("{allowed}; {net} is {}", not_private(net)));
     }
     Ok(net)
 }
@@ -928,6 +971,35 @@ mod tests {
             err.to_string().contains("did you mean 192.168.64.0/24"),
             "{err}"
         );
+        for ok in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "172.31.0.0/16",
+            "192.168.0.0/16",
+        ] {
+            assert!(resolve_env(&[("K0SLAB_SUBNET", ok)]).is_ok(), "{ok}");
+        }
+        for (bad, what) in [
+            ("127.0.0.0/24", "loopback"),
+            ("224.0.0.0/24", "multicast"),
+            ("0.0.0.0/24", "this network"),
+            ("169.254.1.0/24", "link-local"),
+            ("100.64.0.0/16", "RFC 6598"),
+            ("240.0.0.0/24", "reserved"),
+            ("8.8.8.0/24", "public"),
+            ("172.32.0.0/24", "public"),
+            ("172.0.0.0/8", "public"),
+            ("192.0.0.0/8", "public"),
+        ] {
+            let err = resolve_env(&[("K0SLAB_SUBNET", bad)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("{bad} is ")), "{text}");
+            assert!(text.contains(what), "{bad}: {text}");
+            assert!(
+                text.contains("RFC 1918: inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
