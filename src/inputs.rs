@@ -529,12 +529,25 @@ fn counted(range: RangeInclusive<u32>, why: &'static str) -> impl Fn(&str) -> Re
     }
 }
 
+/// The words a boolean setting accepts, in any letter case: (means true, means false).
+pub const BOOLEAN_WORDS: [(&str, &str); 4] =
+    [("true", "false"), ("yes", "no"), ("on", "off"), ("1", "0")];
+
 fn boolean(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => Err("true or false".into()),
+    let word = s.to_ascii_lowercase();
+    for (yes, no) in BOOLEAN_WORDS {
+        if word == yes {
+            return Ok(true);
+        }
+        if word == no {
+            return Ok(false);
+        }
     }
+    let pairs: Vec<String> = BOOLEAN_WORDS
+        .iter()
+        .map(|(yes, no)| format!("{yes}/{no}"))
+        .collect();
+    Err(format!("one of {} (in any letter case)", pairs.join(", ")))
 }
 
 /// The private IPv4 ranges of RFC 1918, the only ones a lab subnet may lie in.
@@ -1066,7 +1079,24 @@ mod tests {
                 .unwrap()
                 .controller_workloads
         );
-        assert!(resolve_env(&[("K0SLAB_CONTROLLER_WORKLOADS", "maybe")]).is_err());
+        let workloads = |v: &str| {
+            resolve_env(&[("K0SLAB_CONTROLLER_WORKLOADS", v)]).map(|i| i.controller_workloads)
+        };
+        for yes in ["true", "TRUE", "yes", "Yes", "on", "ON", "1"] {
+            assert_eq!(workloads(yes), Ok(true), "{yes}");
+        }
+        for no in ["false", "False", "no", "NO", "off", "Off", "0"] {
+            assert_eq!(workloads(no), Ok(false), "{no}");
+        }
+        for bad in ["maybe", "y", "n", "", " on", "2", "enabled"] {
+            let err = workloads(bad).unwrap_err();
+            assert!(
+                err.to_string().ends_with(
+                    "expected one of true/false, yes/no, on/off, 1/0 (in any letter case)"
+                ),
+                "{err}"
+            );
+        }
         assert!(resolve_env(&[("K0SLAB_PROVIDER", "virtualbox")]).is_err());
     }
 
