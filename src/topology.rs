@@ -122,6 +122,27 @@ pub fn vm_name(lab: &str, node: &str) -> String {
     format!("{lab}-{node}")
 }
 
+/// The warning for an even number of controllers (every even count, never an error): etcd
+/// keeps quorum while a majority of its members is up, so `n` members survive `(n - 1) / 2`
+/// failed members, and an even count survives no more than the odd count below it.
+pub fn even_etcd_warning(controllers: u32) -> Option<String> {
+    if controllers == 0 || !controllers.is_multiple_of(2) {
+        return None;
+    }
+    let count = |n: u32, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    Some(format!(
+        "{controllers} controllers form an etcd cluster of {controllers} members, which survives \
+         {}, no more than {} would; prefer 3 or 5{}",
+        count((controllers - 1) / 2, "failed member"),
+        count(controllers - 1, "member"),
+        if controllers == 2 {
+            " (2 members lose quorum when one fails)"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// A fully resolved lab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
@@ -200,17 +221,8 @@ impl Topology {
                 Key::Network.env_name()
             )));
         }
-        if controllers.is_multiple_of(2) {
-            warnings.push(format!(
-                "{controllers} controllers form an etcd cluster of {controllers} members, which \
-                 tolerates no more failures than {}; prefer 3 or 5{}",
-                controllers - 1,
-                if controllers == 2 {
-                    " (2 members lose quorum when one fails)"
-                } else {
-                    ""
-                }
-            ));
+        if let Some(warning) = even_etcd_warning(controllers) {
+            warnings.push(warning);
         }
         if kind == EndpointKind::None && controllers > 1 {
             warnings.push(format!(
@@ -431,6 +443,34 @@ mod tests {
             assert_eq!(workload_ctrl, expected, "{n} controllers");
             let warned = t.warnings.iter().any(|w| w.contains("etcd"));
             assert_eq!(warned, n % 2 == 0, "{n} controllers");
+        }
+    }
+
+    #[test]
+    fn every_even_controller_count_is_warned_with_what_it_survives() {
+        for n in [1, 3, 5, 7, 9] {
+            assert_eq!(even_etcd_warning(n), None, "{n}");
+        }
+        assert_eq!(
+            even_etcd_warning(2).unwrap(),
+            "2 controllers form an etcd cluster of 2 members, which survives 0 failed members, \
+             no more than 1 member would; prefer 3 or 5 (2 members lose quorum when one fails)"
+        );
+        assert_eq!(
+            even_etcd_warning(4).unwrap(),
+            "4 controllers form an etcd cluster of 4 members, which survives 1 failed member, \
+             no more than 3 members would; prefer 3 or 5"
+        );
+        for (n, survives) in [(6, 2), (8, 3), (10, 4)] {
+            let w = even_etcd_warning(n).unwrap();
+            assert!(
+                w.contains(&format!(
+                    "survives {survives} failed members, no more than {}",
+                    n - 1
+                )),
+                "{w}"
+            );
+            assert!(!w.contains("lose quorum"), "{w}");
         }
     }
 
