@@ -132,6 +132,11 @@ pub enum Command {
         #[command(subcommand)]
         command: BootptabCommand,
     },
+    /// Local images into the lab's nodes without a registry: `image load`, `image ls`.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// The Kairos Cluster API providers on the lab: install, verify a workload cluster,
     /// uninstall.
     Kairos {
@@ -193,6 +198,34 @@ pub enum KairosCommand {
     },
     /// Remove what `kairos install` added, including webhook configurations left behind.
     Uninstall,
+}
+
+/// `k0slab image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Export images once from the host's container engine (or take image archives) and
+    /// import them into every node that runs a kubelet, in parallel, over the lab's SSH key.
+    /// A node that has an image with the same ID already is skipped.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["images", "archive"])))]
+    Load {
+        /// Images of the container engine, e.g. myapp:dev
+        #[arg(value_name = "IMAGE")]
+        images: Vec<String>,
+        /// Image archives instead (docker save tar or OCI image layout tar); repeatable
+        #[arg(long, value_name = "FILE", conflicts_with = "images")]
+        archive: Vec<std::path::PathBuf>,
+        /// The container engine [default: the first of docker, podman, nerdctl on PATH]
+        #[arg(long, value_enum)]
+        engine: Option<crate::image::engine::Engine>,
+        /// Only these nodes, e.g. worker-1,worker-2 [default: every node with a kubelet]
+        #[arg(long, value_delimiter = ',', value_name = "NODES")]
+        nodes: Vec<String>,
+    },
+    /// Which images k0slab loaded are on which node.
+    Ls {
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 /// `k0slab bootptab …`.

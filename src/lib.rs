@@ -21,6 +21,7 @@ pub mod error;
 pub mod fsutil;
 pub mod health;
 pub mod host;
+pub mod image;
 pub mod inputs;
 pub mod k0sctl;
 pub mod kairos;
@@ -112,6 +113,25 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             });
             Ok(())
         }
+        Command::Image { command } => match command {
+            cli::ImageCommand::Load {
+                images,
+                archive,
+                engine,
+                nodes,
+            } => image::load(
+                &ctx,
+                &image::LoadOptions {
+                    source: if archive.is_empty() {
+                        image::Source::Engine { images, engine }
+                    } else {
+                        image::Source::Archives(archive)
+                    },
+                    nodes,
+                },
+            ),
+            cli::ImageCommand::Ls { output } => image::ls(&ctx, output),
+        },
         Command::Kairos { command } => run_kairos(&ctx, command),
     }
 }

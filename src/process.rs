@@ -298,6 +298,120 @@ impl Cmd {
     }
 }
 
+/// A running command whose stdout is read as bytes: for streams too large to hold (an image
+/// export). Read it to the end, then [`ByteReader::finish`].
+pub struct ByteReader {
+    handle: Arc<duct::ReaderHandle>,
+    _registered: Registered,
+    cmd: Cmd,
+}
+
+impl std::io::Read for ByteReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.handle).read(buf)
+    }
+}
+
+impl ByteReader {
+    /// The command's outcome, once its stdout was read to the end.
+    pub fn finish(self) -> Result<()> {
+        check_interrupted()?;
+        let output = self
+            .handle
+            .try_wait()
+            .map_err(|e| self.cmd.spawn_error(e))?
+            .ok_or_else(|| {
+                self.cmd
+                    .spawn_error(std::io::Error::other("output not read to the end"))
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(self.cmd.failed(
+                &output.status,
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            ))
+        }
+    }
+}
+
+/// A running command that is fed bytes on its stdin: write them, then [`ByteWriter::finish`].
+pub struct ByteWriter {
+    handle: Arc<duct::Handle>,
+    stdin: Option<os_pipe::PipeWriter>,
+    _registered: Registered,
+    cmd: Cmd,
+}
+
+impl std::io::Write for ByteWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.stdin {
+            Some(w) => w.write(buf),
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stdin.as_mut().map_or(Ok(()), std::io::Write::flush)
+    }
+}
+
+impl ByteWriter {
+    /// Closes stdin and waits; the command's stdout, or its failure with stderr.
+    pub fn finish(mut self) -> Result<String> {
+        self.stdin = None;
+        let output = self.handle.wait().map_err(|e| self.cmd.spawn_error(e))?;
+        check_interrupted()?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            Err(self.cmd.failed(&output.status, stderr))
+        }
+    }
+}
+
+impl Cmd {
+    /// Starts the command with its stdout as a byte stream (stderr kept for the error).
+    pub fn read_bytes(&self, env: &Environment, out: &Output) -> Result<ByteReader> {
+        check_interrupted()?;
+        out.detail(&format!("$ {}", self.command_line()));
+        let handle = Arc::new(
+            self.expression(env, false)
+                .stdin_null()
+                .stderr_capture()
+                .reader()
+                .map_err(|e| self.spawn_error(e))?,
+        );
+        Ok(ByteReader {
+            _registered: Registered::new(handle.clone()),
+            handle,
+            cmd: self.clone(),
+        })
+    }
+
+    /// Starts the command with a pipe on its stdin (stdout and stderr captured).
+    pub fn write_bytes(&self, env: &Environment, out: &Output) -> Result<ByteWriter> {
+        check_interrupted()?;
+        out.detail(&format!("$ {}", self.command_line()));
+        let (reader, writer) = os_pipe::pipe().map_err(|e| self.spawn_error(e))?;
+        let handle = Arc::new(
+            self.expression(env, false)
+                .stdin_file(reader)
+                .stdout_capture()
+                .stderr_capture()
+                .start()
+                .map_err(|e| self.spawn_error(e))?,
+        );
+        Ok(ByteWriter {
+            _registered: Registered::new(handle.clone()),
+            handle,
+            stdin: Some(writer),
+            cmd: self.clone(),
+        })
+    }
+}
+
 /// Quotes `s` for a POSIX shell when it needs it.
 pub fn shell_quote(s: &str) -> String {
     let plain = !s.is_empty()

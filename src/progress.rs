@@ -43,6 +43,24 @@ impl Progress {
         self.finish_setup(pb, name)
     }
 
+    /// A bar in bytes for machine `name` (a transfer of `total` bytes, if known).
+    pub fn bytes_bar(&self, name: &str, width: usize, total: Option<u64>) -> Bar {
+        let pb = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
+        let bar = if total.is_some() {
+            "[{bar:12.cyan/blue}] {bytes:>9}/{total_bytes:<9}"
+        } else {
+            "{bytes:>9}"
+        };
+        pb.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner:.cyan}} {{prefix:<{width}.bold}} {bar} {{binary_bytes_per_sec:>11}} {{wide_msg}}"
+            ))
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.finish_setup(pb, name)
+    }
+
     /// A spinner for a step without known length.
     pub fn spinner(&self, name: &str) -> Bar {
         let pb = self.multi.add(ProgressBar::new_spinner());
@@ -84,6 +102,11 @@ impl Bar {
     pub fn step(&self, position: u64, message: &str) {
         self.pb.set_position(position.max(self.pb.position()));
         self.pb.set_message(message.to_string());
+    }
+
+    /// Adds `n` to the position (bytes of a bytes bar).
+    pub fn advance(&self, n: u64) {
+        self.pb.inc(n);
     }
 
     pub fn message(&self, message: &str) {

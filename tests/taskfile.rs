@@ -7,7 +7,7 @@ use std::fs;
 
 use common::standins::{both, stdout, Sandbox};
 
-const TASKS: [&str; 17] = [
+const TASKS: [&str; 19] = [
     "vagrant:up",
     "vagrant:destroy",
     "vagrant:status",
@@ -25,6 +25,8 @@ const TASKS: [&str; 17] = [
     "kairos:install",
     "kairos:verify",
     "kairos:uninstall",
+    "image:load",
+    "image:ls",
 ];
 
 /// A sandbox whose work directory holds this checkout's Taskfile, with K0SLAB_BIN pointing at

@@ -5,6 +5,7 @@ pub mod destroy;
 pub mod doctor;
 pub mod halt;
 pub mod health;
+pub mod image;
 pub mod kairos;
 pub mod kubeconfig;
 pub mod plan;

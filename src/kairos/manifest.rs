@@ -81,6 +81,8 @@ pub fn set_image(text: &str, deployment: &str, container: &str, image: &str) -> 
             if c.get("name").and_then(Value::as_str) == Some(container) {
                 if let Value::Mapping(m) = c {
                     m.insert("image".into(), image.into());
+                    // A dev build may exist only on the nodes (`k0slab image load`).
+                    m.insert("imagePullPolicy".into(), "IfNotPresent".into());
                     found = true;
                 }
             }

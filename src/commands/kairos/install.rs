@@ -178,9 +178,37 @@ pub fn check(o: &InstallOptions) -> std::result::Result<(), InputError> {
     Ok(())
 }
 
+/// A provider image the host's container engine has is loaded into the nodes first (`k0slab
+/// image load`): a build that exists only on this Mac needs no registry.
+fn load_local_image(ctx: &Context<'_>, image: &str) -> Result<()> {
+    let Ok(found) = crate::image::engine::find(ctx.env, None) else {
+        return Ok(());
+    };
+    if found.ids(ctx.env, &ctx.out, &[image.to_string()]).is_err() {
+        return Ok(()); // not local: the nodes pull it
+    }
+    ctx.out.info(&format!(
+        "{image} exists on this host: loading it into the nodes ({})",
+        found.engine
+    ));
+    crate::commands::image::load(
+        ctx,
+        &crate::commands::image::LoadOptions {
+            source: crate::commands::image::Source::Engine {
+                images: vec![image.to_string()],
+                engine: Some(found.engine),
+            },
+            nodes: Vec::new(),
+        },
+    )
+}
+
 pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
     check(o)?;
     let kubeconfig = lab_kubeconfig(ctx)?;
+    if let Some(image) = &o.provider_image {
+        load_local_image(ctx, image)?;
+    }
     let k = kubectl(ctx, &kubeconfig)?;
     let dir = ctx.dir.join(KAIROS_DIR);
     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
