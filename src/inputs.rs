@@ -547,7 +547,10 @@ fn boolean(s: &str) -> Result<bool, String> {
         .iter()
         .map(|(yes, no)| format!("{yes}/{no}"))
         .collect();
-    Err(format!("one of {} (in any letter case)", pairs.join(", ")))
+    Err(format!(
+        "true or false, written as one of {} (in any letter case)",
+        pairs.join(", ")
+    ))
 }
 
 /// The private IPv4 ranges of RFC 1918, the only ones a lab subnet may lie in.
@@ -1092,7 +1095,8 @@ mod tests {
             let err = workloads(bad).unwrap_err();
             assert!(
                 err.to_string().ends_with(
-                    "expected one of true/false, yes/no, on/off, 1/0 (in any letter case)"
+                    "expected true or false, written as one of true/false, yes/no, on/off, 1/0 \
+                     (in any letter case)"
                 ),
                 "{err}"
             );

@@ -62,6 +62,17 @@ impl Tool {
         }
     }
 
+    /// The command k0slab runs to ask the tool for its version.
+    pub fn version_command(self) -> &'static str {
+        match self {
+            Tool::Vagrant => "vagrant --version",
+            Tool::K0sctl => "k0sctl version",
+            Tool::Kubectl => "kubectl version --client",
+            Tool::Tart => "tart --version",
+            Tool::Curl => "curl --version",
+        }
+    }
+
     /// How to install the tool.
     pub fn install_hint(self) -> &'static str {
         match self {
@@ -89,22 +100,42 @@ pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     Some((c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?))
 }
 
-/// An error when `output` (the tool's version output) is older than the tool's minimum.
+/// Checks `output` (what the tool printed when asked for its version) against the tool's
+/// minimum: an error when the version is older, or when the output holds no version number to
+/// compare (a tool without a minimum is not checked).
 pub fn check_version(tool: Tool, output: &str) -> Result<()> {
-    let (Some(min), Some(have)) = (tool.minimum_version(), parse_version(output)) else {
+    let Some(min) = tool.minimum_version() else {
         return Ok(());
+    };
+    let shown = |v: (u32, u32, u32)| format!("{}.{}.{}", v.0, v.1, v.2);
+    let Some(have) = parse_version(output) else {
+        return Err(Error::Step(format!(
+            "`{}` printed {:?}: no version number to check against the {} k0slab needs",
+            tool.version_command(),
+            printed(output),
+            shown(min)
+        )));
     };
     if have >= min {
         return Ok(());
     }
-    Err(Error::ToolMissing {
-        tool: tool.name(),
-        reason: format!(
-            "version {}.{}.{} is older than the {}.{}.{} k0slab needs",
-            have.0, have.1, have.2, min.0, min.1, min.2
-        ),
-        hint: tool.install_hint(),
-    })
+    Err(Error::Step(format!(
+        "{tool} is too old: version {} is older than the {} k0slab needs; install a newer one \
+         with: {}",
+        shown(have),
+        shown(min),
+        tool.install_hint()
+    )))
+}
+
+/// A tool's output for a message: trimmed and at most 200 characters.
+fn printed(output: &str) -> String {
+    const MAX: usize = 200;
+    let trimmed = output.trim();
+    match trimmed.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &trimmed[..end]),
+        None => trimmed.to_string(),
+    }
 }
 
 /// Where each tool is, or why it is not there.
@@ -207,14 +238,39 @@ mod tests {
             Some((0, 25, 1))
         );
         assert!(check_version(Tool::Vagrant, "Vagrant 2.4.3").is_ok());
+        assert!(check_version(Tool::Vagrant, "Vagrant 2.3.0").is_ok());
         let err = check_version(Tool::Vagrant, "Vagrant 2.2.19").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "vagrant is too old: version 2.2.19 is older than the 2.3.0 k0slab needs; install a \
+             newer one with: brew install hashicorp/tap/hashicorp-vagrant"
+        );
+        assert!(!err.to_string().contains("not found"), "{err}");
+        let err = check_version(Tool::K0sctl, "version: v0.16.0").unwrap_err();
         assert!(
-            err.to_string().contains("2.2.19 is older than the 2.3.0"),
+            err.to_string()
+                .starts_with("k0sctl is too old: version 0.16.0 is older than the 0.17.0"),
             "{err}"
         );
-        assert!(check_version(Tool::K0sctl, "version: v0.16.0").is_err());
         assert!(check_version(Tool::Tart, "1.0.0").is_ok());
-        assert!(check_version(Tool::Vagrant, "no version here").is_ok());
+        assert!(
+            check_version(Tool::Tart, "no version here").is_ok(),
+            "no minimum"
+        );
+        let err = check_version(Tool::Vagrant, "no version here\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`vagrant --version` printed \"no version here\": no version number to check \
+             against the 2.3.0 k0slab needs"
+        );
+        let err = check_version(Tool::K0sctl, &"x".repeat(500)).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "`k0sctl version` printed \"{}…\"",
+                "x".repeat(200)
+            )),
+            "{err}"
+        );
     }
 
     #[test]
