@@ -24,6 +24,7 @@
 # calls.jsonl.
 
 require "digest"
+require "openssl"
 require "json"
 require "fileutils"
 require_relative "standin"
@@ -35,7 +36,7 @@ module Containerd
   SOCKET = "/run/k0s/containerd.sock"
   OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
   DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-  READ_CHUNK = 64 * 1024
+  READ_CHUNK = 1024 * 1024
 
   class Error < StandardError; end
 
@@ -62,7 +63,9 @@ module Containerd
     attr_reader :bytes, :files, :regular, :symlinks, :entries, :body_start, :body_size
 
     def initialize
-      @sha = Digest::SHA256.new
+      # OpenSSL's SHA-256 (the same digest, ~8x faster than the digest gem here): the stand-in
+      # must not be slower than the 100 MiB/s link it models.
+      @sha = OpenSSL::Digest.new("SHA256")
       @bytes = 0
       @state = :header
       @hbuf = +"".b
@@ -227,7 +230,7 @@ module Containerd
     end
   end
 
-  # Reads the whole import stream from `io` (chunks of 64 KiB, at most `rate` bytes per second
+  # Reads the whole import stream from `io` (chunks of 1 MiB, at most `rate` bytes per second
   # on average when given). With `fail_half`, stops after about half the stream and raises
   # "failed to import: unexpected EOF": half of a regular file's size; on a pipe (no length) the
   # middle of the first body over 64 KiB, which is about half of a one-image archive; without
