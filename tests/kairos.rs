@@ -170,9 +170,21 @@ fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
             "--provider-image",
             "ghcr.io/me/kairos-capi:dev",
         ],
-        &[],
+        // The dev image exists only in the host's Docker: it is loaded into the nodes first.
+        &[("STANDIN_DOCKER_IMAGES", "ghcr.io/me/kairos-capi:dev=4096")],
     );
     assert!(o.status.success(), "{}", both(&o));
+    for machine in ["control-plane-1", "worker-1"] {
+        let node: Value = serde_json::from_str(
+            &fs::read_to_string(sb.state().join(format!("containerd/k0slab-{machine}.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            node["ghcr.io/me/kairos-capi:dev"]["labels"]["k0slab.image-id"].is_string(),
+            "{machine}: {node}"
+        );
+    }
     assert_eq!(sb.calls_of("kubectl", "kustomize").len(), 1);
     assert_eq!(
         sb.calls_of("curl", "-fsSL").len(),
@@ -191,6 +203,10 @@ fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
     assert_eq!(
         deployment["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/me/kairos-capi:dev"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent",
+        "the loaded image is used, not pulled"
     );
     assert!(
         stderr(&o).contains("Kairos providers working copy Available"),
