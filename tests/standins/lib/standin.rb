@@ -83,6 +83,26 @@ module Standin
     FileUtils.rm_f(vm_path(name))
   end
 
+  # --- etcd as the stand-ins see it -------------------------------------------------------
+
+  # The etcd members (every controller of a non-single cluster) and whether a majority runs:
+  # etcd answers reads and writes only with quorum (see: etcd-io/etcd
+  # server/etcdserver/api/etcdhttp/health.go lines 99-101, 209-216: no leader, no health).
+  def etcd_members(cluster)
+    cluster["hosts"].select { |h| %w[controller controller+worker].include?(h["role"]) }
+  end
+
+  def member_running?(host)
+    vms.any? { |v| v["state"] == "running" && v["machine"] == host["hostname"] }
+  end
+
+  def quorum?(cluster)
+    members = etcd_members(cluster)
+    return vms.any? { |v| v["state"] == "running" && cluster["hosts"].any? { |h| h["role"] == "single" && h["hostname"] == v["machine"] } } if members.empty?
+
+    members.count { |h| member_running?(h) } * 2 > members.size
+  end
+
   def cluster_path
     File.join(state_dir, "cluster.json")
   end
