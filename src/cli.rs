@@ -132,6 +132,21 @@ pub enum Command {
         #[command(subcommand)]
         command: BootptabCommand,
     },
+    /// Prove the HA control plane by breaking it: stop controllers, a worker, the load
+    /// balancer or a majority of etcd members, watch the API through the endpoint and etcd,
+    /// start them again, and compare with what the topology expects. Exit 1 when an
+    /// observation contradicts the expectation.
+    Drill {
+        /// controller-down [NAME] (default: the etcd leader), worker-down [NAME],
+        /// endpoint-down, quorum-loss, all [default: all]
+        #[arg(value_name = "SCENARIO")]
+        scenarios: Vec<String>,
+        /// Stop VMs hard (vagrant halt --force) instead of shutting them down
+        #[arg(long)]
+        hard: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Local images into the lab's nodes without a registry: `image load`, `image ls`.
     Image {
         #[command(subcommand)]

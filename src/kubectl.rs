@@ -31,6 +31,14 @@ impl Kubectl<'_> {
             .output(self.env, self.out)
     }
 
+    /// `/readyz` with a short request timeout, for polling.
+    pub fn readyz_within(&self, timeout: std::time::Duration) -> Result<String> {
+        self.cmd("asking the API server whether it is ready")
+            .arg(format!("--request-timeout={}ms", timeout.as_millis()))
+            .args(["get", "--raw", "/readyz"])
+            .output(self.env, self.out)
+    }
+
     /// `kubectl get … -o json`, parsed.
     pub fn get_json(&self, description: &str, args: &[&str]) -> Result<Value> {
         let text = self

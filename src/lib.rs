@@ -16,6 +16,7 @@
 pub mod addresses;
 pub mod cli;
 pub mod commands;
+pub mod drill;
 pub mod environment;
 pub mod error;
 pub mod fsutil;
@@ -113,6 +114,18 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             });
             Ok(())
         }
+        Command::Drill {
+            scenarios,
+            hard,
+            output,
+        } => drill::run(
+            &ctx,
+            &drill::DrillOptions {
+                scenarios,
+                hard,
+                format: output,
+            },
+        ),
         Command::Image { command } => match command {
             cli::ImageCommand::Load {
                 images,
@@ -144,6 +157,7 @@ fn changes_lab(command: &cli::Command) -> Option<&'static str> {
         Command::Up { dry_run: false, .. } => Some("up"),
         Command::Destroy => Some("destroy"),
         Command::Halt => Some("halt"),
+        Command::Drill { .. } => Some("drill"),
         Command::Validate { .. } => Some("validate"),
         Command::Kubeconfig { merge: true } => Some("kubeconfig --merge"),
         Command::Kairos {

@@ -7,7 +7,7 @@ use std::fs;
 
 use common::standins::{both, stdout, Sandbox};
 
-const TASKS: [&str; 19] = [
+const TASKS: [&str; 20] = [
     "vagrant:up",
     "vagrant:destroy",
     "vagrant:status",
@@ -27,6 +27,7 @@ const TASKS: [&str; 19] = [
     "kairos:uninstall",
     "image:load",
     "image:ls",
+    "cluster:drill",
 ];
 
 /// A sandbox whose work directory holds this checkout's Taskfile, with K0SLAB_BIN pointing at

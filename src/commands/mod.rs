@@ -3,6 +3,7 @@
 
 pub mod destroy;
 pub mod doctor;
+pub mod drill;
 pub mod halt;
 pub mod health;
 pub mod image;

@@ -1,0 +1,483 @@
+//! `k0slab drill`: proves the HA control plane by breaking it. For each scenario: check the
+//! lab is healthy, stop the machine(s), poll the API through the endpoint and read etcd from a
+//! surviving controller, start them again, wait until the lab is healthy and etcd is whole
+//! again, and compare with what the topology expects ([`crate::drill`]).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::OutputFormat;
+use crate::drill::{self, Expectation, Kind, Scenario};
+use crate::error::{Error, InputError, Result};
+use crate::kubeconfig;
+use crate::kubectl::Kubectl;
+use crate::lab_json::LabRecord;
+use crate::output::first_line;
+use crate::progress::{format_duration, Progress};
+use crate::tools::Tool;
+use crate::topology::LOAD_BALANCER_NAME;
+
+/// k0s' etcd client certificate and CA (k0sproject/k0s `pkg/apis/k0s/v1beta1/storage.go`
+/// lines 282-305, `pkg/config/cfgvars.go` lines 156, 172); etcd serves clients on
+/// 127.0.0.1:2379 only, with client-cert-auth (`pkg/component/controller/etcd.go` 171-188).
+const ETCD_CURL: &str = "sudo curl -s --max-time 3 --cacert /var/lib/k0s/pki/etcd/ca.crt \
+     --cert /var/lib/k0s/pki/apiserver-etcd-client.crt \
+     --key /var/lib/k0s/pki/apiserver-etcd-client.key";
+
+/// Options of `drill`.
+pub struct DrillOptions {
+    pub scenarios: Vec<String>,
+    /// `vagrant halt --force` instead of a clean shutdown.
+    pub hard: bool,
+    pub format: OutputFormat,
+}
+
+/// Timings, from `K0SLAB_DRILL_*` (tests shorten them).
+struct Timing {
+    poll: Duration,
+    observe: Duration,
+    recover: Duration,
+}
+
+fn duration(ctx: &Context<'_>, var: &str, default: Duration) -> Result<Duration> {
+    match ctx.env.get(var) {
+        None => Ok(default),
+        Some(v) => humantime::parse_duration(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                InputError::Invalid {
+                    origin: format!("environment variable {var}"),
+                    value: v.into(),
+                    allowed: "a duration above zero like 250ms or 2m".into(),
+                }
+                .into()
+            }),
+    }
+}
+
+/// One row of the verdict table.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub stopped: Vec<String>,
+    pub expected: Expectation,
+    /// `None`: not observed (the lab was not healthy first).
+    pub observed_available: Option<bool>,
+    pub observed: String,
+    /// The longest run of failed polls of `/readyz` through the endpoint, seconds.
+    pub api_downtime_s: f64,
+    pub node_ready_again_s: Option<f64>,
+    pub etcd_whole_again_s: Option<f64>,
+    pub passed: bool,
+}
+
+/// The longest run of failures in a series of (time, ok) polls.
+fn longest_outage(polls: &[(Instant, bool)]) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut since: Option<Instant> = None;
+    for (t, ok) in polls {
+        match (ok, since) {
+            (false, None) => since = Some(*t),
+            (true, Some(s)) => {
+                longest = longest.max(t.duration_since(s));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(s), Some((last, _))) = (since, polls.last()) {
+        longest = longest.max(last.duration_since(s));
+    }
+    longest
+}
+
+struct Drill<'c, 'e> {
+    ctx: &'c Context<'e>,
+    record: LabRecord,
+    kubectl_path: std::path::PathBuf,
+    kubeconfig: std::path::PathBuf,
+    timing: Timing,
+    hard: bool,
+}
+
+impl Drill<'_, '_> {
+    fn kubectl(&self) -> Kubectl<'_> {
+        Kubectl {
+            path: &self.kubectl_path,
+            kubeconfig: &self.kubeconfig,
+            env: self.ctx.env,
+            out: &self.ctx.out,
+        }
+    }
+
+    fn api_ok(&self) -> bool {
+        self.kubectl().readyz_within(Duration::from_secs(1)).is_ok()
+    }
+
+    fn on(&self, machine: &str, command: &str) -> std::result::Result<String, String> {
+        self.ctx
+            .vagrant()
+            .map_err(|e| e.to_string())?
+            .ssh_output(machine, command)
+            .map_err(|e| first_line(&e.to_string()))
+    }
+
+    /// The controller whose etcd is the leader (`etcd_server_is_leader 1` in its metrics,
+    /// etcd-io/etcd `server/etcdserver/metrics.go` lines 31-42).
+    fn leader(&self) -> Option<String> {
+        self.record
+            .nodes
+            .iter()
+            .filter(|n| n.is_controller())
+            .find(|n| {
+                self.on(
+                    &n.name,
+                    &format!("{ETCD_CURL} https://127.0.0.1:2379/metrics | grep '^etcd_server_is_leader '"),
+                )
+                .is_ok_and(|o| o.trim().ends_with(" 1"))
+            })
+            .map(|n| n.name.clone())
+    }
+
+    /// Whether every controller's etcd member answers `/health` with "true".
+    fn etcd_whole(&self) -> bool {
+        drill::members(&self.record) == 0
+            || self
+                .record
+                .nodes
+                .iter()
+                .filter(|n| n.is_controller())
+                .all(|n| {
+                    self.on(
+                        &n.name,
+                        &format!("{ETCD_CURL} https://127.0.0.1:2379/health"),
+                    )
+                    .is_ok_and(|o| o.contains("\"health\":\"true\""))
+                })
+    }
+
+    /// The member list from the first controller that answers and is not stopped.
+    fn membership(&self, stopped: &[String]) -> String {
+        if drill::members(&self.record) == 0 {
+            return "no etcd (kine)".into();
+        }
+        for n in self.record.nodes.iter().filter(|n| n.is_controller()) {
+            if stopped.contains(&n.name) {
+                continue;
+            }
+            // Without quorum the member list hangs for minutes (etcd client retries): bounded.
+            return match self.on(&n.name, "sudo timeout 10 k0s etcd member-list") {
+                Ok(text) => {
+                    let count = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|v| v["members"].as_object().map(serde_json::Map::len))
+                        .unwrap_or(0);
+                    format!("etcd answers from {} ({count} members)", n.name)
+                }
+                Err(_) => format!("etcd does not answer on {} (no quorum)", n.name),
+            };
+        }
+        "no controller left to ask".into()
+    }
+
+    fn node_ready(&self, name: &str) -> bool {
+        self.kubectl()
+            .get_json("listing the nodes", &["nodes"])
+            .ok()
+            .and_then(|v| {
+                v["items"]
+                    .as_array()?
+                    .iter()
+                    .find(|n| n["metadata"]["name"] == name)
+                    .map(|n| crate::health::condition_true(n, "Ready"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn healthy(&self, wait: Duration) -> Result<bool> {
+        let checks = super::health::check(self.ctx, &self.record, wait)?;
+        Ok(checks.iter().all(|c| c.ok) && self.etcd_whole())
+    }
+
+    fn run(&self, scenario: &Scenario, progress: &Progress) -> Result<Row> {
+        let spinner = progress.spinner(scenario.kind.name());
+        spinner.message("checking the lab is healthy first");
+        let stopped: Vec<String> = match scenario.kind {
+            Kind::ControllerDown => vec![scenario
+                .machine
+                .clone()
+                .or_else(|| self.leader())
+                .unwrap_or_else(|| {
+                    let c: Vec<_> = self
+                        .record
+                        .nodes
+                        .iter()
+                        .filter(|n| n.is_controller())
+                        .collect();
+                    c[c.len() - 1].name.clone()
+                })],
+            Kind::WorkerDown => vec![scenario.machine.clone().expect("parse names a worker")],
+            Kind::EndpointDown => vec![LOAD_BALANCER_NAME.to_string()],
+            Kind::QuorumLoss => drill::majority(&self.record),
+        };
+        let expected = drill::expect(scenario.kind, &stopped, &self.record);
+        let label = format!("{} {}", scenario.kind.name(), stopped.join(","));
+        if !self.healthy(self.timing.recover)? {
+            spinner.failed("the lab is not healthy: not drilled");
+            return Ok(Row {
+                scenario: label,
+                stopped,
+                expected,
+                observed_available: None,
+                observed: "not drilled: the lab was not healthy first".into(),
+                api_downtime_s: 0.0,
+                node_ready_again_s: None,
+                etcd_whole_again_s: None,
+                passed: false,
+            });
+        }
+        let vagrant = self.ctx.vagrant()?;
+        spinner.message(&format!("stopping {}", stopped.join(", ")));
+        for m in &stopped {
+            let mut cmd = vagrant.halt_cmd(m);
+            if self.hard {
+                cmd = cmd.arg("--force");
+            }
+            cmd.output(self.ctx.env, &self.ctx.out)?;
+        }
+        // Observe the endpoint while the machines are down.
+        spinner.message("polling the API through the endpoint");
+        let mut polls: Vec<(Instant, bool)> = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < self.timing.observe {
+            crate::process::check_interrupted()?;
+            polls.push((Instant::now(), self.api_ok()));
+            std::thread::sleep(self.timing.poll);
+        }
+        // Available: the API answered in the last third of the window.
+        let tail_from = started + self.timing.observe * 2 / 3;
+        let tail: Vec<bool> = polls
+            .iter()
+            .filter(|(t, _)| *t >= tail_from)
+            .map(|(_, ok)| *ok)
+            .collect();
+        let available = tail.iter().any(|ok| *ok);
+        let membership = self.membership(&stopped);
+        // What the node controller made of stopped nodes with a kubelet (after its grace
+        // period: 50s by default since Kubernetes 1.32, kubernetes/kubernetes#126287).
+        let node_states: Vec<String> = if available {
+            stopped
+                .iter()
+                .filter(|m| self.record.node(m).is_some_and(|n| n.runs_kubelet()))
+                .map(|m| {
+                    format!(
+                        "{m} {}",
+                        if self.node_ready(m) {
+                            "still Ready"
+                        } else {
+                            "NotReady"
+                        }
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Start again and wait until the lab is whole.
+        spinner.message(&format!("starting {} again", stopped.join(", ")));
+        let restarted = Instant::now();
+        for m in &stopped {
+            vagrant.up(m, |_, _| {})?;
+        }
+        let kubelet: Vec<String> = stopped
+            .iter()
+            .filter(|m| self.record.node(m).is_some_and(|n| n.runs_kubelet()))
+            .cloned()
+            .collect();
+        let mut node_ready_again = None;
+        let mut etcd_again = None;
+        let controllers_stopped = stopped
+            .iter()
+            .any(|m| self.record.node(m).is_some_and(|n| n.is_controller()));
+        spinner.message("waiting for the lab to be whole again");
+        while restarted.elapsed() < self.timing.recover {
+            crate::process::check_interrupted()?;
+            let ok = self.api_ok();
+            polls.push((Instant::now(), ok));
+            if ok && node_ready_again.is_none() && kubelet.iter().all(|m| self.node_ready(m)) {
+                node_ready_again = Some(restarted.elapsed());
+            }
+            if ok && etcd_again.is_none() && self.etcd_whole() {
+                etcd_again = Some(restarted.elapsed());
+            }
+            if ok && node_ready_again.is_some() && etcd_again.is_some() {
+                break;
+            }
+            std::thread::sleep(self.timing.poll);
+        }
+        let recovered =
+            node_ready_again.is_some() && etcd_again.is_some() && self.healthy(Duration::ZERO)?;
+        let downtime = longest_outage(&polls);
+        let observed = format!(
+            "{}; {membership}{}{}",
+            if available {
+                "available"
+            } else {
+                "unavailable"
+            },
+            node_states
+                .iter()
+                .map(|s| format!("; {s}"))
+                .collect::<String>(),
+            if recovered {
+                String::new()
+            } else {
+                format!(
+                    "; NOT healthy again within {}",
+                    format_duration(self.timing.recover)
+                )
+            }
+        );
+        let passed = available == expected.available && recovered;
+        if passed {
+            spinner.done(&format!(
+                "{} as expected",
+                if available {
+                    "available"
+                } else {
+                    "unavailable"
+                }
+            ));
+        } else {
+            spinner.failed(&observed);
+        }
+        Ok(Row {
+            scenario: label,
+            stopped,
+            expected,
+            observed_available: Some(available),
+            observed,
+            api_downtime_s: downtime.as_secs_f64(),
+            node_ready_again_s: (!kubelet.is_empty())
+                .then_some(node_ready_again.map(|d| d.as_secs_f64()))
+                .flatten(),
+            etcd_whole_again_s: controllers_stopped
+                .then_some(etcd_again.map(|d| d.as_secs_f64()))
+                .flatten(),
+            passed,
+        })
+    }
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), |s| format!("{s:.1}s"))
+}
+
+/// The verdict table.
+pub fn table(rows: &[Row]) -> String {
+    crate::output::table(
+        &[
+            "scenario",
+            "expected",
+            "observed",
+            "api downtime",
+            "node ready",
+            "etcd whole",
+            "verdict",
+        ],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.scenario.clone(),
+                    format!(
+                        "{} ({})",
+                        if r.expected.available {
+                            "available"
+                        } else {
+                            "unavailable"
+                        },
+                        r.expected.reason
+                    ),
+                    r.observed.clone(),
+                    format!("{:.1}s", r.api_downtime_s),
+                    secs(r.node_ready_again_s),
+                    secs(r.etcd_whole_again_s),
+                    if r.passed { "pass" } else { "FAIL" }.to_string(),
+                ]
+            })
+            .collect(),
+        &[3, 4, 5],
+    )
+}
+
+pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<()> {
+    let record = ctx.record()?;
+    let scenarios = drill::parse(&o.scenarios, &record)?;
+    ctx.tools.require(&[Tool::Vagrant, Tool::Kubectl])?;
+    let timing = Timing {
+        poll: duration(ctx, "K0SLAB_DRILL_POLL", Duration::from_millis(250))?,
+        observe: duration(ctx, "K0SLAB_DRILL_OBSERVE", Duration::from_secs(75))?,
+        recover: duration(ctx, "K0SLAB_DRILL_RECOVER", Duration::from_secs(600))?,
+    };
+    let drill = Drill {
+        ctx,
+        kubectl_path: ctx.tools.get(Tool::Kubectl)?.to_path_buf(),
+        kubeconfig: ctx.dir.join(kubeconfig::FILE_NAME),
+        record,
+        timing,
+        hard: o.hard,
+    };
+    let progress = Progress::new(&ctx.out);
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        rows.push(drill.run(scenario, &progress)?);
+    }
+    match o.format {
+        OutputFormat::Json => ctx
+            .out
+            .result(&serde_json::to_string_pretty(&rows).expect("rows serialise")),
+        OutputFormat::Table => ctx.out.result(&table(&rows)),
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.scenario.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Step(format!(
+            "the drill contradicts the expectation in {}: {}",
+            crate::output::count(failed.len(), "scenario"),
+            failed.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_outage_is_measured_between_polls() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let polls = [
+            (at(0), true),
+            (at(250), false),
+            (at(500), false),
+            (at(750), true),
+            (at(1000), false),
+            (at(1250), true),
+        ];
+        assert_eq!(longest_outage(&polls), Duration::from_millis(500));
+        assert_eq!(
+            longest_outage(&[(at(0), false), (at(900), false)]),
+            Duration::from_millis(900)
+        );
+        assert_eq!(longest_outage(&[(at(0), true)]), Duration::ZERO);
+    }
+}

@@ -1,0 +1,162 @@
+//! `k0slab drill` against stand-ins that model etcd quorum, the endpoint and the node
+//! controller (tests/standins/lib/standin.rb `quorum?`, bin/kubectl, bin/vagrant). Under
+//! `unshare -n`.
+
+mod common;
+
+use common::standins::{both, stderr, stdout, Sandbox};
+use serde_json::Value;
+
+/// Short windows: the stand-ins change state at once.
+const FAST: [(&str, &str); 4] = [
+    ("K0SLAB_DRILL_POLL", "100ms"),
+    ("K0SLAB_DRILL_OBSERVE", "1500ms"),
+    ("K0SLAB_DRILL_RECOVER", "20s"),
+    ("STANDIN_NODE_GRACE_SECONDS", "0.5"),
+];
+
+fn lab(cp: &str, workers: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["-q", "up", "--wait", "5s"],
+        &[("control_plane_count", cp), ("worker_count", workers)],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    sb
+}
+
+fn drill(sb: &Sandbox, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    let mut all = vec!["drill", "-o", "json"];
+    all.extend_from_slice(args);
+    let mut env = FAST.to_vec();
+    env.extend_from_slice(extra);
+    sb.k0slab(&all, &env)
+}
+
+fn rows(o: &std::process::Output) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", both(o)))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn three_plus_two_drill_all_passes_with_the_expected_outcomes() {
+    let sb = lab("3", "2");
+    let o = drill(&sb, &["all"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let rows = rows(&o);
+    let by = |name: &str| {
+        rows.iter()
+            .find(|r| r["scenario"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {rows:?}"))
+    };
+    // The etcd leader (the stand-in's: control-plane-1) is stopped by default.
+    let c = by("controller-down");
+    assert_eq!(c["stopped"], serde_json::json!(["control-plane-1"]));
+    assert_eq!(c["observed_available"], true);
+    assert_eq!(
+        c["expected"]["reason"],
+        "3 etcd members: losing 1 keeps quorum (2 of 3 left)"
+    );
+    assert!(c["etcd_whole_again_s"].is_number(), "{c}");
+    let w = by("worker-down");
+    assert_eq!(w["observed_available"], true);
+    assert!(
+        w["observed"]
+            .as_str()
+            .unwrap()
+            .contains("worker-1 NotReady"),
+        "the node controller marked it: {w}"
+    );
+    assert!(w["node_ready_again_s"].is_number(), "{w}");
+    let e = by("endpoint-down");
+    assert_eq!(e["observed_available"], false);
+    let q = by("quorum-loss");
+    assert_eq!(q["observed_available"], false);
+    assert_eq!(
+        q["stopped"],
+        serde_json::json!(["control-plane-3", "control-plane-2"])
+    );
+    assert!(q["api_downtime_s"].as_f64().unwrap() >= 1.0, "{q}");
+    for r in &rows {
+        assert_eq!(r["passed"], true, "{r}");
+    }
+    // Everything runs again afterwards.
+    assert!(sb.vms().values().all(|s| s == "running"), "{:?}", sb.vms());
+    let h = sb.k0slab(&["health"], &[]);
+    assert!(h.status.success(), "{}", both(&h));
+}
+
+#[test]
+fn two_controllers_are_unavailable_as_expected_and_that_passes() {
+    let sb = lab("2", "1");
+    let o = drill(&sb, &["controller-down", "control-plane-2"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let r = &rows(&o)[0];
+    assert_eq!(r["observed_available"], false);
+    assert!(
+        r["expected"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 etcd members: losing 1 loses quorum"),
+        "{r}"
+    );
+    assert_eq!(r["passed"], true);
+    // The table says so for people.
+    let o = sb.k0slab(&["drill", "controller-down", "control-plane-2"], &FAST);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("unavailable (2 etcd members"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn an_api_that_stays_down_after_a_restart_fails_the_drill_naming_the_scenario() {
+    let sb = lab("3", "1");
+    let o = drill(
+        &sb,
+        &["controller-down", "control-plane-3"],
+        &[
+            ("STANDIN_API_STAYS_DOWN", "1"),
+            ("K0SLAB_DRILL_RECOVER", "2s"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o)
+            .contains("contradicts the expectation in 1 scenario: controller-down control-plane-3"),
+        "{}",
+        stderr(&o)
+    );
+    let r = &rows(&o)[0];
+    assert_eq!(r["passed"], false);
+    assert!(
+        r["observed"]
+            .as_str()
+            .unwrap()
+            .contains("NOT healthy again"),
+        "{r}"
+    );
+}
+
+#[test]
+fn bad_scenarios_are_bad_input() {
+    let sb = lab("1", "1");
+    for (args, says) in [
+        (vec!["explode"], "drill scenario has the value \"explode\""),
+        (vec!["endpoint-down"], "not a load-balancer VM"),
+        (
+            vec!["controller-down", "worker-1"],
+            "has no controller worker-1",
+        ),
+    ] {
+        let o = drill(&sb, &args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", both(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    assert!(sb.calls_of("vagrant", "halt").is_empty());
+}
