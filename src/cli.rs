@@ -147,6 +147,18 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Back the cluster up with k0sctl into <lab>/backups/ (0600; kept by destroy).
+    Backup,
+    /// Bring a fresh lab up from a backup (k0sctl apply --restore-from), then check health.
+    Restore {
+        /// The backup, e.g. lab/backups/k0slab-…tar.gz
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        lab: LabArgs,
+        /// How long to wait for the lab to become healthy
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
     /// Local images into the lab's nodes without a registry: `image load`, `image ls`.
     Image {
         #[command(subcommand)]

@@ -43,13 +43,32 @@ impl K0sctl<'_> {
             .arg(self.config)
     }
 
-    /// `k0sctl apply --config …`, reporting each phase as it starts.
-    pub fn apply(&self, mut on_phase: impl FnMut(&str)) -> Result<()> {
-        self.apply_cmd().stream(self.env, self.out, |line| {
+    /// `k0sctl apply --config … [--restore-from FILE]`, reporting each phase as it starts.
+    /// k0sctl restores only onto controllers where k0s is not running yet, and skips the
+    /// restore silently otherwise (k0sproject/k0sctl `phase/restore.go` lines 28-30).
+    pub fn apply(&self, restore_from: Option<&Path>, mut on_phase: impl FnMut(&str)) -> Result<()> {
+        let mut cmd = self.apply_cmd();
+        if let Some(file) = restore_from {
+            cmd = cmd.arg("--restore-from").arg(file);
+        }
+        cmd.stream(self.env, self.out, |line| {
             if let Some(p) = phase(line) {
                 on_phase(p);
             }
         })
+    }
+
+    /// `k0sctl backup --output FILE`: k0s' backup of one controller (etcd snapshot or kine
+    /// database, certificates, manifests), written as FILE (k0sproject/k0sctl `cmd/backup.go`
+    /// lines 16-86, `phase/backup.go` lines 58-148).
+    pub fn backup(&self, file: &Path) -> Result<()> {
+        self.cmd("k0sctl backup")
+            .arg("backup")
+            .arg("--config")
+            .arg(self.config)
+            .arg("--output")
+            .arg(file)
+            .stream(self.env, self.out, |_| {})
     }
 
     pub fn kubeconfig_cmd(&self, api_url: &str) -> Cmd {

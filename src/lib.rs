@@ -79,9 +79,15 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     match cli.command {
         Command::Plan { lab, output } => plan::run(&ctx, &lab.flags(), output),
         Command::Render { lab } => render::run(&ctx, &lab.flags()),
-        Command::Up { lab, dry_run, wait } => {
-            up::run(&ctx, &lab.flags(), &up::UpOptions { dry_run, wait })
-        }
+        Command::Up { lab, dry_run, wait } => up::run(
+            &ctx,
+            &lab.flags(),
+            &up::UpOptions {
+                dry_run,
+                restore_from: None,
+                wait,
+            },
+        ),
         Command::Destroy => destroy::run(&ctx),
         Command::Status { output } => status::run(&ctx, output),
         Command::Health { wait, output } => health::run(&ctx, wait, output),
@@ -114,6 +120,8 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             });
             Ok(())
         }
+        Command::Backup => backup::backup(&ctx),
+        Command::Restore { file, lab, wait } => backup::restore(&ctx, &lab.flags(), &file, wait),
         Command::Drill {
             scenarios,
             hard,
@@ -158,6 +166,8 @@ fn changes_lab(command: &cli::Command) -> Option<&'static str> {
         Command::Destroy => Some("destroy"),
         Command::Halt => Some("halt"),
         Command::Drill { .. } => Some("drill"),
+        Command::Backup => Some("backup"),
+        Command::Restore { .. } => Some("restore"),
         Command::Validate { .. } => Some("validate"),
         Command::Kubeconfig { merge: true } => Some("kubeconfig --merge"),
         Command::Kairos {

@@ -160,3 +160,89 @@ fn bad_scenarios_are_bad_input() {
     }
     assert!(sb.calls_of("vagrant", "halt").is_empty());
 }
+
+#[test]
+fn backup_then_destroy_then_restore_brings_back_a_configmap() {
+    let sb = lab("3", "1");
+    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
+    let cm = sb.work().join("cm.yaml");
+    std::fs::write(
+        &cm,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: default\ndata:\n  answer: \"42\"\n",
+    )
+    .unwrap();
+    let kubectl = common::standins::standins_bin().join("kubectl");
+    let kubectl = kubectl.to_str().unwrap();
+    let get = |sb: &Sandbox| {
+        sb.command(
+            kubectl,
+            &[
+                "--kubeconfig",
+                &kubeconfig,
+                "get",
+                "configmap",
+                "kept",
+                "-n",
+                "default",
+                "-o",
+                "json",
+            ],
+            &[],
+        )
+    };
+    let o = sb.command(
+        kubectl,
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "apply",
+            "-f",
+            cm.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+
+    let o = sb.k0slab(&["backup"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let backups: Vec<_> = std::fs::read_dir(sb.lab().join("backups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&backups[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        backups[0].exists(),
+        "destroy keeps the backups: {}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("kept backups/"), "{}", stdout(&o));
+    assert!(
+        !sb.state().join("objects.json").exists(),
+        "the cluster's objects went with its VMs"
+    );
+
+    let file = backups[0].display().to_string();
+    let o = sb.k0slab(
+        &["restore", &file, "--wait", "5s"],
+        &[("control_plane_count", "3"), ("worker_count", "1")],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let o = get(&sb);
+    assert!(o.status.success(), "the ConfigMap is back: {}", both(&o));
+    assert!(stdout(&o).contains("\"answer\": \"42\""), "{}", stdout(&o));
+    // A running lab is refused: k0sctl would skip the restore without a word.
+    let o = sb.k0slab(&["restore", &file], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("runs a cluster already"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,7 +7,7 @@ use std::fs;
 
 use common::standins::{both, stdout, Sandbox};
 
-const TASKS: [&str; 20] = [
+const TASKS: [&str; 22] = [
     "vagrant:up",
     "vagrant:destroy",
     "vagrant:status",
@@ -28,6 +28,8 @@ const TASKS: [&str; 20] = [
     "image:load",
     "image:ls",
     "cluster:drill",
+    "cluster:backup",
+    "cluster:restore",
 ];
 
 /// A sandbox whose work directory holds this checkout's Taskfile, with K0SLAB_BIN pointing at

@@ -301,8 +301,15 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         let others: Vec<&String> = left
             .iter()
             .filter(|l| !kept.iter().any(|k| k.starts_with(&format!("{l} "))))
+            .filter(|l| *l != super::backup::BACKUPS)
             .collect();
         let mut lines = Vec::new();
+        if left.iter().any(|l| l == super::backup::BACKUPS) {
+            lines.push(format!(
+                "kept {}/ (the cluster's backups, for `k0slab restore`)",
+                super::backup::BACKUPS
+            ));
+        }
         if !changed.is_empty() {
             lines.push(format!("kept {}", changed.join(", ")));
         }

@@ -1,6 +1,7 @@
 //! One module per command. Shared here: finding the lab directory and resolving a lab's
 //! inputs and topology (pure, before anything is written).
 
+pub mod backup;
 pub mod destroy;
 pub mod doctor;
 pub mod drill;

@@ -33,6 +33,8 @@ const RESUME_HINT: &str = "Fix the cause and run `k0slab up` again: machines tha
 /// Options of `up`.
 pub struct UpOptions {
     pub dry_run: bool,
+    /// A `k0sctl backup` to restore the cluster from (`k0slab restore`).
+    pub restore_from: Option<std::path::PathBuf>,
     /// How long to wait for the lab to become healthy at the end.
     pub wait: Duration,
 }
@@ -346,10 +348,15 @@ pub(crate) fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) ->
     }
 }
 
-fn apply(ctx: &Context<'_>, progress: &Progress, k0sctl: &K0sctl<'_>) -> Result<()> {
+fn apply(
+    ctx: &Context<'_>,
+    progress: &Progress,
+    k0sctl: &K0sctl<'_>,
+    restore_from: Option<&std::path::Path>,
+) -> Result<()> {
     let spinner = progress.spinner("k0sctl");
     spinner.message("k0sctl apply");
-    match k0sctl.apply(|phase| spinner.message(phase)) {
+    match k0sctl.apply(restore_from, |phase| spinner.message(phase)) {
         Ok(()) => {
             spinner.done("k0sctl apply finished");
             let applied =
@@ -369,7 +376,7 @@ fn apply(ctx: &Context<'_>, progress: &Progress, k0sctl: &K0sctl<'_>) -> Result<
 }
 
 /// Whether k0sctl.yaml is exactly what was last applied.
-fn already_applied(ctx: &Context<'_>) -> bool {
+pub(crate) fn already_applied(ctx: &Context<'_>) -> bool {
     match (
         fs::read(ctx.dir.join(APPLIED_MARKER)),
         fs::read(ctx.dir.join(K0SCTL_YAML)),
@@ -478,7 +485,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     // A lab whose machines were all running and whose k0sctl.yaml was applied as it is now
     // needs no apply when it is healthy.
     let mut checks = None;
-    if booted == 0 && already_applied(ctx) {
+    if booted == 0 && already_applied(ctx) && options.restore_from.is_none() {
         let now = super::health::check(ctx, &record, Duration::ZERO)?;
         if now.iter().all(|c| c.ok) {
             ctx.out
@@ -489,7 +496,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     let checks = match checks {
         Some(c) => c,
         None => {
-            apply(ctx, &progress, &k0sctl)?;
+            apply(ctx, &progress, &k0sctl, options.restore_from.as_deref())?;
             write_kubeconfig(ctx, &k0sctl, &record)?;
             super::health::check(ctx, &record, options.wait)?
         }

@@ -30,6 +30,7 @@ module Capi
     "crd" => "CustomResourceDefinition", "crds" => "CustomResourceDefinition",
     "customresourcedefinitions" => "CustomResourceDefinition",
     "secret" => "Secret", "secrets" => "Secret", "namespaces" => "Namespace", "namespace" => "Namespace",
+    "configmap" => "ConfigMap", "configmaps" => "ConfigMap", "cm" => "ConfigMap",
     "validatingwebhookconfigurations" => "ValidatingWebhookConfiguration",
     "validatingwebhookconfiguration" => "ValidatingWebhookConfiguration",
     "mutatingwebhookconfigurations" => "MutatingWebhookConfiguration",
