@@ -144,6 +144,10 @@ pub enum Command {
         /// Stop VMs hard (vagrant halt --force) instead of shutting them down
         #[arg(long)]
         hard: bool,
+        /// quorum-loss: recover as the seed's procedure does: a backup taken first is restored
+        /// into fresh VMs (the lab's VMs are replaced), and its data must be back
+        #[arg(long)]
+        restore: bool,
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },

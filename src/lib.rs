@@ -86,6 +86,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
                 dry_run,
                 restore_from: None,
                 wait,
+                summary: true,
             },
         ),
         Command::Destroy => destroy::run(&ctx),
@@ -125,12 +126,14 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         Command::Drill {
             scenarios,
             hard,
+            restore,
             output,
         } => drill::run(
             &ctx,
             &drill::DrillOptions {
                 scenarios,
                 hard,
+                restore,
                 format: output,
             },
         ),

@@ -246,3 +246,31 @@ fn backup_then_destroy_then_restore_brings_back_a_configmap() {
         stderr(&o)
     );
 }
+
+#[test]
+fn quorum_loss_with_restore_brings_the_cluster_back_with_its_data() {
+    let sb = lab("3", "1");
+    let before: Vec<String> = sb.vms().into_keys().collect();
+    let o = drill(&sb, &["quorum-loss", "--restore"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let r = &rows(&o)[0];
+    assert_eq!(r["observed_available"], false, "{r}");
+    assert!(
+        r["observed"]
+            .as_str()
+            .unwrap()
+            .contains("restored from the backup, data back"),
+        "{r}"
+    );
+    assert_eq!(r["passed"], true);
+    // Fresh VMs (new MACs) at the same planned addresses, and the backup kept.
+    let vms = sb.vms();
+    assert_eq!(vms.len(), before.len());
+    assert!(vms.values().all(|s| s == "running"), "{vms:?}");
+    assert_eq!(
+        std::fs::read_dir(sb.lab().join("backups")).unwrap().count(),
+        1
+    );
+    let h = sb.k0slab(&["health"], &[]);
+    assert!(h.status.success(), "{}", both(&h));
+}

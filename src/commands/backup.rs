@@ -46,6 +46,22 @@ fn stamp() -> String {
 
 pub fn backup(ctx: &Context<'_>) -> Result<()> {
     let record = ctx.record()?;
+    let file = take(ctx, &record)?;
+    let size = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    ctx.out.result(&format!(
+        "{} ({})",
+        ctx.dir
+            .shown()
+            .join(BACKUPS)
+            .join(file.file_name().expect("a file name"))
+            .display(),
+        crate::output::bytes(size)
+    ));
+    Ok(())
+}
+
+/// Takes a backup into `<lab>/backups/`; returns its path.
+pub fn take(ctx: &Context<'_>, record: &crate::lab_json::LabRecord) -> Result<PathBuf> {
     if !ctx.dir.join(crate::kubeconfig::FILE_NAME).is_file() {
         return Err(Error::Step(format!(
             "lab {} was never applied: there is no cluster to back up (`k0slab up` first)",
@@ -69,17 +85,7 @@ pub fn backup(ctx: &Context<'_>) -> Result<()> {
     k0sctl.backup(&file)?;
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("setting the mode of", &file, e))?;
-    let size = fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    ctx.out.result(&format!(
-        "{} ({})",
-        ctx.dir
-            .shown()
-            .join(BACKUPS)
-            .join(file.file_name().expect("a file name"))
-            .display(),
-        crate::output::bytes(size)
-    ));
-    Ok(())
+    Ok(file)
 }
 
 /// The backup must be a gzip file k0slab can read (k0s writes `.tar.gz`).
@@ -120,6 +126,7 @@ pub fn restore(ctx: &Context<'_>, flags: &Flags, file: &Path, wait: Duration) ->
             dry_run: false,
             restore_from: Some(file),
             wait,
+            summary: true,
         },
     )
 }

@@ -22,6 +22,9 @@ use crate::topology::LOAD_BALANCER_NAME;
 /// k0s' etcd client certificate and CA (k0sproject/k0s `pkg/apis/k0s/v1beta1/storage.go`
 /// lines 282-305, `pkg/config/cfgvars.go` lines 156, 172); etcd serves clients on
 /// 127.0.0.1:2379 only, with client-cert-auth (`pkg/component/controller/etcd.go` 171-188).
+/// The ConfigMap `quorum-loss --restore` writes before the backup and looks for after it.
+const MARKER: &str = "k0slab-drill-marker";
+
 const ETCD_CURL: &str = "sudo curl -s --max-time 3 --cacert /var/lib/k0s/pki/etcd/ca.crt \
      --cert /var/lib/k0s/pki/apiserver-etcd-client.crt \
      --key /var/lib/k0s/pki/apiserver-etcd-client.key";
@@ -31,6 +34,8 @@ pub struct DrillOptions {
     pub scenarios: Vec<String>,
     /// `vagrant halt --force` instead of a clean shutdown.
     pub hard: bool,
+    /// quorum-loss recovers by restoring a backup into fresh VMs instead of restarting them.
+    pub restore: bool,
     pub format: OutputFormat,
 }
 
@@ -101,6 +106,7 @@ struct Drill<'c, 'e> {
     kubeconfig: std::path::PathBuf,
     timing: Timing,
     hard: bool,
+    restore: bool,
 }
 
 impl Drill<'_, '_> {
@@ -197,6 +203,68 @@ impl Drill<'_, '_> {
             .unwrap_or(false)
     }
 
+    /// Marks the cluster's data (a ConfigMap) and backs it up, while it is healthy.
+    fn mark_and_back_up(&self) -> Result<std::path::PathBuf> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let manifest = self.ctx.dir.join(".k0slab-drill-marker.yaml");
+        let yaml = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {MARKER}\n  namespace: default\ndata:\n  written: \"{stamp}\"\n"
+        );
+        crate::fsutil::write_atomic(&manifest, yaml.as_bytes(), crate::render::MODE_PRIVATE)?;
+        let applied = self
+            .kubectl()
+            .apply("writing the drill's marker ConfigMap", &manifest);
+        let _ = std::fs::remove_file(&manifest);
+        applied?;
+        super::backup::take(self.ctx, &self.record)
+    }
+
+    /// Whether the marker ConfigMap is in the cluster.
+    fn marker_back(&self) -> bool {
+        self.kubectl()
+            .get_json(
+                "reading the drill's marker ConfigMap",
+                &["configmap", MARKER, "--namespace", "default"],
+            )
+            .is_ok()
+    }
+
+    /// The seed's recovery from a lost quorum: fresh VMs (k0sctl restores only where k0s never
+    /// ran), the addresses assigned to their new MACs, `k0sctl apply --restore-from`.
+    fn recover_by_restore(&self, backup: &std::path::Path) -> Result<()> {
+        super::on_created_machines(
+            self.ctx,
+            &self.record,
+            "vagrant destroy",
+            ("destroying", "destroyed"),
+            |vagrant, machine| vagrant.destroy_cmd(machine),
+            "Run `k0slab destroy`, then `k0slab restore` with the backup.",
+        )?;
+        crate::network::assign::release(self.ctx, &self.record)?;
+        let mut record = self.record.clone();
+        record.assigned.clear();
+        self.ctx.dir.write_record(&record)?;
+        for file in [
+            super::up::APPLIED_MARKER,
+            kubeconfig::FILE_NAME,
+            crate::render::KNOWN_HOSTS,
+        ] {
+            let _ = std::fs::remove_file(self.ctx.dir.join(file));
+        }
+        super::up::run(
+            self.ctx,
+            &crate::inputs::Flags::default(),
+            &super::up::UpOptions {
+                dry_run: false,
+                restore_from: Some(backup.to_path_buf()),
+                wait: self.timing.recover,
+                summary: false,
+            },
+        )
+    }
+
     fn healthy(&self, wait: Duration) -> Result<bool> {
         let checks = super::health::check(self.ctx, &self.record, wait)?;
         Ok(checks.iter().all(|c| c.ok) && self.etcd_whole())
@@ -239,6 +307,13 @@ impl Drill<'_, '_> {
                 passed: false,
             });
         }
+        let restore = self.restore && scenario.kind == Kind::QuorumLoss;
+        let backup = if restore {
+            spinner.message("marking the data and backing the cluster up");
+            Some(self.mark_and_back_up()?)
+        } else {
+            None
+        };
         let vagrant = self.ctx.vagrant()?;
         spinner.message(&format!("stopping {}", stopped.join(", ")));
         for m in &stopped {
@@ -287,10 +362,21 @@ impl Drill<'_, '_> {
             Vec::new()
         };
         // Start again and wait until the lab is whole.
-        spinner.message(&format!("starting {} again", stopped.join(", ")));
         let restarted = Instant::now();
-        for m in &stopped {
-            vagrant.up(m, |_, _| {})?;
+        let mut data = String::new();
+        if let Some(backup) = &backup {
+            spinner.message("restoring the backup into fresh VMs");
+            self.recover_by_restore(backup)?;
+            data = if self.marker_back() {
+                "; restored from the backup, data back".into()
+            } else {
+                "; restored from the backup, data LOST".into()
+            };
+        } else {
+            spinner.message(&format!("starting {} again", stopped.join(", ")));
+            for m in &stopped {
+                vagrant.up(m, |_, _| {})?;
+            }
         }
         let kubelet: Vec<String> = stopped
             .iter()
@@ -318,11 +404,13 @@ impl Drill<'_, '_> {
             }
             std::thread::sleep(self.timing.poll);
         }
-        let recovered =
-            node_ready_again.is_some() && etcd_again.is_some() && self.healthy(Duration::ZERO)?;
+        let recovered = node_ready_again.is_some()
+            && etcd_again.is_some()
+            && self.healthy(Duration::ZERO)?
+            && !data.ends_with("LOST");
         let downtime = longest_outage(&polls);
         let observed = format!(
-            "{}; {membership}{}{}",
+            "{}; {membership}{}{data}{}",
             if available {
                 "available"
             } else {
@@ -429,6 +517,7 @@ pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<()> {
         record,
         timing,
         hard: o.hard,
+        restore: o.restore,
     };
     let progress = Progress::new(&ctx.out);
     let mut rows = Vec::new();

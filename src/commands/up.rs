@@ -35,6 +35,8 @@ pub struct UpOptions {
     pub dry_run: bool,
     /// A `k0sctl backup` to restore the cluster from (`k0slab restore`).
     pub restore_from: Option<std::path::PathBuf>,
+    /// Print the plan table and the health summary (not when another command runs `up`).
+    pub summary: bool,
     /// How long to wait for the lab to become healthy at the end.
     pub wait: Duration,
 }
@@ -433,8 +435,10 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         return dry_run(ctx, &planned);
     }
     prerequisites(ctx, &planned)?;
-    ctx.out.info(&plan::table(&planned.topology));
-    ctx.out.info("");
+    if options.summary {
+        ctx.out.info(&plan::table(&planned.topology));
+        ctx.out.info("");
+    }
 
     render::write_lab(ctx, &planned)?;
     let record = ctx.record()?;
@@ -501,6 +505,8 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
             super::health::check(ctx, &record, options.wait)?
         }
     };
-    summary(ctx, &record, started, &checks);
+    if options.summary {
+        summary(ctx, &record, started, &checks);
+    }
     super::health::verdict(&record, &checks)
 }
