@@ -668,8 +668,18 @@ pub fn concurrency(env: &Environment) -> Result<usize, InputError> {
 /// How often to poll while waiting: `K0SLAB_POLL_INTERVAL` (e.g. `500ms`), else 5s. Anything
 /// but a duration above zero is an input error (zero would poll without pause).
 pub fn poll_interval(env: &Environment) -> Result<std::time::Duration, InputError> {
-    let Some(value) = env.get(POLL_INTERVAL_VAR) else {
-        return Ok(DEFAULT_POLL_INTERVAL);
+    duration_var(env, POLL_INTERVAL_VAR, DEFAULT_POLL_INTERVAL)
+}
+
+/// A duration from environment variable `var` (e.g. `K0SLAB_ADDRESS_TIMEOUT=90s`), else
+/// `default`; anything but a duration above zero with a unit is an input error naming it.
+pub fn duration_var(
+    env: &Environment,
+    var: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, InputError> {
+    let Some(value) = env.get(var) else {
+        return Ok(default);
     };
     humantime::parse_duration(value)
         .ok()
@@ -677,7 +687,7 @@ pub fn poll_interval(env: &Environment) -> Result<std::time::Duration, InputErro
         .ok_or_else(|| {
             Raw {
                 value: value.to_string(),
-                origin: Origin::Env(POLL_INTERVAL_VAR.into()),
+                origin: Origin::Env(var.into()),
             }
             .invalid("a duration above zero with a unit, e.g. 500ms, 5s or 1m")
         })

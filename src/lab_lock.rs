@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::environment::Environment;
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, Result};
 
 /// How long a second command waits for the lock, unless `K0SLAB_LOCK_WAIT`.
 const WAIT: Duration = Duration::from_secs(10);
@@ -41,17 +41,7 @@ fn lock_path(env: &Environment, dir: &Path) -> PathBuf {
 }
 
 fn wait_limit(env: &Environment) -> Result<Duration> {
-    match env.get("K0SLAB_LOCK_WAIT") {
-        None => Ok(WAIT),
-        Some(v) => humantime::parse_duration(v).map_err(|_| {
-            InputError::Invalid {
-                origin: "environment variable K0SLAB_LOCK_WAIT".into(),
-                value: v.into(),
-                allowed: "a duration like 10s or 2m".into(),
-            }
-            .into()
-        }),
-    }
+    Ok(crate::inputs::duration_var(env, "K0SLAB_LOCK_WAIT", WAIT)?)
 }
 
 /// Takes the lock of lab directory `dir` for `command` (e.g. "k0slab up"), waiting a short

@@ -138,6 +138,13 @@ fn printed(output: &str) -> String {
     }
 }
 
+/// Executable `name` on the `PATH` of `env` (k0slab's environment, not its own process's).
+pub fn on_path(env: &Environment, name: &str) -> Option<PathBuf> {
+    let path = env.get("PATH").unwrap_or_default();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    which::which_in(name, Some(path), cwd).ok()
+}
+
 /// Where each tool is, or why it is not there.
 #[derive(Debug, Clone)]
 pub struct Tools {

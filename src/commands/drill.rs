@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
-use crate::error::{Error, InputError, Result};
+use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::kubectl::Kubectl;
 use crate::lab_json::LabRecord;
@@ -47,20 +47,7 @@ struct Timing {
 }
 
 fn duration(ctx: &Context<'_>, var: &str, default: Duration) -> Result<Duration> {
-    match ctx.env.get(var) {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                InputError::Invalid {
-                    origin: format!("environment variable {var}"),
-                    value: v.into(),
-                    allowed: "a duration above zero like 250ms or 2m".into(),
-                }
-                .into()
-            }),
-    }
+    Ok(crate::inputs::duration_var(ctx.env, var, default)?)
 }
 
 /// One row of the verdict table.

@@ -37,9 +37,7 @@ pub struct LoadOptions {
 }
 
 fn ssh_path(ctx: &Context<'_>) -> Result<PathBuf> {
-    let path = ctx.env.get("PATH").unwrap_or_default();
-    let cwd = std::env::current_dir().map_err(|e| Error::io("reading", ".", e))?;
-    which::which_in("ssh", Some(path), cwd).map_err(|_| Error::ToolMissing {
+    crate::tools::on_path(ctx.env, "ssh").ok_or_else(|| Error::ToolMissing {
         tool: "ssh",
         reason: "the OpenSSH client is not on PATH".into(),
         hint: "it ships with macOS (/usr/bin/ssh)",

@@ -40,12 +40,6 @@ pub struct Found {
     pub path: PathBuf,
 }
 
-fn which(env: &Environment, name: &str) -> Option<PathBuf> {
-    let path = env.get("PATH").unwrap_or_default();
-    let cwd = std::env::current_dir().ok()?;
-    which::which_in(name, Some(path), cwd).ok()
-}
-
 /// The engine to use: `choice`, else the first of docker, podman, nerdctl on PATH.
 pub fn find(env: &Environment, choice: Option<Engine>) -> Result<Found> {
     let candidates = match choice {
@@ -54,7 +48,9 @@ pub fn find(env: &Environment, choice: Option<Engine>) -> Result<Found> {
     };
     candidates
         .into_iter()
-        .find_map(|engine| which(env, &engine.to_string()).map(|path| Found { engine, path }))
+        .find_map(|engine| {
+            crate::tools::on_path(env, &engine.to_string()).map(|path| Found { engine, path })
+        })
         .ok_or_else(|| {
             InputError::Rule(match choice {
                 Some(e) => format!("--engine {e}: {e} is not on PATH"),

@@ -30,17 +30,11 @@ pub const STAGED: &str = ".k0slab-bootpd-change.json";
 const MOVE_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn move_timeout(ctx: &Context<'_>) -> Result<Duration> {
-    match ctx.env.get("K0SLAB_ADDRESS_TIMEOUT") {
-        None => Ok(MOVE_TIMEOUT),
-        Some(v) => humantime::parse_duration(v).map_err(|_| {
-            crate::error::InputError::Invalid {
-                origin: "environment variable K0SLAB_ADDRESS_TIMEOUT".into(),
-                value: v.into(),
-                allowed: "a duration like 90s or 3m".into(),
-            }
-            .into()
-        }),
-    }
+    Ok(crate::inputs::duration_var(
+        ctx.env,
+        "K0SLAB_ADDRESS_TIMEOUT",
+        MOVE_TIMEOUT,
+    )?)
 }
 
 /// The guest command that lists the IPv4 addresses of the interface with the default route.

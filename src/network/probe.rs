@@ -379,9 +379,7 @@ impl Probe<'_> {
     /// The host's `ping`: one echo request, exit 0 on a reply (apple-oss-distributions/
     /// network_cmds `ping.tproj/ping.c` lines 345-352 `-c`, 561-570 `-t` seconds, 1636-1639).
     fn host_reaches(&self, address: Ipv4Addr) -> Option<bool> {
-        let path = self.ctx.env.get("PATH").unwrap_or_default();
-        let cwd = std::env::current_dir().ok()?;
-        let ping = which::which_in("ping", Some(path), cwd).ok()?;
+        let ping = crate::tools::on_path(self.ctx.env, "ping")?;
         Some(
             Cmd::new(&ping, format!("pinging {address} from this host"))
                 .args(["-c", "1", "-t", "2"])

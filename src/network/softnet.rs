@@ -19,9 +19,7 @@ pub const SETUP_HINT: &str =
 
 /// `softnet` on the PATH of `env`.
 pub fn find(env: &Environment) -> Option<PathBuf> {
-    let path = env.get("PATH").unwrap_or_default();
-    let cwd = std::env::current_dir().ok()?;
-    which::which_in("softnet", Some(path), cwd).ok()
+    crate::tools::on_path(env, "softnet")
 }
 
 /// Whether Softnet can run under Tart; the problem otherwise.
