@@ -309,7 +309,8 @@ pub struct LabArgs {
     /// [env: K0SLAB_NAME] [default: k0slab, or k0slab-<dir name> when the directory is not `lab`]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-    /// The lab network, a CIDR with prefix ≤ 24 [env: K0SLAB_SUBNET] [default: 192.168.64.0/24]
+    /// The lab network, a private CIDR (10/8, 172.16/12, 192.168/16) with prefix ≤ 24 [env:
+    /// K0SLAB_SUBNET] [default: 192.168.64.0/24]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
     /// How VMs are networked: softnet (VMs reach each other), nat (Tart's shared network,
@@ -333,7 +334,8 @@ pub struct LabArgs {
     /// k0s release, e.g. v1.33.4+k0s.0; empty for the newest stable [env: K0S_VERSION]
     #[arg(long, value_name = "VERSION")]
     pub k0s_version: Option<String>,
-    /// Let controllers run workloads: true/false [env: K0SLAB_CONTROLLER_WORKLOADS] [default: true]
+    /// Let controllers run workloads: true/false, yes/no, on/off or 1/0 [env:
+    /// K0SLAB_CONTROLLER_WORKLOADS] [default: true]
     #[arg(long, value_name = "BOOL")]
     pub controller_workloads: Option<String>,
 }
