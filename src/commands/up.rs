@@ -465,16 +465,10 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
             .map(|n| record.vm_name(n))
             .collect::<Vec<_>>(),
     )?;
-    let (first, rest): (Vec<&Node>, Vec<&Node>) = nodes
-        .iter()
-        .copied()
-        .partition(|n| n.kind == NodeKind::LoadBalancer);
+    // Every machine at once, the load balancer too: it is needed only by `k0sctl apply`, and
+    // booting it first cost a whole VM boot (benches/up_parallel.rs).
     let settled = |node: &Node| record.assigned.contains_key(&node.name);
-    let mut booted = 0;
-    if !first.is_empty() {
-        booted += machines_up(ctx, &progress, &first, &states, &settled, RESUME_HINT)?;
-    }
-    booted += machines_up(ctx, &progress, &rest, &states, &settled, RESUME_HINT)?;
+    let booted = machines_up(ctx, &progress, &nodes, &states, &settled, RESUME_HINT)?;
     check_interrupted()?;
     let record = network::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;
