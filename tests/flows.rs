@@ -510,34 +510,6 @@ fn a_failed_destroy_keeps_lab_json_and_can_be_repeated() {
     assert!(sb.vms().is_empty());
 }
 
-const USER_KUBECONFIG: &str = "apiVersion: v1
-kind: Config
-clusters:
-- name: prod
-  cluster:
-    server: https://prod.example:6443
-- name: kind-dev
-  cluster:
-    server: https://127.0.0.1:40000
-contexts:
-- name: prod
-  context:
-    cluster: prod
-    user: prod
-- name: kind-dev
-  context:
-    cluster: kind-dev
-    user: kind-dev
-users:
-- name: prod
-  user:
-    token: prod-token
-- name: kind-dev
-  user:
-    token: dev-token
-current-context: prod
-";
-
 /// The real kubectl (not the stand-in): the test command installs it.
 fn real_kubectl() -> std::path::PathBuf {
     common::require_tool("kubectl")
@@ -549,7 +521,7 @@ fn kubeconfig_merge_into_an_existing_kubeconfig() {
     assert!(up(&sb, &[]).status.success());
     let user = sb.home().join("custom").join("config");
     fs::create_dir_all(user.parent().unwrap()).unwrap();
-    fs::write(&user, USER_KUBECONFIG).unwrap();
+    fs::write(&user, common::USER_KUBECONFIG).unwrap();
     sb.set(
         "KUBECONFIG",
         &format!("{}:/elsewhere/second", user.display()),
@@ -567,7 +539,7 @@ fn kubeconfig_merge_into_an_existing_kubeconfig() {
     let backup = user.with_file_name("config.k0slab-backup-1");
     assert_eq!(
         fs::read_to_string(&backup).unwrap(),
-        USER_KUBECONFIG,
+        common::USER_KUBECONFIG,
         "backup written"
     );
     assert!(

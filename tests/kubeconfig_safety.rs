@@ -12,34 +12,6 @@ use std::process::Output;
 
 use common::standins::{both, stderr, stdout, Sandbox};
 
-const USER_KUBECONFIG: &str = "apiVersion: v1
-kind: Config
-clusters:
-- name: prod
-  cluster:
-    server: https://prod.example:6443
-- name: kind-dev
-  cluster:
-    server: https://127.0.0.1:40000
-contexts:
-- name: prod
-  context:
-    cluster: prod
-    user: prod
-- name: kind-dev
-  context:
-    cluster: kind-dev
-    user: kind-dev
-users:
-- name: prod
-  user:
-    token: prod-token
-- name: kind-dev
-  user:
-    token: dev-token
-current-context: prod
-";
-
 /// A sandbox with a healthy 1+1 lab named `k0slab` (the sandbox's name).
 fn lab_up() -> Sandbox {
     let sb = Sandbox::new();
@@ -115,7 +87,7 @@ fn a_symlinked_kube_config_stays_a_link_and_its_target_is_written() {
     let dotfiles = sb.home().join("dotfiles");
     fs::create_dir_all(&dotfiles).unwrap();
     let target = dotfiles.join("kubeconfig");
-    fs::write(&target, USER_KUBECONFIG).unwrap();
+    fs::write(&target, common::USER_KUBECONFIG).unwrap();
     fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
     let link = home_config(&sb);
     fs::create_dir_all(link.parent().unwrap()).unwrap();
@@ -146,7 +118,10 @@ fn a_symlinked_kube_config_stays_a_link_and_its_target_is_written() {
     assert_eq!(mode(&target), 0o640, "the target keeps its mode");
     // The backup, as before: beside the name the user knows, with the old contents.
     let backup = sb.home().join(".kube/config.k0slab-backup-1");
-    assert_eq!(fs::read_to_string(&backup).unwrap(), USER_KUBECONFIG);
+    assert_eq!(
+        fs::read_to_string(&backup).unwrap(),
+        common::USER_KUBECONFIG
+    );
     assert_eq!(files_starting(&dotfiles, ""), ["kubeconfig"]);
 
     // destroy writes through the link too.
@@ -161,7 +136,7 @@ fn a_symlinked_kube_config_stays_a_link_and_its_target_is_written() {
 fn the_users_own_entries_with_the_labs_names_are_refused_on_merge() {
     let sb = lab_up();
     // The user's own cluster and user that happen to have the lab's names.
-    let theirs = USER_KUBECONFIG
+    let theirs = common::USER_KUBECONFIG
         .replace("- name: kind-dev\n  cluster:", "- name: k0slab\n  cluster:")
         .replace("- name: kind-dev\n  user:", "- name: k0slab-admin\n  user:");
     let path = write_home_config(&sb, &theirs);
@@ -197,7 +172,7 @@ fn the_users_own_entries_with_the_labs_names_are_refused_on_merge() {
 #[test]
 fn destroy_keeps_the_users_own_entry_with_the_labs_name_and_says_so() {
     let sb = lab_up();
-    let path = write_home_config(&sb, USER_KUBECONFIG);
+    let path = write_home_config(&sb, common::USER_KUBECONFIG);
     let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     // After the merge the user replaces the lab's context with one of their own.
@@ -236,7 +211,7 @@ fn destroy_keeps_the_users_own_entry_with_the_labs_name_and_says_so() {
 #[test]
 fn destroy_gives_back_the_context_that_was_current_before_the_merge() {
     let sb = lab_up();
-    let path = write_home_config(&sb, USER_KUBECONFIG);
+    let path = write_home_config(&sb, common::USER_KUBECONFIG);
     let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert_eq!(current_context(&path).as_deref(), Some("k0slab"));
@@ -269,7 +244,7 @@ fn destroy_gives_back_the_context_that_was_current_before_the_merge() {
 #[test]
 fn destroy_leaves_the_current_context_unset_when_the_previous_one_is_gone() {
     let sb = lab_up();
-    let path = write_home_config(&sb, USER_KUBECONFIG);
+    let path = write_home_config(&sb, common::USER_KUBECONFIG);
     assert!(sb.k0slab(&["kubeconfig", "--merge"], &[]).status.success());
     kubectl_ok(&path, &["delete-context", "prod"]);
     let o = sb.k0slab(&["destroy"], &[]);
@@ -283,7 +258,7 @@ fn destroy_warns_about_a_kubeconfig_it_cannot_read_and_still_succeeds() {
     // Broken YAML, and a directory where the file was (root reads any mode, so no chmod 000).
     for broken in ["yaml", "directory"] {
         let sb = lab_up();
-        let path = write_home_config(&sb, USER_KUBECONFIG);
+        let path = write_home_config(&sb, common::USER_KUBECONFIG);
         assert!(sb.k0slab(&["kubeconfig", "--merge"], &[]).status.success());
         let garbled = "clusters: [unclosed\n";
         if broken == "yaml" {
@@ -363,7 +338,7 @@ fn kubeconfig_naming_the_labs_own_file_merges_into_home_kube_config() {
 fn a_read_only_kubeconfig_is_refused_and_left_as_it_is() {
     for ro in [0o400, 0o444] {
         let sb = lab_up();
-        let path = write_home_config(&sb, USER_KUBECONFIG);
+        let path = write_home_config(&sb, common::USER_KUBECONFIG);
         fs::set_permissions(&path, fs::Permissions::from_mode(ro)).unwrap();
 
         let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
@@ -376,7 +351,7 @@ fn a_read_only_kubeconfig_is_refused_and_left_as_it_is() {
             )),
             "{ro:o}: {err}"
         );
-        assert_eq!(fs::read_to_string(&path).unwrap(), USER_KUBECONFIG);
+        assert_eq!(fs::read_to_string(&path).unwrap(), common::USER_KUBECONFIG);
         assert_eq!(mode(&path), ro);
         assert_eq!(files_starting(path.parent().unwrap(), ""), ["config"]);
     }
@@ -385,7 +360,7 @@ fn a_read_only_kubeconfig_is_refused_and_left_as_it_is() {
 #[test]
 fn destroy_leaves_a_kubeconfig_made_read_only_after_the_merge_and_warns() {
     let sb = lab_up();
-    let path = write_home_config(&sb, USER_KUBECONFIG);
+    let path = write_home_config(&sb, common::USER_KUBECONFIG);
     assert!(sb.k0slab(&["kubeconfig", "--merge"], &[]).status.success());
     fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
     let merged = fs::read(&path).unwrap();

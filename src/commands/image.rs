@@ -220,6 +220,16 @@ fn send(
         .collect())
 }
 
+/// Records that `node` failed with `e`.
+fn fail(failed: &mut BTreeSet<String>, outcomes: &mut Vec<Outcome>, node: &str, e: &Error) {
+    failed.insert(node.to_string());
+    outcomes.push(Outcome {
+        node: node.to_string(),
+        result: "failed",
+        detail: first_line(&e.to_string()),
+    });
+}
+
 pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
     let record = ctx.record()?;
     let nodes = targets(&record, &o.nodes)?;
@@ -250,14 +260,7 @@ pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
                     detail: format!("already has {} with the same ID", names.join(", ")),
                 }),
                 Ok(_) => needing.push(node),
-                Err(e) => {
-                    failed.insert(node.name.clone());
-                    outcomes.push(Outcome {
-                        node: node.name.clone(),
-                        result: "failed",
-                        detail: first_line(&e.to_string()),
-                    });
-                }
+                Err(e) => fail(&mut failed, &mut outcomes, &node.name, &e),
             }
         }
         if needing.is_empty() {
@@ -277,12 +280,7 @@ pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
             .collect();
         for (name, r) in &sent {
             if let Err(e) = r {
-                failed.insert(name.clone());
-                outcomes.push(Outcome {
-                    node: name.clone(),
-                    result: "failed",
-                    detail: first_line(&e.to_string()),
-                });
+                fail(&mut failed, &mut outcomes, name, e);
             }
         }
         let verified = per_machine(ctx, &progress, &ok_nodes, |node, bar| {
@@ -332,14 +330,7 @@ pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
                         .collect::<Vec<_>>()
                         .join(", "),
                 }),
-                Err(e) => {
-                    failed.insert(node.name.clone());
-                    outcomes.push(Outcome {
-                        node: node.name.clone(),
-                        result: "failed",
-                        detail: first_line(&e.to_string()),
-                    });
-                }
+                Err(e) => fail(&mut failed, &mut outcomes, &node.name, &e),
             }
         }
     }

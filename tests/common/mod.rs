@@ -13,6 +13,35 @@ use k0slab::lab_json::Secrets;
 use k0slab::render::{self, RenderContext, RenderedFile};
 use k0slab::topology::Topology;
 
+/// A user's own kubeconfig with two clusters, for merge tests.
+pub const USER_KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: https://prod.example:6443
+- name: kind-dev
+  cluster:
+    server: https://127.0.0.1:40000
+contexts:
+- name: prod
+  context:
+    cluster: prod
+    user: prod
+- name: kind-dev
+  context:
+    cluster: kind-dev
+    user: kind-dev
+users:
+- name: prod
+  user:
+    token: prod-token
+- name: kind-dev
+  user:
+    token: dev-token
+current-context: prod
+";
+
 /// A fixed lab directory and key, so snapshots do not depend on the machine.
 pub const LAB_DIR: &str = "/Users/dev/k0slab/lab";
 pub const PUBLIC_KEY: &str =
