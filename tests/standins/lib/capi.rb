@@ -25,8 +25,8 @@ module Capi
                       ValidatingWebhookConfiguration MutatingWebhookConfiguration].freeze
   BUILT_IN = (CLUSTER_SCOPED + %w[Deployment Service Secret ConfigMap ServiceAccount Role
                                   RoleBinding Issuer Certificate]).freeze
-  # kubectl's resource names and short names, as the API server's discovery lists them (see:
-  # kubernetes/kubernetes pkg/registry/core/configmap/storage/storage.go ShortNames "cm").
+  # kubectl's resource names and short names, as the API server's discovery lists them.
+  # Source: kubernetes/kubernetes pkg/registry/core/configmap/storage/storage.go (ShortNames "cm").
   RESOURCES = {
     "deployments" => "Deployment", "deployment" => "Deployment", "deploy" => "Deployment",
     "crd" => "CustomResourceDefinition", "crds" => "CustomResourceDefinition",
