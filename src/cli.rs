@@ -221,14 +221,29 @@ pub enum KairosCommand {
         /// How long the cluster may take to reach every milestone
         #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
         timeout: Duration,
-        /// The Machine annotation that records the init machine
-        #[arg(long, value_name = "KEY", default_value = crate::commands::kairos::INIT_ANNOTATION)]
-        init_annotation: String,
+        /// Also require this Machine annotation on the init machine (the init machine is
+        /// otherwise found from the bootstrap data: the one controller without a join token)
+        #[arg(long, value_name = "KEY")]
+        init_annotation: Option<String>,
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
     /// Remove what `kairos install` added, including webhook configurations left behind.
     Uninstall,
+    /// Check cloud-config files (one per machine) against the bootstrap-data rules, offline:
+    /// one init controller, joins with --token-file /etc/k0s/controller-token, workers with
+    /// /etc/k0s/token, a kubelet on every controller. The role comes from the content (`k0s`
+    /// or `k0s-worker`). Exit 1 when a rule is broken, 2 when a file is unreadable or not YAML.
+    Lint {
+        /// Cloud-config files, one per machine
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Control-plane replicas [default: the number of files that start a k0s controller]
+        #[arg(long, value_name = "N")]
+        replicas: Option<u32>,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 /// `k0slab image …`.

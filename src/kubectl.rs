@@ -61,6 +61,14 @@ impl Kubectl<'_> {
     }
 
     /// `kubectl delete --ignore-not-found -f FILE`.
+    /// `get -f FILE --ignore-not-found -o json`: empty when none of the file's objects exist.
+    pub fn get_file(&self, description: &str, file: &Path) -> Result<String> {
+        self.cmd(description)
+            .args(["get", "--ignore-not-found", "-o", "json", "-f"])
+            .arg(file)
+            .output(self.env, self.out)
+    }
+
     pub fn delete_file(&self, description: &str, file: &Path, wait: bool) -> Result<String> {
         self.cmd(description)
             .args([

@@ -228,5 +228,17 @@ fn run_kairos(ctx: &commands::Context<'_>, command: cli::KairosCommand) -> Resul
             },
         ),
         KairosCommand::Uninstall => kairos::uninstall(ctx),
+        KairosCommand::Lint {
+            files,
+            replicas,
+            output,
+        } => kairos::lint(
+            ctx,
+            &kairos::LintOptions {
+                files,
+                replicas,
+                format: output,
+            },
+        ),
     }
 }

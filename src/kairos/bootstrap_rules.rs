@@ -9,6 +9,10 @@
 //!   cloud-config.
 //!
 //! Arguments may be one string or a list, and flags `--flag value` or `--flag=value`.
+//!
+//! A machine whose data cannot be judged (not YAML, k3s, neither k0s section) gets one
+//! finding and is left out of the rules over the whole control plane, so a single bad file
+//! is reported once.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -22,8 +26,9 @@ pub const WORKER_TOKEN: &str = "/etc/k0s/token";
 #[derive(Debug, Clone)]
 pub struct MachineBootstrap {
     pub machine: String,
-    /// Whether the Machine belongs to the control plane (its CAPI label).
-    pub control_plane: bool,
+    /// Whether the Machine belongs to the control plane (its CAPI label); `None`: taken
+    /// from the content (`k0s` is a controller, `k0s-worker` a worker), as `kairos lint` does.
+    pub control_plane: Option<bool>,
     pub cloud_config: String,
 }
 
@@ -153,28 +158,39 @@ pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Ve
     let mut joining = Vec::new();
     let mut workers = Vec::new();
     let mut kubelet = Vec::new();
+    // Control-plane machines whose data could not be judged: the rules over the whole
+    // control plane are left to the next look (or the next lint run).
+    let mut unjudged = false;
     for m in machines {
         let v = |rule: &str| Violation {
             machine: m.machine.clone(),
             rule: rule.to_string(),
         };
-        let doc: Value = match serde_yaml_ng::from_str(&m.cloud_config) {
-            Ok(d @ Value::Mapping(_)) => d,
-            Ok(_) => {
-                violations.push(v("the bootstrap data is not a cloud-config mapping"));
-                continue;
-            }
-            Err(e) => {
-                violations.push(v(&format!("the bootstrap data is not valid YAML: {e}")));
+        let doc = match parse(&m.cloud_config) {
+            Ok(d) => d,
+            Err(rule) => {
+                violations.push(v(&rule));
+                unjudged |= m.control_plane != Some(false);
                 continue;
             }
         };
         let files = written_files(&doc);
         match (enabled(&doc, "k0s"), enabled(&doc, "k0s-worker")) {
-            (Some(_), Some(_)) => violations.push(v("enables both k0s and k0s-worker")),
-            (None, None) => violations.push(v("enables neither k0s nor k0s-worker")),
+            (Some(_), Some(_)) => {
+                violations.push(v("enables both k0s and k0s-worker"));
+                unjudged |= m.control_plane != Some(false);
+            }
+            (None, None) => {
+                violations.push(v(&match k3s_section(&doc) {
+                    Some(key) => format!(
+                        "is k3s bootstrap data (`{key}` is enabled): a k0s cluster needs `k0s` or `k0s-worker`"
+                    ),
+                    None => "enables neither k0s nor k0s-worker".to_string(),
+                }));
+                unjudged |= m.control_plane != Some(false);
+            }
             (Some(k0s), None) => {
-                if !m.control_plane {
+                if m.control_plane == Some(false) {
                     violations.push(v(
                         "is a worker Machine but its cloud-config starts a k0s controller",
                     ));
@@ -203,10 +219,11 @@ pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Ve
                 }
             }
             (None, Some(worker)) => {
-                if m.control_plane {
+                if m.control_plane == Some(true) {
                     violations.push(v(
                         "is a control-plane Machine but its cloud-config starts only a k0s worker",
                     ));
+                    unjudged = true;
                     continue;
                 }
                 let f = flags(&worker);
@@ -217,7 +234,7 @@ pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Ve
         }
     }
     match inits.len() {
-        0 if machines.iter().any(|m| m.control_plane) => violations.push(Violation {
+        0 if !unjudged && !joining.is_empty() => violations.push(Violation {
             machine: "control plane".into(),
             rule: "no control-plane machine initialises the cluster (every one has a join token)"
                 .into(),
@@ -245,6 +262,54 @@ pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Ve
     } else {
         Err(violations)
     }
+}
+
+/// The cloud-config as a YAML mapping, or the one finding that says why it is not.
+fn parse(cloud_config: &str) -> Result<Value, String> {
+    match serde_yaml_ng::from_str(cloud_config) {
+        Ok(d @ Value::Mapping(_)) => Ok(d),
+        Ok(_) => Err("the bootstrap data is not a cloud-config mapping".into()),
+        Err(e) => Err(format!("the bootstrap data is not valid YAML: {e}")),
+    }
+}
+
+/// Whether `cloud_config` is YAML at all (a lint input error, exit 2, when not).
+pub fn is_yaml(cloud_config: &str) -> bool {
+    parse(cloud_config).is_ok()
+}
+
+/// The k3s section a cloud-config enables, if any (Kairos runs k3s from `k3s` / `k3s-agent`).
+fn k3s_section(doc: &Value) -> Option<&'static str> {
+    ["k3s", "k3s-agent"]
+        .into_iter()
+        .find(|k| enabled(doc, k).is_some())
+}
+
+/// The finding for a controller that runs no kubelet (see [`without_kubelet`]).
+pub const NO_KUBELET: &str = "starts a k0s controller without --enable-worker (or --single), so it registers no Node: Cluster API never marks its Machine Running and the control plane never counts it ready";
+
+/// Control-plane machines that run no kubelet. Cluster API marks a Machine Running, and a
+/// control plane counts it ready, only once a Node refers to it; a k0s controller started
+/// without `--single` or `--enable-worker` registers none. Machines whose data cannot be
+/// judged are left to [`check`].
+pub fn without_kubelet(machines: &[MachineBootstrap]) -> Vec<String> {
+    machines
+        .iter()
+        .filter(|m| m.control_plane != Some(false))
+        .filter(|m| {
+            let Ok(doc) = parse(&m.cloud_config) else {
+                return false;
+            };
+            match (enabled(&doc, "k0s"), enabled(&doc, "k0s-worker")) {
+                (Some(k0s), None) => {
+                    let f = flags(&k0s);
+                    flag(&f, "--single").is_none() && flag(&f, "--enable-worker").is_none()
+                }
+                _ => false,
+            }
+        })
+        .map(|m| m.machine.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -300,7 +365,7 @@ write_files:
     fn m(name: &str, cp: bool, cc: &str) -> MachineBootstrap {
         MachineBootstrap {
             machine: name.into(),
-            control_plane: cp,
+            control_plane: Some(cp),
             cloud_config: cc.into(),
         }
     }
@@ -422,11 +487,7 @@ write_files:
             got[0].starts_with("kcp-0: is a control-plane Machine but"),
             "{got:?}"
         );
-        assert!(
-            got.iter()
-                .any(|g| g.contains("no control-plane machine initialises")),
-            "{got:?}"
-        );
+        assert_eq!(got.len(), 1, "one finding for one bad machine: {got:?}");
         let got = rules(check(
             &[
                 m("kcp-0", true, &init(true)),
@@ -442,6 +503,75 @@ write_files:
         let both = format!("{}k0s-worker:\n  enabled: true\n", init(false));
         let got = rules(check(&[m("kcp-0", true, &both)], 1));
         assert!(got[0].contains("enables both"), "{got:?}");
+    }
+
+    #[test]
+    fn a_bad_control_plane_file_is_one_finding_not_two() {
+        let k3s = "#cloud-config\nk3s:\n  enabled: true\n  args: [--cluster-init]\n";
+        for (data, says) in [
+            ("k0s: [unclosed", "not valid YAML"),
+            (k3s, "is k3s bootstrap data (`k3s` is enabled)"),
+        ] {
+            let got = rules(check(
+                &[
+                    m("kcp-0", true, data),
+                    m("kcp-1", true, JOIN),
+                    m("kcp-2", true, JOIN),
+                ],
+                3,
+            ));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(
+                got[0].starts_with("kcp-0: ") && got[0].contains(says),
+                "{got:?}"
+            );
+        }
+        // Judged from the content (lint): a k3s agent is one finding too.
+        let agent = MachineBootstrap {
+            machine: "w".into(),
+            control_plane: None,
+            cloud_config: "k3s-agent:\n  enabled: true\n".into(),
+        };
+        assert_eq!(rules(check(&[agent], 0)).len(), 1);
+        // Every judged controller joining is still a finding.
+        let got = rules(check(&[m("kcp-1", true, JOIN), m("kcp-2", true, JOIN)], 2));
+        assert_eq!(got, ["control plane: no control-plane machine initialises the cluster (every one has a join token)"]);
+    }
+
+    #[test]
+    fn roles_come_from_the_content_when_no_machine_says() {
+        let none = |name: &str, cc: &str| MachineBootstrap {
+            machine: name.into(),
+            control_plane: None,
+            cloud_config: cc.into(),
+        };
+        let s = check(&[none("a", &init(true)), none("b", WORKER)], 1).unwrap();
+        assert_eq!(
+            (s.init_machine.as_str(), s.workers.as_slice()),
+            ("a", &["b".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn controllers_without_a_kubelet_are_named() {
+        let enable = JOIN.replace(
+            "    - --token-file",
+            "    - --enable-worker\n    - --token-file",
+        );
+        let machines = [
+            m("kcp-0", true, &init(false)),
+            m("kcp-1", true, JOIN),
+            m("kcp-2", true, &enable),
+            m("md-0", false, WORKER),
+        ];
+        assert!(check(&machines, 3).is_ok());
+        assert_eq!(without_kubelet(&machines), ["kcp-0", "kcp-1"]);
+        assert!(without_kubelet(&[m("kcp-0", true, &init(true))]).is_empty());
+        // Also when other rules are broken: two inits, neither with a kubelet.
+        assert_eq!(
+            without_kubelet(&[m("a", true, &init(false)), m("b", true, &init(false))]),
+            ["a", "b"]
+        );
     }
 
     #[test]

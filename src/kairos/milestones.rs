@@ -20,8 +20,9 @@ pub struct Expected {
     pub control_plane: String,
     pub replicas: u32,
     pub workers: u32,
-    /// The Machine annotation that records the init machine.
-    pub init_annotation: String,
+    /// A Machine annotation the init machine must also carry, when the user names one (the
+    /// real providers write none: kairos-io/kairos-capi finds no init machine at all).
+    pub init_annotation: Option<String>,
 }
 
 /// The milestones, in the order they are expected.
@@ -30,7 +31,7 @@ pub struct Expected {
 pub enum Milestone {
     BootstrapData,
     BootstrapRules,
-    InitMachineRecorded,
+    InitMachine,
     ControlPlaneInitialized,
     ControlPlaneReplicas,
     MachinesRunning,
@@ -42,7 +43,7 @@ impl Milestone {
     pub const ALL: [Milestone; 8] = [
         Milestone::BootstrapData,
         Milestone::BootstrapRules,
-        Milestone::InitMachineRecorded,
+        Milestone::InitMachine,
         Milestone::ControlPlaneInitialized,
         Milestone::ControlPlaneReplicas,
         Milestone::MachinesRunning,
@@ -54,7 +55,7 @@ impl Milestone {
         match self {
             Milestone::BootstrapData => "KairosConfigs ready, data Secrets present",
             Milestone::BootstrapRules => "bootstrap data follows the init/join rules",
-            Milestone::InitMachineRecorded => "init machine recorded on its Machine",
+            Milestone::InitMachine => "one init machine, the same throughout",
             Milestone::ControlPlaneInitialized => "KairosControlPlane initialized",
             Milestone::ControlPlaneReplicas => "control-plane replicas ready and updated",
             Milestone::MachinesRunning => "Machines Running",
@@ -173,19 +174,70 @@ pub fn false_conditions(object: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The control-plane Machines of the cluster that carry the init annotation.
-pub fn recorded_init(expected: &Expected, machines: &[Value]) -> Vec<String> {
+/// The control-plane Machines of the cluster that carry `annotation`.
+pub fn annotated(expected: &Expected, machines: &[Value], annotation: &str) -> Vec<String> {
     of_cluster(machines, &expected.cluster)
         .into_iter()
         .filter(|m| is_control_plane(m))
         .filter(|m| {
             m.pointer("/metadata/annotations")
-                .and_then(|a| a.get(&expected.init_annotation))
+                .and_then(|a| a.get(annotation))
                 .and_then(Value::as_str)
                 .is_some_and(|v| v != "false")
         })
         .map(|m| name(m).to_string())
         .collect()
+}
+
+/// Whether a KairosConfig says its data Secret is there: `status.ready`, or Cluster API
+/// v1beta2's `status.initialization.dataSecretCreated` (kairos-io/kairos-capi sets both,
+/// `kairosconfig_controller.go` 520-533).
+fn data_ready(config: &Value) -> bool {
+    ["/status/ready", "/status/initialization/dataSecretCreated"]
+        .iter()
+        .any(|p| config.pointer(p).and_then(Value::as_bool) == Some(true))
+}
+
+/// The init machine milestone: found from the bootstrap data, the same at every look, and
+/// carrying the annotation when the user names one.
+fn init_machine(
+    expected: &Expected,
+    obs: &Observation,
+    summary: Option<&Summary>,
+    init_seen: Option<&str>,
+) -> State {
+    let Some(s) = summary else {
+        return state(false, "waiting for the bootstrap data");
+    };
+    let init = s.init_machine.as_str();
+    if let Some(seen) = init_seen.filter(|seen| *seen != init) {
+        return broken(format!(
+            "the init machine changed from {seen} to {init} while the test ran"
+        ));
+    }
+    let Some(annotation) = &expected.init_annotation else {
+        return state(
+            true,
+            format!("{init} (the controller without a join token)"),
+        );
+    };
+    match annotated(expected, &obs.machines, annotation).as_slice() {
+        [one] if one == init => state(true, format!("{init} ({annotation})")),
+        [one] => broken(format!(
+            "{one} carries {annotation}, but {init} initialises the cluster"
+        )),
+        [] => state(
+            false,
+            format!(
+                "{init} initialises the cluster; no control-plane Machine has {annotation} yet"
+            ),
+        ),
+        many => broken(format!(
+            "{} Machines carry {annotation}: {}",
+            many.len(),
+            many.join(", ")
+        )),
+    }
 }
 
 /// Judges every milestone; `init_seen` is the init machine recorded at an earlier look.
@@ -203,17 +255,17 @@ pub fn evaluate(
     let ready = configs
         .iter()
         .filter(|c| {
-            c.pointer("/status/ready").and_then(Value::as_bool) == Some(true)
+            data_ready(c)
                 && c.pointer("/status/dataSecretName")
                     .and_then(Value::as_str)
                     .is_some_and(|s| matches!(obs.secrets.get(s), Some(Some(_))))
         })
         .count();
-    let data_ready = configs.len() == total && ready == total;
+    let all_data = configs.len() == total && ready == total;
     out.insert(
         Milestone::BootstrapData,
         state(
-            data_ready,
+            all_data,
             format!("{ready} of {total} KairosConfigs ready with their Secret"),
         ),
     );
@@ -225,13 +277,13 @@ pub fn evaluate(
             let secret = data_secret(m, &configs)?;
             Some(MachineBootstrap {
                 machine: name(m).to_string(),
-                control_plane: is_control_plane(m),
+                control_plane: Some(is_control_plane(m)),
                 cloud_config: obs.secrets.get(&secret)?.clone()?,
             })
         })
         .collect();
     let mut summary = None;
-    let rules = if bootstrap.len() < total || !data_ready {
+    let rules = if bootstrap.len() < total || !all_data {
         state(
             false,
             format!(
@@ -261,34 +313,10 @@ pub fn evaluate(
     };
     out.insert(Milestone::BootstrapRules, rules);
 
-    // The init machine, recorded by annotation on exactly one control-plane Machine.
-    let recorded = recorded_init(expected, &obs.machines);
-    let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
-    let init = match (recorded.as_slice(), &summary, init_seen) {
-        (_, _, Some(seen)) if !recorded.is_empty() && recorded != [seen] => broken(format!(
-            "the init machine changed from {seen} to {} while the test ran",
-            recorded.join(", ")
-        )),
-        ([one], Some(s), _) if *one != s.init_machine => broken(format!(
-            "{one} is recorded as init machine, but {} initialises the cluster",
-            s.init_machine
-        )),
-        ([one], Some(_), _) => state(true, format!("{one} ({})", expected.init_annotation)),
-        ([_], None, _) => state(
-            false,
-            format!("recorded: {}; waiting for the bootstrap data", recorded[0]),
-        ),
-        ([], _, _) => state(
-            false,
-            format!("no control-plane Machine has {}", expected.init_annotation),
-        ),
-        (many, _, _) => broken(format!(
-            "{} Machines are recorded as init machine: {}",
-            many.len(),
-            many.join(", ")
-        )),
-    };
-    out.insert(Milestone::InitMachineRecorded, init);
+    out.insert(
+        Milestone::InitMachine,
+        init_machine(expected, obs, summary.as_ref(), init_seen),
+    );
 
     // The control plane's status.
     let kcp = obs.control_plane.as_ref();
@@ -346,16 +374,30 @@ pub fn evaluate(
             )
         })
         .collect();
+    // Cluster API marks a Machine Running only once a Node refers to it: a controller
+    // without a kubelet can never get there, so waiting cannot help.
+    let no_kubelet = if bootstrap.len() == total && all_data {
+        bootstrap_rules::without_kubelet(&bootstrap)
+    } else {
+        Vec::new()
+    };
     out.insert(
         Milestone::MachinesRunning,
-        state(
-            machines.len() == total && running == total,
-            if not_running.is_empty() {
-                format!("{running} of {total} Running")
-            } else {
-                format!("{running} of {total} Running; {}", not_running.join(", "))
-            },
-        ),
+        if !no_kubelet.is_empty() {
+            broken(format!(
+                "finding for the provider: {} start a k0s controller without --enable-worker (or --single), so they register no Node, and Cluster API marks a Machine Running (and the KairosControlPlane counts it ready) only once a Node refers to it; add --enable-worker to the controllers' k0s args",
+                no_kubelet.join(", ")
+            ))
+        } else {
+            state(
+                machines.len() == total && running == total,
+                if not_running.is_empty() {
+                    format!("{running} of {total} Running")
+                } else {
+                    format!("{running} of {total} Running; {}", not_running.join(", "))
+                },
+            )
+        },
     );
 
     // The workload cluster.
@@ -403,32 +445,39 @@ mod tests {
             control_plane: "demo-cp".into(),
             replicas: 1,
             workers: 0,
-            init_annotation: "controlplane.cluster.x-k8s.io/kairos-init-machine".into(),
+            init_annotation: None,
         }
     }
 
-    fn machine(init: bool, phase: &str) -> Value {
-        json!({"metadata": {"name": "demo-cp-0",
+    const ANNOTATION: &str = "example.com/init-machine";
+
+    fn machine(name: &str, annotated: bool, phase: &str) -> Value {
+        json!({"metadata": {"name": name,
             "labels": {CLUSTER_LABEL: "demo", CONTROL_PLANE_LABEL: ""},
-            "annotations": if init { json!({"controlplane.cluster.x-k8s.io/kairos-init-machine": "true"}) } else { json!({}) }},
-            "spec": {"bootstrap": {"configRef": {"name": "demo-cp-0"}}},
+            "annotations": if annotated { json!({ANNOTATION: "true"}) } else { json!({}) }},
+            "spec": {"bootstrap": {"configRef": {"name": name}}},
             "status": {"phase": phase}})
+    }
+
+    /// A KairosConfig as kairos-io/kairos-capi leaves it: `initialization.dataSecretCreated`
+    /// and a Secret named `<config>-<6 random>`.
+    fn config(name: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {CLUSTER_LABEL: "demo"}},
+            "status": {"initialization": {"dataSecretCreated": true}, "dataSecretName": format!("{name}-x7k2q9")}})
     }
 
     fn healthy() -> Observation {
         let mut secrets = BTreeMap::new();
         secrets.insert(
-            "demo-cp-0".to_string(),
+            "demo-cp-0-x7k2q9".to_string(),
             Some("k0s:\n  enabled: true\n  args: [--single]\n".to_string()),
         );
         Observation {
-            kairos_configs: vec![
-                json!({"metadata": {"name": "demo-cp-0", "labels": {CLUSTER_LABEL: "demo"}},
-                "status": {"ready": true, "dataSecretName": "demo-cp-0"}}),
-            ],
-            machines: vec![machine(true, "Running")],
+            kairos_configs: vec![config("demo-cp-0")],
+            machines: vec![machine("demo-cp-0", false, "Running")],
             control_plane: Some(
-                json!({"status": {"initialized": true, "readyReplicas": 1, "updatedReplicas": 1, "unavailableReplicas": 0}}),
+                json!({"status": {"initialized": true, "readyReplicas": 1, "updatedReplicas": 1, "unavailableReplicas": 0,
+                    "conditions": [{"type": "Ready", "status": "True"}, {"type": "Available", "status": "True"}]}}),
             ),
             secrets,
             workload: Some((
@@ -441,39 +490,101 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_single_node_cluster_reaches_every_milestone() {
+    fn a_healthy_single_node_cluster_reaches_every_milestone_without_an_annotation() {
         let (states, summary) = evaluate(&expected(), &healthy(), None);
         for m in Milestone::ALL {
             assert!(states[&m].reached, "{m:?}: {:?}", states[&m]);
         }
         assert_eq!(summary.unwrap().init_machine, "demo-cp-0");
+        assert_eq!(
+            states[&Milestone::InitMachine].detail,
+            "demo-cp-0 (the controller without a join token)"
+        );
     }
 
     #[test]
     fn an_init_machine_that_changes_is_broken() {
         let (states, _) = evaluate(&expected(), &healthy(), Some("demo-cp-1"));
-        assert!(states[&Milestone::InitMachineRecorded].broken);
-        assert!(states[&Milestone::InitMachineRecorded]
+        assert!(states[&Milestone::InitMachine].broken);
+        assert!(states[&Milestone::InitMachine]
             .detail
             .contains("changed from demo-cp-1 to demo-cp-0"));
+    }
+
+    #[test]
+    fn a_named_annotation_is_checked_against_the_bootstrap_data() {
+        let mut e = expected();
+        e.init_annotation = Some(ANNOTATION.into());
+        let (s, _) = evaluate(&e, &healthy(), None);
+        assert!(!s[&Milestone::InitMachine].reached && !s[&Milestone::InitMachine].broken);
+        let mut o = healthy();
+        o.machines = vec![machine("demo-cp-0", true, "Running")];
+        assert!(evaluate(&e, &o, None).0[&Milestone::InitMachine].reached);
+        o.machines.push(machine("demo-cp-1", true, "Running"));
+        let (s, _) = evaluate(&e, &o, None);
+        assert!(
+            s[&Milestone::InitMachine].broken,
+            "{:?}",
+            s[&Milestone::InitMachine]
+        );
+    }
+
+    #[test]
+    fn controllers_without_a_kubelet_are_a_finding_at_the_first_look() {
+        let mut e = expected();
+        e.replicas = 3;
+        let join = "k0s:\n  enabled: true\n  args: [--token-file=/etc/k0s/controller-token]\nwrite_files:\n- path: /etc/k0s/controller-token\n  content: t\n";
+        let mut o = Observation {
+            control_plane: Some(json!({"status": {"initialized": true, "readyReplicas": 0}})),
+            workload: None,
+            ..Observation::default()
+        };
+        for (i, data) in ["k0s:\n  enabled: true\n", join, join]
+            .into_iter()
+            .enumerate()
+        {
+            let name = format!("demo-cp-{i}");
+            o.kairos_configs.push(config(&name));
+            o.machines.push(machine(&name, false, "Provisioned"));
+            o.secrets
+                .insert(format!("{name}-x7k2q9"), Some(data.to_string()));
+        }
+        let (s, _) = evaluate(&e, &o, None);
+        assert!(
+            s[&Milestone::BootstrapRules].reached,
+            "{:?}",
+            s[&Milestone::BootstrapRules]
+        );
+        let running = &s[&Milestone::MachinesRunning];
+        assert!(running.broken, "{running:?}");
+        assert!(
+            running.detail.starts_with("finding for the provider: demo-cp-0, demo-cp-1, demo-cp-2 start a k0s controller without --enable-worker"),
+            "{}",
+            running.detail
+        );
     }
 
     #[test]
     fn waiting_states_say_what_is_missing() {
         let mut o = healthy();
         o.control_plane = Some(json!({"status": {"initialized": false, "conditions": [
-            {"type": "Initialized", "status": "False", "reason": "WaitingForInit", "message": "no ready machine"}]}}));
-        o.machines = vec![machine(false, "Provisioning")];
+            {"type": "Ready", "status": "False", "reason": "WaitingForMachines"}]}}));
+        o.machines = vec![machine("demo-cp-0", false, "Provisioning")];
+        o.kairos_configs = vec![
+            json!({"metadata": {"name": "demo-cp-0", "labels": {CLUSTER_LABEL: "demo"}},
+            "status": {"initialization": {"dataSecretCreated": false}}}),
+        ];
         o.workload = None;
         let (s, _) = evaluate(&expected(), &o, None);
         assert_eq!(
             s[&Milestone::ControlPlaneInitialized].detail,
-            "Initialized=False (WaitingForInit: no ready machine)"
+            "Ready=False (WaitingForMachines)"
         );
-        assert!(
-            !s[&Milestone::InitMachineRecorded].reached
-                && !s[&Milestone::InitMachineRecorded].broken
+        assert_eq!(
+            s[&Milestone::BootstrapData].detail,
+            "0 of 1 KairosConfigs ready with their Secret"
         );
+        assert!(!s[&Milestone::InitMachine].reached && !s[&Milestone::InitMachine].broken);
         assert_eq!(
             s[&Milestone::MachinesRunning].detail,
             "0 of 1 Running; demo-cp-0 Provisioning"

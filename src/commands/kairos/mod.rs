@@ -1,7 +1,8 @@
-//! `k0slab kairos install | verify | uninstall`: the Kairos Cluster API providers on the lab.
+//! `k0slab kairos install | verify | uninstall | lint`: the Kairos Cluster API providers on the lab.
 //! Shared here: the lab's kubeconfig, which every kairos command talks to.
 
 mod install;
+mod lint;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use install::{install, uninstall, InstallOptions};
+pub use lint::{lint, LintOptions};
 pub use verify::{verify, VerifyOptions};
 
 use super::Context;
@@ -21,9 +23,6 @@ use crate::tools::Tool;
 /// Where `install` keeps the manifests it applied (for `uninstall`).
 pub const KAIROS_DIR: &str = "kairos";
 const INSTALLED: &str = "installed.json";
-
-/// The default Machine annotation that records the init machine.
-pub const INIT_ANNOTATION: &str = "controlplane.cluster.x-k8s.io/kairos-init-machine";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Installed {

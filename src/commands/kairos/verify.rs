@@ -27,12 +27,12 @@ pub struct VerifyOptions {
     pub cluster_manifest: PathBuf,
     pub keep: bool,
     pub timeout: Duration,
-    pub init_annotation: String,
+    pub init_annotation: Option<String>,
     pub format: OutputFormat,
 }
 
 /// What the cluster manifest asks for.
-fn expected(manifest_path: &Path, init_annotation: &str) -> Result<Expected> {
+fn expected(manifest_path: &Path, init_annotation: Option<&str>) -> Result<Expected> {
     let text =
         fs::read_to_string(manifest_path).map_err(|e| Error::io("reading", manifest_path, e))?;
     let docs = manifest::documents(&text)?;
@@ -73,7 +73,7 @@ fn expected(manifest_path: &Path, init_annotation: &str) -> Result<Expected> {
         control_plane: manifest::kind_and_name(kcp).1.to_string(),
         replicas: replicas_of(kcp),
         workers,
-        init_annotation: init_annotation.to_string(),
+        init_annotation: init_annotation.map(str::to_string),
     })
 }
 
@@ -146,6 +146,34 @@ fn observe(
     })
 }
 
+/// The documents of `manifest` that do not exist on the cluster yet, as one YAML text with
+/// the Cluster first: deleting it first lets Cluster API remove what it owns in order.
+fn not_yet_there(k: &Kubectl<'_>, manifest: &Path, scratch: &Path) -> Result<String> {
+    let text = fs::read_to_string(manifest).map_err(|e| Error::io("reading", manifest, e))?;
+    let mut docs = manifest::documents(&text)?;
+    docs.sort_by_key(|d| manifest::kind_and_name(d).0 != "Cluster");
+    let probe = scratch.join("probe.yaml");
+    let mut created = Vec::new();
+    for doc in docs {
+        let one = serde_yaml_ng::to_string(&doc).map_err(|e| Error::Step(e.to_string()))?;
+        write_atomic(&probe, one.as_bytes(), MODE_PRIVATE)?;
+        let (kind, name) = manifest::kind_and_name(&doc);
+        match k.get_file(&format!("looking up {kind} {name}"), &probe) {
+            Ok(found) if found.trim().is_empty() => created.push(one),
+            Ok(_) => {}
+            // A kind the cluster does not know yet has no objects either.
+            Err(Error::CommandFailed { stderr, .. })
+                if stderr.contains("resource mapping not found")
+                    || stderr.contains("doesn't have a resource type") =>
+            {
+                created.push(one)
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(created.join("---\n"))
+}
+
 #[derive(Serialize)]
 struct MilestoneReport {
     milestone: Milestone,
@@ -179,9 +207,12 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     }
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
-    let e = expected(&o.cluster_manifest, &o.init_annotation)?;
+    let e = expected(&o.cluster_manifest, o.init_annotation.as_deref())?;
     let scratch = tempfile::tempdir()
         .map_err(|err| Error::io("creating a temporary directory", std::env::temp_dir(), err))?;
+    // What the manifest adds (and so what the clean-up may remove): not what existed before,
+    // such as credentials a sample asks users to create first.
+    let created = not_yet_there(&k, &o.cluster_manifest, scratch.path())?;
     k.apply(
         "applying the workload cluster manifest",
         &o.cluster_manifest,
@@ -194,20 +225,25 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     let mut confirmed = false;
     let (last, failure) = loop {
         let obs = observe(ctx, &k, &e, scratch.path())?;
-        let (states, _) = milestones::evaluate(&e, &obs, init_seen.as_deref());
+        let (states, summary) = milestones::evaluate(&e, &obs, init_seen.as_deref());
         for (m, s) in &states {
             if s.reached {
                 reached.entry(*m).or_insert_with(|| started.elapsed());
             }
         }
-        // The init machine is tracked from the first look that shows exactly one.
-        if let [one] = milestones::recorded_init(&e, &obs.machines).as_slice() {
-            init_seen.get_or_insert_with(|| one.clone());
+        // The init machine is tracked from the first look whose bootstrap data names one.
+        if let Some(s) = summary {
+            init_seen.get_or_insert(s.init_machine);
         }
         let done = states.values().filter(|s| s.reached).count();
         spinner.message(&format!("{done} of {} milestones", states.len()));
-        if let Some((m, s)) = states.iter().find(|(_, s)| s.broken) {
-            break (states.clone(), Some(format!("{}: {}", m.title(), s.detail)));
+        let broken: Vec<String> = states
+            .iter()
+            .filter(|(_, s)| s.broken)
+            .map(|(m, s)| format!("{}: {}", m.title(), s.detail))
+            .collect();
+        if !broken.is_empty() {
+            break (states.clone(), Some(broken.join("\n  ")));
         }
         if done == states.len() {
             // One more look: the init machine must not change once everything is up.
@@ -299,14 +335,17 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     }
     if o.keep {
         ctx.out.progress(&format!(
-            "kept workload cluster {}/{} (--keep); delete it with: kubectl --kubeconfig {} delete -f {}",
+            "kept workload cluster {}/{} (--keep); delete it with: kubectl --kubeconfig {} delete cluster {} --namespace {}",
             e.namespace,
             e.cluster,
             kubeconfig.display(),
-            o.cluster_manifest.display()
+            e.cluster,
+            e.namespace
         ));
     } else {
-        k.delete_file("deleting the workload cluster", &o.cluster_manifest, true)?;
+        let file = scratch.path().join("created.yaml");
+        write_atomic(&file, created.as_bytes(), MODE_PRIVATE)?;
+        k.delete_file("deleting the workload cluster", &file, true)?;
         ctx.out.progress(&format!(
             "deleted workload cluster {}/{}",
             e.namespace, e.cluster
