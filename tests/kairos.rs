@@ -1,7 +1,7 @@
-//! `k0slab kairos install | verify | uninstall` against the stand-ins: a stand-in kubectl
-//! that keeps objects on disk, makes Deployments Available and moves a simulated Cluster API
-//! and Kairos workload cluster through its states on a schedule (tests/standins/lib/capi.rb),
-//! and a stand-in curl that serves release manifests from tests/standins/releases.
+//! `k0slab kairos verify` against the stand-ins: a stand-in kubectl that keeps objects on
+//! disk and refuses what the CRDs' schemas refuse (tests/standins/lib/capi.rb, crd_schema.rb),
+//! and Cluster API with the Kairos providers modelled on kairos-io/kairos-capi 0abbf74 and its
+//! successor (tests/standins/lib/kairos_provider.rb). Install and uninstall: kairos_install.rs.
 
 mod common;
 
@@ -60,15 +60,45 @@ fn has(sb: &Sandbox, kind: &str, name: &str) -> bool {
         .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
 }
 
+/// How many kubectl calls had all of `words` among their arguments.
+fn kubectl_calls(sb: &Sandbox, words: &[&str]) -> usize {
+    sb.calls()
+        .iter()
+        .filter(|c| c.tool == "kubectl" && words.iter().all(|w| c.args.iter().any(|a| a == w)))
+        .count()
+}
+
+/// The milestones of a `-o json` report by name: (reached, detail).
+fn milestones(o: &std::process::Output) -> Vec<(String, bool, String)> {
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(o)));
+    v["milestones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["milestone"].as_str().unwrap().to_string(),
+                m["reached"] == true,
+                m["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
     let sb = lab();
     installed(&sb);
+    // The default release is the successor's: one init controller, joins with the
+    // controller token, and --enable-worker on HA controllers once the KCP has a VIP.
     let o = verify(
         &sb,
         "kairos/cluster-ha.yaml",
         &["-o", "json"],
-        &[("STANDIN_CAPI_STEP_SECONDS", "1.5")],
+        &[
+            ("STANDIN_CAPI_STEP_SECONDS", "1.5"),
+            ("STANDIN_KAIROS_VIP", "1"),
+        ],
     );
     assert!(o.status.success(), "{}", both(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -88,30 +118,42 @@ fn verify_follows_a_healthy_ha_cluster_through_its_milestones() {
         at.first() < at.last(),
         "milestones were reached over time: {at:?}"
     );
-    let rules = ms
-        .iter()
-        .find(|m| m["milestone"] == "bootstrap-rules")
-        .unwrap();
-    assert_eq!(
-        rules["detail"],
-        "init demo-control-plane-0, 2 joining controller(s), 2 worker(s)"
-    );
+    let got = milestones(&o);
+    assert!(got.contains(&(
+        "bootstrap-rules".into(),
+        true,
+        "init demo-control-plane-0, 2 joining controller(s), 2 worker(s)".into()
+    )));
+    assert!(got.contains(&(
+        "init-machine".into(),
+        true,
+        "demo-control-plane-0 (the controller without a join token)".into()
+    )));
     // Without --keep the workload cluster is deleted.
     assert!(!has(&sb, "Cluster", "demo"));
     assert!(!has(&sb, "KairosControlPlane", "demo-control-plane"));
+    assert!(!has(&sb, "Secret", "demo-worker-token"));
 }
 
+/// kairos-io/kairos-capi writes no annotation, names data Secrets `<config>-<random>` with
+/// only the key `value`, and sets `initialization.dataSecretCreated`: a healthy single-node
+/// cluster passes.
 #[test]
-fn verify_keep_leaves_the_cluster_and_the_table_shows_each_milestone() {
+fn a_healthy_single_node_cluster_of_the_real_provider_passes_without_an_annotation() {
     let sb = lab();
     installed(&sb);
-    let o = verify(&sb, "kairos/cluster-single.yaml", &["--keep"], &[]);
+    let o = verify(
+        &sb,
+        "kairos/cluster-single.yaml",
+        &["--keep"],
+        &[("STANDIN_KAIROS_PROVIDER", "kairos-capi")],
+    );
     assert!(o.status.success(), "{}", both(&o));
     let out = stdout(&o);
     for title in [
         "KairosConfigs ready",
         "bootstrap data follows",
-        "init machine recorded",
+        "one init machine",
         "KairosControlPlane initialized",
         "Machines Running",
         "workload Nodes Ready",
@@ -132,6 +174,151 @@ fn verify_keep_leaves_the_cluster_and_the_table_shows_each_milestone() {
         "{}",
         stderr(&o)
     );
+    // The data Secret as the real controller names and fills it.
+    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
+    let kubectl = common::standins::standins_bin()
+        .join("kubectl")
+        .display()
+        .to_string();
+    let list = sb.command(
+        &kubectl,
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "get",
+            "secrets",
+            "-n",
+            "default",
+            "-o",
+            "json",
+        ],
+        &[("STANDIN_KAIROS_PROVIDER", "kairos-capi")],
+    );
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let data = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("solo-control-plane-0-")
+        })
+        .expect("a data Secret named <kairosconfig>-<random>");
+    assert_eq!(data["type"], "cluster.x-k8s.io/secret");
+    assert_eq!(
+        data["data"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["value"]
+    );
+}
+
+#[test]
+fn a_named_init_annotation_is_checked_when_the_provider_writes_one() {
+    let sb = lab();
+    installed(&sb);
+    let key = "example.com/kairos-init";
+    let o = verify(
+        &sb,
+        "kairos/cluster-single.yaml",
+        &["-o", "json", "--init-annotation", key],
+        &[("STANDIN_INIT_ANNOTATION", key)],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(milestones(&o).contains(&(
+        "init-machine".into(),
+        true,
+        format!("solo-control-plane-0 ({key})")
+    )));
+    let o = verify(
+        &sb,
+        "kairos/cluster-single.yaml",
+        &["--timeout", "2s", "--init-annotation", key],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains(&format!("no control-plane Machine has {key} yet")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Controllers without --enable-worker register no Node, so their Machines can never be
+/// Running: a finding at the first look that has the data, not a timeout.
+#[test]
+fn ha_controllers_without_a_kubelet_are_a_finding_within_one_poll() {
+    let sb = lab();
+    installed(&sb);
+    sb.clear_calls();
+    let o = verify(
+        &sb,
+        "kairos/cluster-ha.yaml",
+        &["--timeout", "10m"],
+        &[
+            ("STANDIN_CAPI_STEP_SECONDS", "0.01"),
+            ("K0SLAB_POLL_INTERVAL", "60s"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Machines Running: finding for the provider: demo-control-plane-0, demo-control-plane-1, demo-control-plane-2 start a k0s controller without --enable-worker"),
+        "{err}"
+    );
+    assert_eq!(
+        kubectl_calls(&sb, &["get", "machines"]),
+        1,
+        "one look was enough"
+    );
+    assert!(!has(&sb, "Cluster", "demo"), "cleaned up");
+}
+
+/// kairos-io/kairos-capi renders every controller of an HA control plane the same, with no
+/// join token and no kubelet: both findings are reported.
+#[test]
+fn the_real_providers_ha_data_is_named_for_both_findings() {
+    let sb = lab();
+    installed(&sb);
+    let o = verify(
+        &sb,
+        "kairos/cluster-ha.yaml",
+        &["--timeout", "20s"],
+        &[
+            ("STANDIN_KAIROS_PROVIDER", "kairos-capi"),
+            ("STANDIN_CAPI_STEP_SECONDS", "0.05"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    for expect in [
+        "demo-control-plane-1: initialises the cluster too (no join token), but demo-control-plane-0 already does",
+        "demo-control-plane-2: initialises the cluster too",
+        "finding for the provider: demo-control-plane-0, demo-control-plane-1, demo-control-plane-2 start a k0s controller without --enable-worker",
+    ] {
+        assert!(err.contains(expect), "{expect}:\n{err}");
+    }
+}
+
+#[test]
+fn k3s_bootstrap_data_is_one_finding_per_machine() {
+    let sb = lab();
+    installed(&sb);
+    let o = verify(&sb, "kairos/cluster-k3s.yaml", &["--timeout", "20s"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("kthree-control-plane-0: is k3s bootstrap data (`k3s` is enabled)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kthree-workers-0: is k3s bootstrap data (`k3s-agent` is enabled)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("no control-plane machine initialises"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,7 +327,7 @@ fn a_control_plane_that_never_initialises_fails_with_its_conditions() {
     installed(&sb);
     let o = verify(
         &sb,
-        "kairos/cluster-ha.yaml",
+        "kairos/cluster-single.yaml",
         &["--timeout", "2s"],
         &[("STANDIN_CAPI_NEVER_INITIALIZE", "1")],
     );
@@ -150,10 +337,7 @@ fn a_control_plane_that_never_initialises_fails_with_its_conditions() {
         err.contains("KairosControlPlane initialized not reached after 2.0s"),
         "{err}"
     );
-    assert!(
-        err.contains("Initialized=False (WaitingForControlPlaneInit"),
-        "{err}"
-    );
+    assert!(err.contains("Ready=False (WaitingForMachines"), "{err}");
     assert!(
         stdout(&o)
             .lines()
@@ -162,7 +346,7 @@ fn a_control_plane_that_never_initialises_fails_with_its_conditions() {
         stdout(&o)
     );
     assert!(
-        !has(&sb, "Cluster", "demo"),
+        !has(&sb, "Cluster", "solo"),
         "cleaned up after a failure too"
     );
 }
@@ -175,18 +359,80 @@ fn broken_bootstrap_data_is_named_by_machine_and_rule() {
         ("two-inits", "demo-control-plane-1: initialises the cluster too (no join token), but demo-control-plane-0 already does"),
         ("join-without-token", "demo-control-plane-1: a joining controller uses --token-file /etc/k0s/controller-token but its cloud-config does not write that file"),
         ("single-with-replicas", "demo-control-plane-0: uses --single with 3 control-plane replicas"),
-        ("worker-without-token", "demo-workers-0: a worker must use --token-file /etc/k0s/token"),
+        ("worker-without-token", "demo-workers-0: a worker uses --token-file /etc/k0s/token but its cloud-config does not write that file"),
         ("init-flip", "the init machine changed from demo-control-plane-0 to demo-control-plane-1"),
     ] {
         let o = verify(
             &sb,
             "kairos/cluster-ha.yaml",
             &["--timeout", "20s"],
-            &[("STANDIN_CAPI_BROKEN", variant), ("STANDIN_CAPI_STEP_SECONDS", "0.3")],
+            &[
+                ("STANDIN_CAPI_BROKEN", variant),
+                ("STANDIN_CAPI_STEP_SECONDS", "0.3"),
+                ("STANDIN_KAIROS_VIP", "1"),
+            ],
         );
         assert_eq!(o.status.code(), Some(1), "{variant}: {}", both(&o));
         assert!(stderr(&o).contains(expect), "{variant}: {}", stderr(&o));
         assert!(stdout(&o).contains("BROKEN"), "{variant}: {}", stdout(&o));
         assert!(!has(&sb, "Cluster", "demo"), "{variant}: cleaned up");
     }
+}
+
+/// Objects the manifest names that existed before (credentials a sample asks users to create
+/// first) are kept; what verify created is deleted, the Cluster first.
+#[test]
+fn the_clean_up_deletes_only_what_verify_created() {
+    let sb = lab();
+    installed(&sb);
+    let shared = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: vsphere-credentials-secret\n  namespace: default\nstringData:\n  password: keep-me\n";
+    let first = sb.work().join("credentials.yaml");
+    fs::write(&first, shared).unwrap();
+    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
+    let kubectl = common::standins::standins_bin()
+        .join("kubectl")
+        .display()
+        .to_string();
+    let o = sb.command(
+        &kubectl,
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            first.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let manifest = sb.work().join("cluster.yaml");
+    fs::write(
+        &manifest,
+        format!(
+            "{}---\n{shared}",
+            fs::read_to_string(fixture("kairos/cluster-single.yaml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let o = sb.k0slab(
+        &[
+            "kairos",
+            "verify",
+            "--cluster-manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(has(&sb, "Secret", "vsphere-credentials-secret"), "kept");
+    for (kind, name) in [
+        ("Cluster", "solo"),
+        ("KairosControlPlane", "solo-control-plane"),
+        ("KairosConfigTemplate", "solo-workers"),
+        ("Secret", "solo-worker-token"),
+    ] {
+        assert!(!has(&sb, kind, name), "{kind} {name} deleted");
+    }
+    assert_eq!(kubectl_calls(&sb, &["delete"]), 1);
 }
