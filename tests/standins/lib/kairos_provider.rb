@@ -144,8 +144,14 @@ module KairosProvider
     t = Time.now.to_f - Capi.created(kcp)
     host = cluster&.dig("spec", "controlPlaneEndpoint", "host") || "#{cluster_name}.workload.invalid"
     flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
-    flipped = broken?("init-flip") && File.exist?(flip_file)
-    FileUtils.touch(flip_file) if broken?("init-flip") && listing == "Machine" && t >= step
+    # init-flip: counts the looks at the Machines once the data exists; from the second look
+    # on, machine 0's and 1's data are swapped.
+    looks = File.exist?(flip_file) ? File.read(flip_file).to_i : 0
+    if broken?("init-flip") && listing == "Machine" && t >= step
+      looks += 1
+      File.write(flip_file, looks.to_s)
+    end
+    flipped = broken?("init-flip") && looks >= 2
     machines = []
     replicas.times do |i|
       name = "#{kcp_name}-#{i}" # KCPC 499, 689-707: `<kcp>-<index>`, from 0
