@@ -7,7 +7,7 @@ use std::fs;
 
 use common::standins::{both, stdout, Sandbox};
 
-const TASKS: [&str; 22] = [
+const TASKS: [&str; 23] = [
     "vagrant:up",
     "vagrant:destroy",
     "vagrant:status",
@@ -25,6 +25,7 @@ const TASKS: [&str; 22] = [
     "kairos:install",
     "kairos:verify",
     "kairos:uninstall",
+    "kairos:lint",
     "image:load",
     "image:ls",
     "cluster:drill",
