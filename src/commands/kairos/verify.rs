@@ -159,7 +159,15 @@ fn not_yet_there(k: &Kubectl<'_>, manifest: &Path, scratch: &Path) -> Result<Str
         write_atomic(&probe, one.as_bytes(), MODE_PRIVATE)?;
         let (kind, name) = manifest::kind_and_name(&doc);
         match k.get_file(&format!("looking up {kind} {name}"), &probe) {
-            Ok(found) if found.trim().is_empty() => created.push(one),
+            // Nothing printed, or (as some kubectl versions print it) an empty List.
+            Ok(found)
+                if found.trim().is_empty()
+                    || serde_json::from_str::<Value>(&found).is_ok_and(|v| {
+                        v["kind"] == "List" && v["items"].as_array().is_some_and(Vec::is_empty)
+                    }) =>
+            {
+                created.push(one)
+            }
             Ok(_) => {}
             // A kind the cluster does not know yet has no objects either.
             Err(Error::CommandFailed { stderr, .. })
