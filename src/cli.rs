@@ -194,7 +194,8 @@ pub enum KairosCommand {
         /// Cluster API core release
         #[arg(long, value_name = "VERSION", default_value = components::CAPI_VERSION)]
         capi_version: String,
-        /// Kairos provider release (ignored with --provider-manifest)
+        /// Kairos providers release: a tag of kairos-io/cluster-api-provider-kairos, whose
+        /// kairos-capi-provider.yaml is applied (ignored with --provider-manifest)
         #[arg(long, value_name = "VERSION", default_value = components::KAIROS_VERSION)]
         kairos_version: String,
         /// Install the Kairos providers from your working copy instead of a release: a

@@ -88,6 +88,20 @@ impl Kubectl<'_> {
             .output(self.env, self.out)
     }
 
+    /// `kubectl delete KINDS -l SELECTOR --all-namespaces --ignore-not-found --wait=false`: every
+    /// object of these kinds (comma-separated resource names) with the labels.
+    pub fn delete_selected(
+        &self,
+        description: &str,
+        kinds: &str,
+        selector: &str,
+    ) -> Result<String> {
+        self.cmd(description)
+            .args(["delete", kinds, "-l", selector])
+            .args(["--all-namespaces", "--ignore-not-found", "--wait=false"])
+            .output(self.env, self.out)
+    }
+
     /// `kubectl kustomize DIR`: the manifest a kustomize directory builds.
     pub fn kustomize(&self, dir: &Path) -> Result<String> {
         Cmd::new(

@@ -8,7 +8,12 @@ use serde::{Deserialize, Serialize};
 /// Pinned defaults (flags override them).
 pub const CERT_MANAGER_VERSION: &str = "v1.16.2";
 pub const CAPI_VERSION: &str = "v1.11.2";
-pub const KAIROS_VERSION: &str = "v0.1.0";
+/// The Kairos providers' release. The archived kairos-io/kairos-capi never published one; its
+/// successor's release workflow attaches [`KAIROS_ASSET`] to each `v*` tag (checked 2026-11-23:
+/// tags v0.1.0-alpha.1 and v0.1.0-alpha.2; see the README).
+pub const KAIROS_VERSION: &str = "v0.1.0-alpha.2";
+pub const KAIROS_REPOSITORY: &str = "kairos-io/cluster-api-provider-kairos";
+pub const KAIROS_ASSET: &str = "kairos-capi-provider.yaml";
 pub const CAPV_VERSION: &str = "v1.14.0";
 pub const CAPK_VERSION: &str = "v0.1.10";
 
@@ -65,6 +70,10 @@ pub struct Component {
     pub title: String,
     pub version: String,
     pub source: Source,
+    /// A release asset: its clusterctl-style variables are filled in, as clusterctl does. A
+    /// working copy (or a manifest the user gives) is applied as is, as its `make deploy` does.
+    #[serde(default)]
+    pub release: bool,
     pub namespace: String,
     /// Deployments that must become Available (all of the namespace's when empty).
     pub deployments: Vec<String>,
@@ -108,6 +117,7 @@ pub fn plan(v: &Versions) -> Vec<Component> {
                 &v.cert_manager,
                 "cert-manager.yaml",
             ),
+            release: true,
             namespace: "cert-manager".into(),
             deployments: vec![
                 "cert-manager".into(),
@@ -124,6 +134,7 @@ pub fn plan(v: &Versions) -> Vec<Component> {
                 &v.capi,
                 "core-components.yaml",
             ),
+            release: true,
             namespace: "capi-system".into(),
             deployments: vec!["capi-controller-manager".into()],
         },
@@ -165,20 +176,18 @@ pub fn plan(v: &Versions) -> Vec<Component> {
             key: format!("infrastructure-{name}"),
             title: title.into(),
             source: github(repo, &version, asset),
+            release: true,
             version,
             namespace: format!("{prefix}-system"),
             deployments: vec![format!("{prefix}-controller-manager")],
         });
     }
-    let (source, version) = match &v.provider_manifest {
-        Some(given) => (source_of(given), "working copy".to_string()),
+    let (source, version, release) = match &v.provider_manifest {
+        Some(given) => (source_of(given), "working copy".to_string(), false),
         None => (
-            github(
-                "kairos-io/kairos-capi",
-                &v.kairos,
-                "kairos-capi-components.yaml",
-            ),
+            github(KAIROS_REPOSITORY, &v.kairos, KAIROS_ASSET),
             v.kairos.clone(),
+            true,
         ),
     };
     out.push(Component {
@@ -186,6 +195,7 @@ pub fn plan(v: &Versions) -> Vec<Component> {
         title: "Kairos providers".into(),
         version,
         source,
+        release,
         namespace: KAIROS_NAMESPACE.into(),
         deployments: vec![KAIROS_DEPLOYMENT.into()],
     });
@@ -225,6 +235,11 @@ mod tests {
             Source::Url("https://github.com/kubernetes-sigs/cluster-api/releases/download/v1.11.2/core-components.yaml".into())
         );
         assert_eq!(p[3].deployments, [KAIROS_DEPLOYMENT]);
+        assert_eq!(
+            p[3].source,
+            Source::Url("https://github.com/kairos-io/cluster-api-provider-kairos/releases/download/v0.1.0-alpha.2/kairos-capi-provider.yaml".into())
+        );
+        assert!(p.iter().all(|c| c.release), "release assets get variables");
     }
 
     #[test]
@@ -259,7 +274,10 @@ mod tests {
             p[2].source,
             Source::Path("../kairos-capi/config/default".into())
         );
+        assert!(!p[2].release, "a working copy is applied as is");
+        assert!(p[0].release && p[1].release);
         v.provider_manifest = Some("https://example.invalid/k.yaml".into());
         assert!(matches!(plan(&v)[2].source, Source::Url(_)));
+        assert!(!plan(&v)[2].release, "so is a manifest the user names");
     }
 }

@@ -1,5 +1,6 @@
-//! Manifests: fetching them (a URL with curl, a file, or a kustomize directory), filling in
-//! clusterctl-style variables (`${VAR}`, `${VAR:=default}`), and overriding an image.
+//! Manifests: filling in clusterctl-style variables (`${VAR}`, `${VAR:=default}`) of release
+//! assets, overriding an image, and reading what `install` waits for and `uninstall` sweeps:
+//! webhook configurations that want cert-manager's CA, provider labels, namespaces.
 
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -15,7 +16,9 @@ static VARIABLE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Replaces `${VAR}`, `${VAR:=default}` and `${VAR:-default}` with the variable's value from
-/// `env`, else the default. Variables with neither are an error naming them all.
+/// `env`, else the default. Variables with neither are an error naming them all. Only for
+/// release assets, as clusterctl does: a working copy's manifest may hold shell scripts whose
+/// `${VAR}` is the shell's (kairos-capi's webhook Job uses `${CA_BUNDLE}`).
 pub fn substitute(text: &str, env: &Environment, what: &str) -> Result<String> {
     let mut missing = BTreeSet::new();
     let out = VARIABLE.replace_all(text, |c: &regex::Captures<'_>| {
@@ -60,6 +63,78 @@ pub fn kind_and_name(doc: &Value) -> (&str, &str) {
             .and_then(Value::as_str)
             .unwrap_or(""),
     )
+}
+
+/// The label Cluster API providers put on every object of their components (clusterctl adds
+/// it too: kubernetes-sigs/cluster-api cmd/clusterctl/client/repository/components.go).
+pub const PROVIDER_LABEL: &str = "cluster.x-k8s.io/provider";
+/// cert-manager's cainjector fills the webhooks' `caBundle` of a configuration with this
+/// annotation from the Certificate it names, `<namespace>/<name>`.
+pub const INJECT_CA_FROM: &str = "cert-manager.io/inject-ca-from";
+
+/// A webhook configuration that waits for cert-manager's CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaInjection {
+    /// `ValidatingWebhookConfiguration` or `MutatingWebhookConfiguration`.
+    pub kind: String,
+    pub name: String,
+    /// The Certificate's namespace and name.
+    pub certificate: (String, String),
+}
+
+fn annotation<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
+    doc.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+/// The webhook configurations of a manifest that ask cert-manager for their CA. An annotation
+/// without a namespace is an error: cert-manager ignores it, so the webhooks would never work.
+pub fn ca_injections(text: &str) -> Result<Vec<CaInjection>> {
+    let mut out = Vec::new();
+    for doc in documents(text)? {
+        let (kind, name) = kind_and_name(&doc);
+        if !matches!(
+            kind,
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration"
+        ) {
+            continue;
+        }
+        let Some(from) = annotation(&doc, INJECT_CA_FROM) else {
+            continue;
+        };
+        match from.split_once('/') {
+            Some((ns, cert)) if !ns.is_empty() && !cert.is_empty() => out.push(CaInjection {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                certificate: (ns.to_string(), cert.to_string()),
+            }),
+            _ => {
+                return Err(Error::Step(format!(
+                    "{kind} {name}: annotation {INJECT_CA_FROM} is {from:?}, not <namespace>/<certificate>"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The values of [`PROVIDER_LABEL`] in a manifest, and the Namespaces it creates.
+pub fn providers_and_namespaces(text: &str) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let mut providers = BTreeSet::new();
+    let mut namespaces = BTreeSet::new();
+    for doc in documents(text)? {
+        if let Some(p) = doc
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(|l| l.get(PROVIDER_LABEL))
+            .and_then(Value::as_str)
+        {
+            providers.insert(p.to_string());
+        }
+        if let ("Namespace", name) = kind_and_name(&doc) {
+            namespaces.insert(name.to_string());
+        }
+    }
+    Ok((providers, namespaces))
 }
 
 /// Sets the image of container `container` in Deployment `deployment`; an error if there is
@@ -136,5 +211,38 @@ mod tests {
         assert!(out.contains("image: other:1"));
         assert_eq!(documents(&out).unwrap().len(), 2);
         assert!(set_image(text, "nope", "manager", "x").is_err());
+    }
+
+    const WEBHOOKS: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kairos-capi-system\n  labels: {cluster.x-k8s.io/provider: kairos}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: mutating-webhook-configuration\n  labels: {cluster.x-k8s.io/provider: kairos}\n  annotations: {cert-manager.io/inject-ca-from: kairos-capi-system/kairos-capi-webhook-server-cert}\nwebhooks: []\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: other}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  annotations: {cert-manager.io/inject-ca-from: a/b}\n  labels: {cluster.x-k8s.io/provider: cluster-api}\n";
+
+    #[test]
+    fn webhooks_that_want_a_ca_are_found_with_their_certificate() {
+        assert_eq!(
+            ca_injections(WEBHOOKS).unwrap(),
+            [CaInjection {
+                kind: "MutatingWebhookConfiguration".into(),
+                name: "mutating-webhook-configuration".into(),
+                certificate: (
+                    "kairos-capi-system".into(),
+                    "kairos-capi-webhook-server-cert".into()
+                ),
+            }]
+        );
+        let bad = WEBHOOKS.replace("kairos-capi-system/kairos-capi-webhook-server-cert", "cert");
+        let err = ca_injections(&bad).unwrap_err().to_string();
+        assert!(err.contains("not <namespace>/<certificate>"), "{err}");
+    }
+
+    #[test]
+    fn provider_labels_and_namespaces_are_read() {
+        let (providers, namespaces) = providers_and_namespaces(WEBHOOKS).unwrap();
+        assert_eq!(
+            providers.into_iter().collect::<Vec<_>>(),
+            ["cluster-api", "kairos"]
+        );
+        assert_eq!(
+            namespaces.into_iter().collect::<Vec<_>>(),
+            ["kairos-capi-system"]
+        );
     }
 }

@@ -1,7 +1,16 @@
 //! `kairos install` and `kairos uninstall`.
+//!
+//! Install applies each component, then waits until its webhooks can take requests (they are
+//! `failurePolicy: Fail`: cert-manager must have issued the Certificate that
+//! `cert-manager.io/inject-ca-from` names and its cainjector must have put the CA into every
+//! webhook) and its Deployments are Available. `installed.json` records what was applied,
+//! add-only. Uninstall deletes the recorded manifests, then whatever else carries their
+//! providers' `cluster.x-k8s.io/provider` labels, then webhook configurations that point at
+//! the removed namespaces.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::path::Path;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -15,12 +24,57 @@ use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::condition_true;
 use crate::kairos::components::{self, Component, Source, Versions};
-use crate::kairos::{manifest, milestones};
+use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
+use crate::kairos::milestones;
 use crate::kubectl::Kubectl;
 use crate::process::{check_interrupted, Cmd};
 use crate::progress::{format_duration, Bar, Progress};
 use crate::render::MODE_PRIVATE;
 use crate::tools::Tool;
+
+/// What `uninstall` deletes by provider label, besides the recorded manifests: built-in kinds
+/// only (the CRD-based ones may be gone with their CRDs by then).
+const SWEPT_KINDS: &str = "namespaces,customresourcedefinitions,validatingwebhookconfigurations,\
+mutatingwebhookconfigurations,clusterroles,clusterrolebindings,deployments,services,\
+serviceaccounts,roles,rolebindings,jobs,secrets,configmaps";
+
+impl Installed {
+    /// The record in `dir`, if there is one.
+    fn read(dir: &Path) -> Result<Option<Installed>> {
+        let path = dir.join(INSTALLED);
+        match fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| Error::LabFile {
+                    path,
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    }
+
+    /// Adds `entry`, or replaces the entry of the same component (keeping its place); never
+    /// drops another component. Returns the replaced entry's file when it had another name.
+    fn put(&mut self, entry: InstalledComponent) -> Option<String> {
+        let key = &entry.component.key;
+        match self.components.iter_mut().find(|c| &c.component.key == key) {
+            Some(old) => {
+                let previous = std::mem::replace(old, entry);
+                (previous.file != old.file).then_some(previous.file)
+            }
+            None => {
+                self.components.push(entry);
+                None
+            }
+        }
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("serialises");
+        write_atomic(&dir.join(INSTALLED), json.as_bytes(), MODE_PRIVATE).map(|_| ())
+    }
+}
 
 /// The manifest text of a component: downloaded, read, or built with kustomize.
 fn fetch(ctx: &Context<'_>, k: &Kubectl<'_>, component: &Component) -> Result<String> {
@@ -33,71 +87,177 @@ fn fetch(ctx: &Context<'_>, k: &Kubectl<'_>, component: &Component) -> Result<St
     }
 }
 
-/// Waits until every named Deployment of the namespace (all of them when none are named)
-/// is Available.
-fn wait_available(
-    k: &Kubectl<'_>,
+/// The manifest to apply: a release asset with its clusterctl-style variables filled (as
+/// clusterctl does), anything else as is (as a provider's `make deploy` applies its kustomize
+/// output), and the Kairos controller's image replaced when asked.
+fn prepare(
+    ctx: &Context<'_>,
     component: &Component,
+    text: String,
+    image: Option<&str>,
+) -> Result<String> {
+    let text = if component.release {
+        manifest::substitute(&text, ctx.env, &component.title)?
+    } else {
+        text
+    };
+    match image {
+        Some(image) if component.key == "kairos" => manifest::set_image(
+            &text,
+            components::KAIROS_DEPLOYMENT,
+            components::KAIROS_CONTAINER,
+            image,
+        ),
+        _ => Ok(text),
+    }
+}
+
+/// Polls `waiting` (what is still missing, empty when nothing) until it is empty; once
+/// `timeout` has passed since `started`, fails with `what` and everything still missing.
+fn wait_until(
+    started: Instant,
     timeout: Duration,
     poll: Duration,
     bar: &Bar,
+    what: &str,
+    mut waiting: impl FnMut() -> Result<Vec<String>>,
 ) -> Result<()> {
-    let started = Instant::now();
     loop {
-        let list = k.get_json(
-            "listing Deployments",
-            &["deployments", "--namespace", &component.namespace],
-        )?;
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        let by_name: BTreeMap<&str, &Value> = items
-            .iter()
-            .filter_map(|d| Some((d.pointer("/metadata/name")?.as_str()?, d)))
-            .collect();
-        let wanted: Vec<&str> = if component.deployments.is_empty() {
-            by_name.keys().copied().collect()
-        } else {
-            component.deployments.iter().map(String::as_str).collect()
-        };
-        let waiting: Vec<String> = wanted
-            .iter()
-            .filter(|w| {
-                !by_name
-                    .get(*w)
-                    .is_some_and(|d| condition_true(d, "Available"))
-            })
-            .map(|w| match by_name.get(w) {
-                None => format!("{w} (missing)"),
-                Some(d) => {
-                    let why = milestones::false_conditions(d).join("; ");
-                    if why.is_empty() {
-                        w.to_string()
-                    } else {
-                        format!("{w} ({why})")
-                    }
-                }
-            })
-            .collect();
-        if waiting.is_empty() && !wanted.is_empty() {
+        let missing = waiting()?;
+        if missing.is_empty() {
             return Ok(());
         }
         if started.elapsed() >= timeout {
             return Err(Error::Step(format!(
-                "{} {}: Deployment(s) in {} not Available after {}: {}",
-                component.title,
-                component.version,
-                component.namespace,
+                "{what} after {}: {}",
                 format_duration(timeout),
-                if waiting.is_empty() {
-                    "none found".to_string()
-                } else {
-                    waiting.join(", ")
-                }
+                missing.join("; ")
             )));
         }
-        bar.message(&format!("waiting for {}", waiting.join(", ")));
+        bar.message(&format!("waiting: {}", missing.join("; ")));
         std::thread::sleep(poll);
         check_interrupted()?;
     }
+}
+
+/// `kubectl get … -o json`, or `None` when the object does not exist.
+fn get_if_exists(k: &Kubectl<'_>, description: &str, args: &[&str]) -> Result<Option<Value>> {
+    match k.get_json(description, args) {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::CommandFailed { stderr, .. }) if stderr.contains("(NotFound)") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What keeps the webhooks of `injections` from taking requests: Certificates not Ready, then
+/// webhooks without a `caBundle`. Both are read from the cluster, named as in the manifest.
+fn webhooks_waiting(k: &Kubectl<'_>, injections: &[CaInjection]) -> Result<Vec<String>> {
+    let mut waiting = Vec::new();
+    let certificates: BTreeSet<&(String, String)> =
+        injections.iter().map(|i| &i.certificate).collect();
+    for (ns, name) in certificates {
+        let cert = get_if_exists(
+            k,
+            "looking up a webhook Certificate",
+            &["certificates.cert-manager.io", name, "--namespace", ns],
+        )?;
+        match cert {
+            None => waiting.push(format!("Certificate {ns}/{name} not found")),
+            Some(c) if !condition_true(&c, "Ready") => {
+                let why: Vec<String> = milestones::false_conditions(&c)
+                    .into_iter()
+                    .filter(|w| w.starts_with("Ready="))
+                    .collect();
+                waiting.push(format!(
+                    "Certificate {ns}/{name} not Ready: {}",
+                    if why.is_empty() {
+                        "no Ready condition yet".to_string()
+                    } else {
+                        why.join("; ")
+                    }
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if !waiting.is_empty() {
+        return Ok(waiting); // the cainjector has nothing to inject yet
+    }
+    for i in injections {
+        let resource = format!("{}s", i.kind.to_lowercase());
+        let hook = get_if_exists(
+            k,
+            &format!("looking up {} {}", i.kind, i.name),
+            &[&resource, &i.name],
+        )?;
+        let Some(hook) = hook else {
+            waiting.push(format!("{} {} not found", i.kind, i.name));
+            continue;
+        };
+        let without: Vec<&str> = hook["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| {
+                w.pointer("/clientConfig/caBundle")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            })
+            .map(|w| w["name"].as_str().unwrap_or("?"))
+            .collect();
+        if !without.is_empty() {
+            waiting.push(format!(
+                "caBundle not injected into {} {} (webhooks {}; from Certificate {}/{})",
+                i.kind,
+                i.name,
+                without.join(", "),
+                i.certificate.0,
+                i.certificate.1
+            ));
+        }
+    }
+    Ok(waiting)
+}
+
+/// The named Deployments of the component's namespace (all of them when none are named) that
+/// are not Available, with their conditions.
+fn deployments_waiting(k: &Kubectl<'_>, component: &Component) -> Result<Vec<String>> {
+    let list = k.get_json(
+        "listing Deployments",
+        &["deployments", "--namespace", &component.namespace],
+    )?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let by_name: BTreeMap<&str, &Value> = items
+        .iter()
+        .filter_map(|d| Some((d.pointer("/metadata/name")?.as_str()?, d)))
+        .collect();
+    let wanted: Vec<&str> = if component.deployments.is_empty() {
+        by_name.keys().copied().collect()
+    } else {
+        component.deployments.iter().map(String::as_str).collect()
+    };
+    if wanted.is_empty() {
+        return Ok(vec!["none found".into()]);
+    }
+    Ok(wanted
+        .iter()
+        .filter(|w| {
+            !by_name
+                .get(*w)
+                .is_some_and(|d| condition_true(d, "Available"))
+        })
+        .map(|w| match by_name.get(w) {
+            None => format!("{w} (missing)"),
+            Some(d) => {
+                let why = milestones::false_conditions(d).join("; ");
+                if why.is_empty() {
+                    w.to_string()
+                } else {
+                    format!("{w} ({why})")
+                }
+            }
+        })
+        .collect())
 }
 
 fn check_crds(k: &Kubectl<'_>) -> Result<()> {
@@ -212,53 +372,62 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
     let k = kubectl(ctx, &kubeconfig)?;
     let dir = ctx.dir.join(KAIROS_DIR);
     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let mut record = Installed::read(&dir)?.unwrap_or(Installed {
+        components: Vec::new(),
+    });
     let plan = components::plan(&o.versions);
     let progress = Progress::new(&ctx.out);
-    let mut installed = Vec::new();
     for (i, component) in plan.iter().enumerate() {
-        let bar = progress.bar(&component.key, 22, 3);
-        let step = (|| -> Result<String> {
+        let bar = progress.bar(&component.key, 22, 4);
+        let step = (|| -> Result<()> {
             bar.step(0, &format!("fetching {}", component.source));
             let text = fetch(ctx, &k, component)?;
-            let mut text = manifest::substitute(&text, ctx.env, &component.title)?;
-            if component.key == "kairos" {
-                if let Some(image) = &o.provider_image {
-                    text = manifest::set_image(
-                        &text,
-                        components::KAIROS_DEPLOYMENT,
-                        components::KAIROS_CONTAINER,
-                        image,
-                    )?;
-                }
-            }
+            let text = prepare(ctx, component, text, o.provider_image.as_deref())?;
+            let injections = manifest::ca_injections(&text)?;
             let file = format!("{:02}-{}.yaml", i + 1, component.key);
             write_atomic(&dir.join(&file), text.as_bytes(), MODE_PRIVATE)?;
+            // Recorded before it is applied: uninstall removes whatever of it got applied.
+            let entry = InstalledComponent {
+                component: component.clone(),
+                file: file.clone(),
+            };
+            if let Some(replaced) = record.put(entry) {
+                let _ = fs::remove_file(dir.join(replaced));
+            }
+            record.write(&dir)?;
             bar.step(1, "applying");
             k.apply(&format!("applying {}", component.title), &dir.join(&file))?;
-            bar.step(2, "waiting for its Deployments");
-            wait_available(&k, component, o.timeout, ctx.poll_interval(), &bar)?;
+            let started = Instant::now();
+            if !injections.is_empty() {
+                bar.step(2, "waiting for its webhooks' certificate and CA");
+                wait_until(
+                    started,
+                    o.timeout,
+                    ctx.poll_interval(),
+                    &bar,
+                    "webhooks not ready",
+                    || webhooks_waiting(&k, &injections),
+                )?;
+            }
+            bar.step(3, "waiting for its Deployments");
+            wait_until(
+                started,
+                o.timeout,
+                ctx.poll_interval(),
+                &bar,
+                &format!("Deployment(s) in {} not Available", component.namespace),
+                || deployments_waiting(&k, component),
+            )?;
             if component.key == "kairos" {
                 check_crds(&k)?;
             }
-            Ok(file)
+            Ok(())
         })();
         match step {
-            Ok(file) => {
-                bar.done(&format!(
-                    "{} {} Available",
-                    component.title, component.version
-                ));
-                installed.push(InstalledComponent {
-                    component: component.clone(),
-                    file,
-                });
-                // Record progress after each step: uninstall removes what was applied.
-                let json = serde_json::to_string_pretty(&Installed {
-                    components: installed.clone(),
-                })
-                .expect("serialises");
-                write_atomic(&dir.join(INSTALLED), json.as_bytes(), MODE_PRIVATE)?;
-            }
+            Ok(()) => bar.done(&format!(
+                "{} {} Available",
+                component.title, component.version
+            )),
             Err(e) => {
                 bar.failed(&format!("{} failed", component.title));
                 return Err(Error::Step(format!(
@@ -280,47 +449,101 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
     Ok(())
 }
 
-/// Namespaces whose webhooks belong to what `install` added.
-fn webhook_namespaces(installed: &Installed) -> Vec<String> {
-    installed
-        .components
-        .iter()
-        .map(|c| c.component.namespace.clone())
-        .collect()
+/// Manifests in `dir` the record does not name (an earlier k0slab rewrote the record to fewer
+/// components but kept their files), newest name first.
+fn unrecorded_manifests(dir: &Path, record: &Installed) -> Result<Vec<String>> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml") && !record.components.iter().any(|c| &c.file == n))
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(out)
 }
 
 pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
     let dir = ctx.dir.join(KAIROS_DIR);
-    let installed: Installed = match fs::read_to_string(dir.join(INSTALLED)) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| Error::LabFile {
-            path: dir.join(INSTALLED),
-            reason: e.to_string(),
-        })?,
-        Err(_) => {
-            ctx.out
-                .info("no Kairos install recorded in this lab; removing only stale webhooks");
-            Installed {
-                components: Vec::new(),
-            }
+    let record = Installed::read(&dir)?.unwrap_or_else(|| {
+        ctx.out
+            .info("no Kairos install recorded in this lab; removing only stale webhooks");
+        Installed {
+            components: Vec::new(),
         }
-    };
-    for c in installed.components.iter().rev() {
-        let file = dir.join(&c.file);
-        if file.is_file() {
-            k.delete_file(&format!("removing {}", c.component.title), &file, false)?;
+    });
+    // (what to say, file), newest first.
+    let mut manifests: Vec<(String, String)> = record
+        .components
+        .iter()
+        .rev()
+        .map(|c| {
+            (
+                format!("{} {}", c.component.title, c.component.version),
+                c.file.clone(),
+            )
+        })
+        .collect();
+    for file in unrecorded_manifests(&dir, &record)? {
+        manifests.push((format!("{file} (from an earlier install)"), file));
+    }
+    // Read before deleting: the providers' labels and the namespaces of everything applied.
+    let mut providers = BTreeSet::new();
+    let mut namespaces: BTreeSet<String> = record
+        .components
+        .iter()
+        .map(|c| c.component.namespace.clone())
+        .collect();
+    namespaces.insert(components::KAIROS_NAMESPACE.to_string());
+    for (_, file) in &manifests {
+        let path = dir.join(file);
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let (p, n) = manifest::providers_and_namespaces(&text).map_err(|e| Error::LabFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        providers.extend(p);
+        namespaces.extend(n);
+    }
+    for (what, file) in &manifests {
+        let path = dir.join(file);
+        if path.is_file() {
+            k.delete_file(&format!("removing {what}"), &path, false)?;
+            ctx.out.info(&format!("removed {what}"));
+        }
+    }
+    // What an earlier install of the same providers applied under other names (a release
+    // replaced by a working copy, say): Cluster API providers label every object of theirs.
+    for provider in &providers {
+        let selector = format!("{PROVIDER_LABEL}={provider}");
+        let labelled = k.get_json(
+            &format!("listing the namespaces labelled {selector}"),
+            &["namespaces", "-l", &selector],
+        )?;
+        namespaces.extend(
+            labelled["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.pointer("/metadata/name")?.as_str().map(String::from)),
+        );
+        let out = k.delete_selected(
+            &format!("removing what is labelled {selector}"),
+            SWEPT_KINDS,
+            &selector,
+        )?;
+        let count = out.lines().filter(|l| l.ends_with(" deleted")).count();
+        if count > 0 {
             ctx.out.info(&format!(
-                "removed {} {}",
-                c.component.title, c.component.version
+                "removed {count} more object(s) labelled {selector}"
             ));
         }
     }
     // Webhook configurations outlive their services and block the next install.
-    let mut namespaces = webhook_namespaces(&installed);
-    if namespaces.is_empty() {
-        namespaces = vec![components::KAIROS_NAMESPACE.to_string()];
-    }
     for kind in [
         "validatingwebhookconfigurations",
         "mutatingwebhookconfigurations",
@@ -330,7 +553,7 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
             let ours = hook["webhooks"].as_array().into_iter().flatten().any(|w| {
                 w.pointer("/clientConfig/service/namespace")
                     .and_then(Value::as_str)
-                    .is_some_and(|ns| namespaces.iter().any(|n| n == ns))
+                    .is_some_and(|ns| namespaces.contains(ns))
             });
             let name = hook
                 .pointer("/metadata/name")
