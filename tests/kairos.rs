@@ -436,3 +436,39 @@ fn the_clean_up_deletes_only_what_verify_created() {
     }
     assert_eq!(kubectl_calls(&sb, &["delete"]), 1);
 }
+
+/// The API server refuses what the Kairos CRDs do not declare or require: a manifest in an
+/// older shape stops at apply, naming the field.
+#[test]
+fn a_manifest_the_crds_refuse_stops_at_apply_naming_the_field() {
+    let sb = lab();
+    installed(&sb);
+    let good = fs::read_to_string(fixture("kairos/cluster-single.yaml")).unwrap();
+    for (from, to, says) in [
+        (
+            "  kairosConfigTemplate:\n    name: solo-control-plane\n",
+            "  kairosConfigTemplate:\n    name: solo-control-plane\n  kairosConfigSpec:\n    distribution: k0s\n",
+            ".spec.kairosConfigSpec: field not declared in schema",
+        ),
+        ("  version: v1.34.1+k0s.0\n", "", "spec.version: Required value"),
+    ] {
+        assert!(good.contains(from));
+        let manifest = sb.work().join("refused.yaml");
+        fs::write(&manifest, good.replacen(from, to, 1)).unwrap();
+        let o = sb.k0slab(
+            &["kairos", "verify", "--cluster-manifest", manifest.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+        assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("applying the workload cluster manifest failed"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            !has(&sb, "Cluster", "solo") && !has(&sb, "Secret", "solo-worker-token"),
+            "what kubectl did apply was taken back"
+        );
+    }
+}

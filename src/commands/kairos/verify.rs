@@ -221,10 +221,18 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     // What the manifest adds (and so what the clean-up may remove): not what existed before,
     // such as credentials a sample asks users to create first.
     let created = not_yet_there(&k, &o.cluster_manifest, scratch.path())?;
-    k.apply(
+    let created_file = scratch.path().join("created.yaml");
+    write_atomic(&created_file, created.as_bytes(), MODE_PRIVATE)?;
+    if let Err(refused) = k.apply(
         "applying the workload cluster manifest",
         &o.cluster_manifest,
-    )?;
+    ) {
+        // kubectl applies the objects it accepts: take them back unless asked to keep them.
+        if !o.keep {
+            k.delete_file("deleting what was applied", &created_file, true)?;
+        }
+        return Err(refused);
+    }
     let started = Instant::now();
     let progress = Progress::new(&ctx.out);
     let spinner = progress.spinner("verify");
@@ -351,9 +359,7 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
             e.namespace
         ));
     } else {
-        let file = scratch.path().join("created.yaml");
-        write_atomic(&file, created.as_bytes(), MODE_PRIVATE)?;
-        k.delete_file("deleting the workload cluster", &file, true)?;
+        k.delete_file("deleting the workload cluster", &created_file, true)?;
         ctx.out.progress(&format!(
             "deleted workload cluster {}/{}",
             e.namespace, e.cluster
