@@ -6,34 +6,10 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
+use common::kairos::{fixture, get, has, installed, kubectl, lab};
 use common::standins::{both, stderr, stdout, Sandbox};
 use serde_json::Value;
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A sandbox with a running 3-controller lab.
-fn lab() -> Sandbox {
-    let sb = Sandbox::new();
-    let o = sb.k0slab(
-        &["-q", "up", "--wait", "5s"],
-        &[("control_plane_count", "3")],
-    );
-    assert!(o.status.success(), "{}", both(&o));
-    sb
-}
-
-fn installed(sb: &Sandbox) {
-    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
-    assert!(o.status.success(), "{}", both(&o));
-}
 
 /// `k0slab kairos verify --cluster-manifest <fixture> ARGS…`.
 fn verify(
@@ -46,18 +22,6 @@ fn verify(
     let mut all = vec!["kairos", "verify", "--cluster-manifest", path.as_str()];
     all.extend_from_slice(args);
     sb.k0slab(&all, env)
-}
-
-fn objects(sb: &Sandbox) -> Vec<Value> {
-    fs::read_to_string(sb.state().join("objects.json"))
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or_default()
-}
-
-fn has(sb: &Sandbox, kind: &str, name: &str) -> bool {
-    objects(sb)
-        .iter()
-        .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
 }
 
 /// How many kubectl calls had all of `words` among their arguments.
@@ -175,26 +139,11 @@ fn a_healthy_single_node_cluster_of_the_real_provider_passes_without_an_annotati
         stderr(&o)
     );
     // The data Secret as the real controller names and fills it.
-    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
-    let kubectl = common::standins::standins_bin()
-        .join("kubectl")
-        .display()
-        .to_string();
-    let list = sb.command(
-        &kubectl,
-        &[
-            "--kubeconfig",
-            &kubeconfig,
-            "get",
-            "secrets",
-            "-n",
-            "default",
-            "-o",
-            "json",
-        ],
+    let list = get(
+        &sb,
+        &["secrets", "-n", "default"],
         &[("STANDIN_KAIROS_PROVIDER", "kairos-capi")],
     );
-    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     let data = list["items"]
         .as_array()
         .unwrap()
@@ -388,21 +337,9 @@ fn the_clean_up_deletes_only_what_verify_created() {
     let shared = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: vsphere-credentials-secret\n  namespace: default\nstringData:\n  password: keep-me\n";
     let first = sb.work().join("credentials.yaml");
     fs::write(&first, shared).unwrap();
-    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
-    let kubectl = common::standins::standins_bin()
-        .join("kubectl")
-        .display()
-        .to_string();
-    let o = sb.command(
-        &kubectl,
-        &[
-            "--kubeconfig",
-            &kubeconfig,
-            "apply",
-            "--server-side",
-            "-f",
-            first.to_str().unwrap(),
-        ],
+    let o = kubectl(
+        &sb,
+        &["apply", "--server-side", "-f", first.to_str().unwrap()],
         &[],
     );
     assert!(o.status.success(), "{}", both(&o));

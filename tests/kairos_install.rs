@@ -7,60 +7,11 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::Output;
 
-use common::standins::{both, standins_bin, stderr, stdout, Sandbox};
+use common::kairos::{fixture, get, has, installed, kubectl, lab, objects};
+use common::standins::{both, stderr, stdout, Sandbox};
 use serde_json::Value;
-
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A sandbox with a running 3-controller lab.
-fn lab() -> Sandbox {
-    let sb = Sandbox::new();
-    let o = sb.k0slab(
-        &["-q", "up", "--wait", "5s"],
-        &[("control_plane_count", "3")],
-    );
-    assert!(o.status.success(), "{}", both(&o));
-    sb
-}
-
-fn installed(sb: &Sandbox) {
-    let o = sb.k0slab(&["kairos", "install", "--infrastructure", "docker"], &[]);
-    assert!(o.status.success(), "{}", both(&o));
-}
-
-fn objects(sb: &Sandbox) -> Vec<Value> {
-    fs::read_to_string(sb.state().join("objects.json"))
-        .map(|t| serde_json::from_str(&t).unwrap())
-        .unwrap_or_default()
-}
-
-fn has(sb: &Sandbox, kind: &str, name: &str) -> bool {
-    objects(sb)
-        .iter()
-        .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-}
-
-/// The stand-in kubectl's answer to `get ARGS -o json` on the lab's cluster, with the live
-/// status (objects.json has only what was applied).
-fn get(sb: &Sandbox, args: &[&str]) -> Value {
-    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
-    let kubectl = standins_bin().join("kubectl").display().to_string();
-    let mut all = vec!["--kubeconfig", kubeconfig.as_str(), "get"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-o", "json"]);
-    let o = sb.command(&kubectl, &all, &[]);
-    assert!(o.status.success(), "{args:?}: {}", both(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
 
 fn record_keys(sb: &Sandbox) -> Vec<String> {
     let record: Value =
@@ -160,7 +111,7 @@ fn install_applies_every_component_in_order_and_is_idempotent() {
         "capi-validating-webhook-configuration",
         "kairos-capi-validating-webhook-configuration",
     ] {
-        let v = get(&sb, &["validatingwebhookconfigurations", hook]);
+        let v = get(&sb, &["validatingwebhookconfigurations", hook], &[]);
         assert!(
             v["webhooks"][0]["clientConfig"]["caBundle"].is_string(),
             "{v}"
@@ -286,6 +237,7 @@ fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
             "--namespace",
             "kairos-capi-system",
         ],
+        &[],
     );
     assert_eq!(cert["status"]["conditions"][0]["status"], "True", "{cert}");
     for (kind, name) in [
@@ -298,7 +250,7 @@ fn the_working_copy_is_built_with_kustomize_and_gets_the_dev_image() {
             "mutating-webhook-configuration",
         ),
     ] {
-        let hook = get(&sb, &[kind, name]);
+        let hook = get(&sb, &[kind, name], &[]);
         let webhooks = hook["webhooks"].as_array().unwrap();
         assert_eq!(webhooks.len(), 2);
         assert!(
@@ -404,19 +356,7 @@ fn uninstall_removes_what_install_added_and_stale_webhooks() {
         "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata: {name: old-kairos-webhook}\nwebhooks:\n- name: old.kb.io\n  clientConfig: {service: {name: x, namespace: kairos-capi-system}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {name: unrelated}\nwebhooks:\n- name: u.example\n  clientConfig: {service: {name: y, namespace: other-system}}\n",
     )
     .unwrap();
-    let kubeconfig = sb.lab().join("kubeconfig").display().to_string();
-    let kubectl = standins_bin().join("kubectl").display().to_string();
-    let o = sb.command(
-        &kubectl,
-        &[
-            "--kubeconfig",
-            &kubeconfig,
-            "apply",
-            "-f",
-            extra.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = kubectl(&sb, &["apply", "-f", extra.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", both(&o));
 
     let o = sb.k0slab(&["kairos", "uninstall"], &[]);

@@ -23,7 +23,7 @@
 # STANDIN_CAPI_NEVER_INITIALIZE  the kubeconfig is never fetched: the KCP never initialises
 # STANDIN_CAPI_BROKEN        a provider bug to find (successor data): two-inits |
 #                            join-without-token | single-with-replicas | worker-without-token |
-#                            init-flip (machine 0's and 1's data swap after the Machines were listed)
+#                            init-flip (machine 0's and 1's data swap from the second look that saw them)
 # STANDIN_INIT_ANNOTATION    a provider that also annotates its init Machine with this key
 
 require "base64"
@@ -144,10 +144,10 @@ module KairosProvider
     t = Time.now.to_f - Capi.created(kcp)
     host = cluster&.dig("spec", "controlPlaneEndpoint", "host") || "#{cluster_name}.workload.invalid"
     flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
-    # init-flip: counts the looks at the Machines once the data exists; from the second look
-    # on, machine 0's and 1's data are swapped.
+    # init-flip: counts the looks that saw the data (a look starts by listing the
+    # KairosConfigs); from the second such look on, machine 0's and 1's data are swapped.
     looks = File.exist?(flip_file) ? File.read(flip_file).to_i : 0
-    if broken?("init-flip") && listing == "Machine" && t >= step
+    if broken?("init-flip") && listing == "KairosConfig" && t >= step
       looks += 1
       File.write(flip_file, looks.to_s)
     end
