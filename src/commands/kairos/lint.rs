@@ -37,25 +37,39 @@ struct LintReport {
     findings: Vec<Finding>,
 }
 
-/// The machine a file stands for: its cloud-config's `hostname`, else the file name.
-fn machine_name(path: &Path, text: &str) -> String {
-    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
-        .ok()
-        .and_then(|d| d.get("hostname")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| {
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            )
-        })
+/// What one file says before the rules run.
+struct File {
+    path: String,
+    machine: String,
+    controller: bool,
+    yaml: bool,
 }
 
-/// Whether a cloud-config starts a k0s controller (the role is taken from the content).
-fn is_controller(text: &str) -> bool {
-    serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
-        .ok()
-        .and_then(|d| d.get("k0s")?.get("enabled").cloned())
-        .is_some_and(|e| e.as_bool() == Some(true) || e.as_str() == Some("true"))
+impl File {
+    /// The machine is the cloud-config's `hostname`, else the file name; the role comes from
+    /// the content (`k0s` enabled: a controller).
+    fn read(path: &Path, text: &str) -> File {
+        let doc = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).ok();
+        let machine = doc
+            .as_ref()
+            .and_then(|d| d.get("hostname")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| {
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                )
+            });
+        let controller = doc
+            .as_ref()
+            .and_then(|d| d.get("k0s")?.get("enabled").cloned())
+            .is_some_and(|e| e.as_bool() == Some(true) || e.as_str() == Some("true"));
+        File {
+            path: path.display().to_string(),
+            machine,
+            controller,
+            yaml: bootstrap_rules::is_yaml(text),
+        }
+    }
 }
 
 pub fn lint(ctx: &Context<'_>, o: &LintOptions) -> Result<()> {
@@ -78,13 +92,13 @@ pub fn lint(ctx: &Context<'_>, o: &LintOptions) -> Result<()> {
                 continue;
             }
         };
-        let machine = machine_name(path, &text);
-        files.push((machine.clone(), path.display().to_string(), text.clone()));
+        let file = File::read(path, &text);
         machines.push(MachineBootstrap {
-            machine,
+            machine: file.machine.clone(),
             control_plane: None,
             cloud_config: text,
         });
+        files.push(file);
     }
     if !unreadable.is_empty() {
         return Err(InputError::Rule(format!(
@@ -95,12 +109,12 @@ pub fn lint(ctx: &Context<'_>, o: &LintOptions) -> Result<()> {
     }
     let replicas = o
         .replicas
-        .unwrap_or_else(|| files.iter().filter(|(_, _, t)| is_controller(t)).count() as u32);
+        .unwrap_or_else(|| files.iter().filter(|f| f.controller).count() as u32);
     let file_of = |machine: &str| {
         files
             .iter()
-            .find(|(m, _, _)| m == machine)
-            .map_or_else(|| "-".to_string(), |(_, f, _)| f.clone())
+            .find(|f| f.machine == machine)
+            .map_or_else(|| "-".to_string(), |f| f.path.clone())
     };
     let (summary, mut violations) = match bootstrap_rules::check(&machines, replicas) {
         Ok(s) => (Some(s), Vec::new()),
@@ -162,8 +176,8 @@ pub fn lint(ctx: &Context<'_>, o: &LintOptions) -> Result<()> {
     }
     let not_yaml: Vec<&str> = files
         .iter()
-        .filter(|(_, _, t)| !bootstrap_rules::is_yaml(t))
-        .map(|(_, f, _)| f.as_str())
+        .filter(|f| !f.yaml)
+        .map(|f| f.path.as_str())
         .collect();
     if !not_yaml.is_empty() {
         return Err(InputError::Rule(format!(
