@@ -153,9 +153,10 @@ module KairosProvider
     end
     flipped = broken?("init-flip") && looks >= 2
     machines = []
+    successor = successor?(objs)
     replicas.times do |i|
       name = "#{kcp_name}-#{i}" # KCPC 499, 689-707: `<kcp>-<index>`, from 0
-      data = controller_data(distribution, replicas, flipped ? [1, 0, *2..replicas][i] : i, successor?(objs))
+      data = controller_data(distribution, replicas, flipped ? [1, 0, *2..replicas][i] : i, successor)
       kubelet = data.include?("--single") || data.include?("--enable-worker")
       machines << { name: name, control_plane: true, data: data, kubelet: kubelet, created: Capi.created(kcp),
                     spec: { "role" => "control-plane", "distribution" => distribution, "singleNode" => replicas == 1,
