@@ -278,12 +278,10 @@ pub enum ImageCommand {
 /// `k0slab bootptab …`.
 #[derive(Debug, Subcommand)]
 pub enum BootptabCommand {
-    /// As root: apply a change that `up` or `destroy` staged (bootptab, dhcpd_leases, SIGHUP
-    /// to bootpd).
-    Apply {
-        /// The staged change, `<lab>/.k0slab-bootpd-change.json`
-        file: std::path::PathBuf,
-    },
+    /// As root: apply one change that `up` or `destroy` passes on standard input (JSON: the
+    /// lab, its subnet, the addresses to assign or the MACs to release) to /etc/bootptab and
+    /// /var/db/dhcpd_leases, then signal bootpd. Takes no paths: every field is checked first.
+    Apply,
 }
 
 /// How results are printed.

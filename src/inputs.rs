@@ -585,7 +585,8 @@ fn not_private(net: Ipv4Net) -> &'static str {
     }
 }
 
-fn subnet(s: &str) -> Result<Ipv4Net, String> {
+/// A lab subnet as given, or what is allowed: private (RFC 1918), at most /24, a network address.
+pub fn lab_subnet(s: &str) -> Result<Ipv4Net, String> {
     let private = format!(
         "a private IPv4 network (RFC 1918: inside {}, {} or {})",
         PRIVATE_RANGES[0], PRIVATE_RANGES[1], PRIVATE_RANGES[2]
@@ -765,7 +766,7 @@ pub fn resolve(
         )?,
         subnet: r.pick(
             Key::Subnet,
-            subnet,
+            lab_subnet,
             |l| l.subnet,
             || DEFAULT_SUBNET.parse().expect("valid default subnet"),
         )?,

@@ -57,6 +57,16 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
 
     process::install_interrupt_handler();
     let out = output::Output::new(cli.verbosity()).with_term(env.get("TERM"));
+    if let Command::Bootptab {
+        command: cli::BootptabCommand::Apply,
+    } = cli.command
+    {
+        // The root half: before any lab directory, tool or variable is looked at, it reads
+        // only its standard input and acts only on macOS' own files.
+        let applied = network::dhcp::helper(std::io::stdin().lock())?;
+        out.info(applied.describe());
+        return Ok(());
+    }
     let dir = lab_dir(cli.dir, env)?;
     let tools = tools::Tools::find(env);
     // Before anything runs or is written: the tuning variables the commands read later.
@@ -106,21 +116,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             doctor::run(&ctx, &flags, output, probe)
         }
         Command::InstallPlugin => plugin::run(&ctx),
-        Command::Bootptab {
-            command: cli::BootptabCommand::Apply { file },
-        } => {
-            let applied = network::dhcp::apply_staged(&file)?;
-            ctx.out.info(match applied {
-                network::dhcp::Applied::Unchanged => "bootptab and the leases already say so",
-                network::dhcp::Applied::Written { signalled: true } => {
-                    "written; bootpd was told to read them again"
-                }
-                network::dhcp::Applied::Written { signalled: false } => {
-                    "written; bootpd is not running and reads them when it starts"
-                }
-            });
-            Ok(())
-        }
+        Command::Bootptab { .. } => unreachable!("handled before the lab is looked at"),
         Command::Backup => backup::backup(&ctx),
         Command::Restore { file, lab, wait } => backup::restore(&ctx, &lab.flags(), &file, wait),
         Command::Drill {

@@ -286,6 +286,24 @@ impl Cmd {
         }
     }
 
+    /// Runs the command attached to the terminal, `input` on its standard input (for `sudo`,
+    /// which asks for a password on the terminal itself); returns its exit code.
+    pub fn interactive_with_input(
+        &self,
+        env: &Environment,
+        out: &Output,
+        input: &[u8],
+    ) -> Result<i32> {
+        out.detail(&format!("$ {}", self.command_line()));
+        let status = self
+            .expression(env, true)
+            .stdin_bytes(input.to_vec())
+            .run()
+            .map_err(|e| self.spawn_error(e))?
+            .status;
+        Ok(status.code().unwrap_or(1))
+    }
+
     /// Runs the command attached to the terminal (for `ssh`); returns its exit code.
     pub fn interactive(&self, env: &Environment, out: &Output) -> Result<i32> {
         out.detail(&format!("$ {}", self.command_line()));

@@ -20,7 +20,8 @@ const RUNTIME_FILES: [&str; 4] = [
     kubeconfig::FILE_NAME,
     super::up::APPLIED_MARKER,
     crate::render::KNOWN_HOSTS,
-    crate::network::assign::STAGED,
+    // Where k0slab before 0.2 staged the root half's change (it now goes on standard input).
+    ".k0slab-bootpd-change.json",
 ];
 
 /// Puts the Vagrantfile back from `lab.json` if it was deleted: Vagrant needs it to destroy.
@@ -158,7 +159,12 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         .filter(|l| !l.is_empty())
         .collect();
     for lab in labs {
-        crate::network::assign::release_addresses(ctx, lab, macs.clone())?;
+        match crate::inputs::LabName::try_from(lab.to_string()) {
+            Ok(lab) => crate::network::assign::release_addresses(ctx, &lab, macs.clone())?,
+            Err(_) => ctx.out.warn(&format!(
+                "the record names lab {lab:?}, which is no lab name: its bootptab lines are left"
+            )),
+        }
     }
     vm_registry::forget(
         ctx.env,

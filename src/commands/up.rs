@@ -150,22 +150,26 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         lines.push(format!("    {}", vagrant.up_cmd(&n.name).command_line()));
     }
     if t.network.served_by_bootpd() {
-        let paths = network::dhcp::Paths::from_env(ctx.env);
+        let paths = network::dhcp::Files::from_env(ctx.env);
         lines.push(format!(
             "  read each VM's MAC from {}/vms/<VM>/config.json, then as root (sudo, after saying \
              why): assign each planned address to its VM's MAC in {}, reserve it in {}, and send \
-             bootpd SIGHUP",
+             a running bootpd SIGHUP",
             crate::tart::home(ctx.env).display(),
             paths.leases.display(),
             paths.bootptab.display()
         ));
         lines.push(
-            "  per machine that holds another address: make its DHCP client start over".into(),
+            "  per machine that holds another address (those that sit on another's planned \
+             address first): make its DHCP client start over"
+                .into(),
         );
     } else {
         lines.push("  per machine: make its planned address its only, static address".into());
     }
-    lines.push("  then wait until each guest has exactly its planned address:".into());
+    lines.push(
+        "  then wait until each guest has exactly its planned address and its own hostname:".into(),
+    );
     for n in &t.nodes {
         lines.push(format!(
             "    {}    (expect {})",
@@ -288,7 +292,7 @@ fn preflight(
         .into());
     }
     if record.inputs.network.served_by_bootpd() {
-        let paths = network::dhcp::Paths::from_env(ctx.env);
+        let paths = network::dhcp::Files::from_env(ctx.env);
         // This lab's own VMs, from earlier runs, may hold any address.
         let ours: Vec<network::Mac> = record
             .assigned

@@ -6,14 +6,14 @@
 //! and wait until the guest has exactly its planned address and `tart ip` reports it. On a
 //! bridged LAN the guest takes its planned address as its only, static address instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 
-use super::dhcp::{self, Change, Edit, Paths};
+use super::dhcp::{self, Change, Edit, Files};
 use super::{leases, Binding, Mac};
 use crate::commands::{machine_failures, per_machine, render, Context};
 use crate::error::{Error, Result};
@@ -24,10 +24,10 @@ use crate::tart::{self, Tart};
 use crate::tools::Tool;
 use crate::topology::Node;
 
-/// Where a change for the root half of [`dhcp::apply`] is staged, inside the lab directory.
-pub const STAGED: &str = ".k0slab-bootpd-change.json";
 /// How long a guest may take to reach its planned address, unless `K0SLAB_ADDRESS_TIMEOUT`.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(180);
+/// How often k0slab puts back entries bootpd dropped before it gives up.
+const MAX_RESTORES: u32 = 3;
 
 fn move_timeout(ctx: &Context<'_>) -> Result<Duration> {
     Ok(crate::inputs::duration_var(
@@ -37,9 +37,11 @@ fn move_timeout(ctx: &Context<'_>) -> Result<Duration> {
     )?)
 }
 
-/// The guest command that lists the IPv4 addresses of the interface with the default route.
+/// The guest command that prints the guest's hostname, then the IPv4 addresses of the
+/// interface with the default route: k0slab confirms a guest by both (another lab VM may
+/// answer at an address for a moment while the moves go on).
 pub const ADDRESS_QUERY: &str =
-    "ip -4 -o addr show scope global dev \"$(ip -4 route show default | awk '{print $5; exit}')\"";
+    "hostname; ip -4 -o addr show scope global dev \"$(ip -4 route show default | awk '{print $5; exit}')\"";
 
 static INET: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\binet (\d+\.\d+\.\d+\.\d+)/\d+").expect("valid regex"));
@@ -49,6 +51,12 @@ pub fn addresses_in(output: &str) -> Vec<Ipv4Addr> {
     INET.captures_iter(output)
         .filter_map(|c| c[1].parse().ok())
         .collect()
+}
+
+/// The hostname and addresses in [`ADDRESS_QUERY`]'s output.
+pub fn guest_in(output: &str) -> (String, Vec<Ipv4Addr>) {
+    let hostname = output.lines().next().unwrap_or_default().trim().to_string();
+    (hostname, addresses_in(output))
 }
 
 /// The guest command that moves a VM to its planned address, detached so that the SSH session
@@ -66,8 +74,36 @@ fn move_command(node: &Node, prefix: u8, served_by_bootpd: bool) -> String {
 }
 
 /// The bootpd files for this lab's environment.
-pub fn paths(ctx: &Context<'_>) -> Paths {
-    Paths::from_env(ctx.env)
+pub fn files(ctx: &Context<'_>) -> Files {
+    Files::from_env(ctx.env)
+}
+
+/// The order to move machines in: a machine that holds another lab machine's planned address
+/// moves first, so that the address is free when its owner asks bootpd for it (bootpd hands
+/// out dynamic addresses from the start of its range, so a first lease can be a planned
+/// address). Returns groups: each group moves once the groups before it have settled.
+fn move_order<'a>(moving: &[&'a Node], from: &BTreeMap<String, Ipv4Addr>) -> Vec<Vec<&'a Node>> {
+    let mut left: Vec<&Node> = moving.to_vec();
+    let mut groups = Vec::new();
+    while !left.is_empty() {
+        // Who still blocks: the planned addresses the machines still to move sit on.
+        let blocked: BTreeSet<Ipv4Addr> = left
+            .iter()
+            .filter_map(|n| from.get(&n.name).copied())
+            .collect();
+        let (now, later): (Vec<&Node>, Vec<&Node>) = left
+            .iter()
+            .partition(|n| !blocked.contains(&n.address) || from.get(&n.name) == Some(&n.address));
+        if now.is_empty() {
+            // A cycle (each holds another's address): move them together; the wait confirms
+            // every guest by hostname and address.
+            groups.push(later);
+            break;
+        }
+        groups.push(now);
+        left = later;
+    }
+    groups
 }
 
 /// Gives every machine of `record` its planned address; returns the record with the MACs the
@@ -91,10 +127,13 @@ pub fn planned_addresses(
     // Which machines must move, and the address each still has (to reach it through Vagrant).
     let mut from: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     let mut moving: Vec<&Node> = Vec::new();
-    if network.served_by_bootpd() {
-        let paths = paths(ctx);
+    let change = network
+        .served_by_bootpd()
+        .then(|| assignment(record, &macs));
+    if let Some(change) = &change {
+        let files = files(ctx);
         let now = leases::now();
-        let before = leases::read(&paths.leases).unwrap_or_default();
+        let before = leases::read(&files.leases).unwrap_or_default();
         for node in &record.nodes {
             let current = leases::address_of(&before, macs[&node.name], now);
             if current != Some(node.address) {
@@ -104,23 +143,7 @@ pub fn planned_addresses(
                 }
             }
         }
-        let bindings: Vec<Binding> = record
-            .nodes
-            .iter()
-            .map(|n| Binding {
-                hostname: record.vm_name(n),
-                mac: macs[&n.name],
-                address: n.address,
-            })
-            .collect();
-        let change = Change {
-            lab: record.name().to_string(),
-            edit: Edit::Assign(bindings),
-            paths,
-        };
-        let why = "bootpd, the DHCP server of Tart's network, then leases each VM its planned \
-                   address, and no other machine gets them";
-        dhcp::apply(ctx.env, &ctx.out, &change, why, &ctx.dir.join(STAGED))?;
+        dhcp::apply(ctx.env, &ctx.out, change, ASSIGN_WHY)?;
     } else {
         moving = record
             .nodes
@@ -130,13 +153,18 @@ pub fn planned_addresses(
     }
     let mut updated = record.clone();
     updated.assigned = macs.clone();
+    let restorer = Restorer {
+        change: change.clone(),
+        macs: &macs,
+        restores: Mutex::new(0),
+    };
 
-    if !moving.is_empty() {
+    let groups = move_order(&moving, &from);
+    for (i, group) in groups.iter().enumerate() {
         // Reach the moving machines at the address they still have; Tart already reports the
         // planned one.
         render::write_lab_with(ctx, &planned, &record.assigned, &from)?;
-        let vagrant = ctx.vagrant()?;
-        for node in &moving {
+        for node in group {
             ctx.out.detail(&format!(
                 "moving {} to {} (from {})",
                 node.name,
@@ -144,28 +172,117 @@ pub fn planned_addresses(
                 from.get(&node.name)
                     .map_or_else(|| "no lease".to_string(), ToString::to_string)
             ));
-            vagrant
-                .ssh_output(
-                    &node.name,
-                    &move_command(node, prefix, network.served_by_bootpd()),
-                )
-                .map_err(|e| {
-                    Error::Step(format!(
-                        "could not make {} take its planned address {}: {e}",
-                        node.name, node.address
-                    ))
-                })?;
+            start_move(ctx, node, prefix, network.served_by_bootpd())?;
+        }
+        if i + 1 < groups.len() {
+            // The next group's addresses are free once this group is where it belongs.
+            render::write_lab_with(ctx, &planned, &macs, &BTreeMap::new())?;
+            wait_for_planned(ctx, progress, &updated, group, &restorer)?;
+            for node in group {
+                from.remove(&node.name);
+            }
         }
     }
     // From now on Vagrant finds every machine at its planned address.
     render::write_lab_with(ctx, &planned, &macs, &BTreeMap::new())?;
-    wait_for_planned(ctx, progress, &updated)?;
+    let nodes: Vec<&Node> = record.nodes.iter().collect();
+    wait_for_planned(ctx, progress, &updated, &nodes, &restorer)?;
     Ok(updated)
 }
 
-/// Waits until every machine has exactly its planned address (and, on Tart's networks,
-/// `tart ip` reports it).
-pub fn wait_for_planned(ctx: &Context<'_>, progress: &Progress, record: &LabRecord) -> Result<()> {
+const ASSIGN_WHY: &str = "bootpd, the DHCP server of Tart's network, then leases each VM its \
+                          planned address, and no other machine gets them";
+
+/// The change that assigns every machine of `record` its planned address.
+fn assignment(record: &LabRecord, macs: &BTreeMap<String, Mac>) -> Change {
+    Change {
+        lab: record.inputs.name.clone(),
+        edit: Edit::Assign {
+            subnet: record.inputs.subnet,
+            bindings: record
+                .nodes
+                .iter()
+                .map(|n| Binding {
+                    hostname: record.vm_name(n),
+                    mac: macs[&n.name],
+                    address: n.address,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn start_move(ctx: &Context<'_>, node: &Node, prefix: u8, by_bootpd: bool) -> Result<()> {
+    ctx.vagrant()?
+        .ssh_output(&node.name, &move_command(node, prefix, by_bootpd))
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Step(format!(
+                "could not make {} take its planned address {}: {e}",
+                node.name, node.address
+            ))
+        })
+}
+
+/// Puts back the lab's entries when bootpd dropped them: it rewrites the leases file from its
+/// memory after every lease it grants (`dhcpd.c` lines 225-242, 443-444, 1281-1284), so an
+/// edit it had not read yet is lost. At most [`MAX_RESTORES`] times.
+struct Restorer<'a> {
+    change: Option<Change>,
+    macs: &'a BTreeMap<String, Mac>,
+    restores: Mutex<u32>,
+}
+
+impl Restorer<'_> {
+    /// Whether `node`'s entry is still in the leases file (always, off bootpd's networks).
+    fn entry_kept(&self, ctx: &Context<'_>, node: &Node) -> bool {
+        if self.change.is_none() {
+            return true;
+        }
+        let now = leases::now();
+        let all = leases::read(&files(ctx).leases).unwrap_or_default();
+        leases::holds(&all, self.macs[&node.name], node.address, now)
+    }
+
+    /// Writes the lab's entries again (once for all machines that found theirs gone).
+    fn restore(&self, ctx: &Context<'_>, node: &Node) -> Result<()> {
+        let Some(change) = &self.change else {
+            return Ok(());
+        };
+        let mut restores = self.restores.lock().unwrap_or_else(|e| e.into_inner());
+        if self.entry_kept(ctx, node) {
+            return Ok(()); // another machine's wait put it back already
+        }
+        *restores += 1;
+        if *restores > MAX_RESTORES {
+            return Err(Error::Step(format!(
+                "bootpd keeps dropping the lab's entries from {} (put back {MAX_RESTORES} \
+                 times): it rewrites the file from its memory after every lease it grants, and \
+                 it did not read k0slab's edit first. Is another program editing the file, or \
+                 another bootpd running? `sudo launchctl kickstart -k system/com.apple.bootpd` \
+                 restarts it; then run `k0slab up` again",
+                files(ctx).leases.display()
+            )));
+        }
+        ctx.out.warn(&format!(
+            "bootpd rewrote its leases file from memory and dropped {}'s entry for {}: putting \
+             the lab's entries back ({} of at most {MAX_RESTORES})",
+            node.name, node.address, *restores
+        ));
+        dhcp::apply(ctx.env, &ctx.out, change, ASSIGN_WHY)?;
+        Ok(())
+    }
+}
+
+/// Waits until every machine of `nodes` has exactly its planned address (and, on Tart's
+/// networks, `tart ip` reports it), confirmed by its hostname.
+fn wait_for_planned(
+    ctx: &Context<'_>,
+    progress: &Progress,
+    record: &LabRecord,
+    nodes: &[&Node],
+    restorer: &Restorer<'_>,
+) -> Result<()> {
     let vagrant = ctx.vagrant()?;
     let tart_path = ctx.tools.get(Tool::Tart)?;
     let tart = Tart {
@@ -174,31 +291,43 @@ pub fn wait_for_planned(ctx: &Context<'_>, progress: &Progress, record: &LabReco
         out: &ctx.out,
     };
     let by_bootpd = record.inputs.network.served_by_bootpd();
+    let prefix = record.inputs.subnet.prefix_len();
     let timeout = move_timeout(ctx)?;
-    let nodes: Vec<&Node> = record.nodes.iter().collect();
-    let results = per_machine(ctx, progress, &nodes, |node, bar| {
+    let results = per_machine(ctx, progress, nodes, |node, bar| {
         bar.message(&format!("waiting for {}", node.address));
         let deadline = Instant::now() + timeout;
         loop {
             crate::process::check_interrupted()?;
+            if !restorer.entry_kept(ctx, node) {
+                restorer.restore(ctx, node)?;
+                // The guest took whatever bootpd offered without the entry: start over.
+                start_move(ctx, node, prefix, by_bootpd)?;
+            }
             let seen = vagrant
                 .ssh_output(&node.name, ADDRESS_QUERY)
-                .map(|o| addresses_in(&o));
+                .map(|o| guest_in(&o));
             let tart_ip = if by_bootpd {
                 tart.ip(&record.vm_name(node)).ok()
             } else {
                 Some(node.address.to_string())
             };
             match (&seen, &tart_ip) {
-                (Ok(a), Some(ip)) if a == &[node.address] && *ip == node.address.to_string() => {
+                (Ok((host, a)), Some(ip))
+                    if host == &node.name
+                        && a == &[node.address]
+                        && *ip == node.address.to_string() =>
+                {
                     bar.done(&format!("at {}", node.address));
                     return Ok(());
                 }
                 _ if Instant::now() >= deadline => {
                     bar.failed("not at its planned address");
                     let seen = match seen {
-                        Ok(a) if a.is_empty() => "no address".to_string(),
-                        Ok(a) => a
+                        Ok((host, _)) if host != node.name => {
+                            format!("{host:?} answering there instead")
+                        }
+                        Ok((_, a)) if a.is_empty() => "no address".to_string(),
+                        Ok((_, a)) => a
                             .iter()
                             .map(ToString::to_string)
                             .collect::<Vec<_>>()
@@ -239,21 +368,24 @@ pub fn release(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     }
     release_addresses(
         ctx,
-        record.name(),
+        &record.inputs.name,
         record.assigned.values().copied().collect(),
     )
 }
 
 /// Releases lab `lab`'s bootptab block and the leases of `macs` (also when `lab.json` is
 /// gone and the lab is known only from the VMs k0slab recorded for it).
-pub fn release_addresses(ctx: &Context<'_>, lab: &str, macs: Vec<Mac>) -> Result<()> {
+pub fn release_addresses(
+    ctx: &Context<'_>,
+    lab: &crate::inputs::LabName,
+    macs: Vec<Mac>,
+) -> Result<()> {
     let change = Change {
-        lab: lab.to_string(),
+        lab: lab.clone(),
         edit: Edit::Release(macs),
-        paths: paths(ctx),
     };
     let why = "the lab's VMs are gone, so their addresses go back to bootpd's pool";
-    dhcp::apply(ctx.env, &ctx.out, &change, why, &ctx.dir.join(STAGED)).map(|_| ())
+    dhcp::apply(ctx.env, &ctx.out, &change, why).map(|_| ())
 }
 
 #[cfg(test)]

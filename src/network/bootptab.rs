@@ -95,6 +95,7 @@ impl From<Mac> for String {
 
 /// One static binding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Binding {
     /// The host name bootpd hands out with the address (the Tart VM name).
     pub hostname: String,

@@ -265,13 +265,26 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The address `mac` holds at `now`, as Tart's `dhcp` resolver would pick it: the active lease
-/// that comes last in the file (bootpd writes the newest last).
+/// The address `mac` holds at `now`, as Tart's `dhcp` resolver picks it: only entries with a
+/// `lease=` count (cirruslabs/tart `Sources/tart/MACAddressResolver/Lease.swift` line 14),
+/// expired ones are dropped, and of several the one that lasts longest wins (`Leases.swift`
+/// lines 40-51), wherever it stands in the file.
 pub fn address_of(leases: &[Lease], mac: Mac, now: u64) -> Option<Ipv4Addr> {
     leases
         .iter()
-        .rfind(|l| l.mac == Some(mac) && l.active_at(now))
-        .map(|l| l.address)
+        .filter(|l| l.mac == Some(mac))
+        .filter_map(|l| Some((l.expires.filter(|e| *e > now)?, l.address)))
+        .max_by_key(|(expires, _)| *expires)
+        .map(|(_, address)| address)
+}
+
+/// Whether the file still has an active entry that gives `mac` the address `address` (bootpd
+/// rewrites the file from its memory after every lease it grants, `dhcpd.c` lines 225-242,
+/// 443-444, 1281-1284: an edit it had not read yet is gone then).
+pub fn holds(leases: &[Lease], mac: Mac, address: Ipv4Addr, now: u64) -> bool {
+    leases
+        .iter()
+        .any(|l| l.mac == Some(mac) && l.address == address && l.active_at(now))
 }
 
 #[cfg(test)]
@@ -304,6 +317,24 @@ mod tests {
             Some("192.168.64.10".parse().unwrap())
         );
         assert_eq!(address_of(&leases, mac, 16), None, "both expired");
+        // Tart ignores an entry without `lease=` and prefers the longest lease, not the last.
+        let text = "{\n\tip_address=192.168.64.9\n\thw_address=1,7e:1:c:d:e:f\n}\n{\n\tip_address=192.168.64.20\n\thw_address=1,7e:1:c:d:e:f\n\tlease=0x90\n}\n{\n\tip_address=192.168.64.5\n\thw_address=1,7e:1:c:d:e:f\n\tlease=0x30\n}\n";
+        assert_eq!(
+            address_of(&parse(text), mac, 0x10),
+            Some("192.168.64.20".parse().unwrap())
+        );
+        assert!(holds(
+            &parse(text),
+            mac,
+            "192.168.64.5".parse().unwrap(),
+            0x10
+        ));
+        assert!(!holds(
+            &parse(text),
+            mac,
+            "192.168.64.5".parse().unwrap(),
+            0x30
+        ));
     }
 
     fn mac(s: &str) -> Mac {

@@ -20,6 +20,7 @@
 //! - [`probe`]: `k0slab doctor --network`, which measures what this host's network allows.
 
 pub mod assign;
+pub mod bootpd_plist;
 pub mod bootptab;
 pub mod dhcp;
 pub mod leases;
