@@ -710,6 +710,23 @@ pub fn resolve(
     lab: Option<&Inputs>,
     default_name: &LabName,
 ) -> Result<Resolved, InputError> {
+    let subnet = DEFAULT_SUBNET.parse().expect("valid default subnet");
+    resolve_with_subnet(flags, env, lab, default_name, subnet)
+}
+
+/// Whether `key` was given as a flag or an environment variable.
+pub fn is_given(key: Key, flags: &Flags, env: &Environment) -> Result<bool, InputError> {
+    Ok(flags.0.contains_key(&key) || lookup_env(env, key.env_name())?.is_some())
+}
+
+/// [`resolve`] with another default subnet (the one bootpd serves on this host).
+pub fn resolve_with_subnet(
+    flags: &Flags,
+    env: &Environment,
+    lab: Option<&Inputs>,
+    default_name: &LabName,
+    default_subnet: Ipv4Net,
+) -> Result<Resolved, InputError> {
     let mut r = Resolver {
         flags,
         env,
@@ -768,7 +785,7 @@ pub fn resolve(
             Key::Subnet,
             lab_subnet,
             |l| l.subnet,
-            || DEFAULT_SUBNET.parse().expect("valid default subnet"),
+            || default_subnet,
         )?,
         network: r.pick(
             Key::Network,

@@ -236,13 +236,34 @@ pub struct Planned {
 pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
     let record = ctx.dir.read_record()?;
     let default_name = LabName::for_directory(ctx.dir.absolute());
-    let resolved = inputs::resolve(
-        flags,
-        ctx.env,
-        record.as_ref().map(|r| &r.inputs),
-        &default_name,
-    )?;
+    let lab = record.as_ref().map(|r| &r.inputs);
+    let mut resolved = inputs::resolve(flags, ctx.env, lab, &default_name)?;
+    // A new lab on bootpd's network with no subnet chosen follows the subnet bootpd serves
+    // (vmnet moves to 192.168.65.0/24 when another program holds bridge100 first).
+    let mut followed = None;
+    if lab.is_none()
+        && resolved.inputs.network.served_by_bootpd()
+        && !inputs::is_given(inputs::Key::Subnet, flags, ctx.env)?
+    {
+        let served = crate::network::dhcp::Files::from_env(ctx.env).served();
+        if let Some(s) = served
+            .as_deref()
+            .and_then(|s| crate::network::bootpd_plist::follow(s, resolved.inputs.subnet))
+            .filter(|s| s.net != resolved.inputs.subnet)
+        {
+            resolved = inputs::resolve_with_subnet(flags, ctx.env, lab, &default_name, s.net)?;
+            followed = Some(s);
+        }
+    }
     let mut topology = Topology::resolve(&resolved.inputs)?;
+    if let Some(s) = followed {
+        topology.warnings.push(format!(
+            "bootpd serves {s} on this host, not {}: the lab uses {} (set {} to choose)",
+            inputs::DEFAULT_SUBNET,
+            s.net,
+            inputs::Key::Subnet.env_name()
+        ));
+    }
     if topology.endpoint.kind == crate::topology::EndpointKind::Cplb
         && topology.network == crate::network::NetworkMode::Nat
     {

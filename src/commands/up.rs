@@ -87,6 +87,44 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before anything is written, a lab subnet that bootpd does not serve on this host:
+/// bootpd would delete every planned address's entry at the VM's first request
+/// ([`network::bootpd_plist`]). Nothing to check when bootpd has no configuration yet (it is
+/// checked again, as root, when the addresses are assigned).
+fn served_subnet(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
+    let t = &planned.topology;
+    if !t.network.served_by_bootpd() {
+        return Ok(());
+    }
+    let files = network::dhcp::Files::from_env(ctx.env);
+    let Some(served) = files.served() else {
+        return Ok(());
+    };
+    let Some(range) = network::bootpd_plist::serving(&served, t.subnet) else {
+        return Err(InputError::Rule(format!(
+            "{}={} but bootpd on this host serves {} ({}): it would delete the lab's addresses \
+             at the VMs' first request. Unset {} to follow the served subnet, or set it to that \
+             subnet",
+            crate::inputs::Key::Subnet.env_name(),
+            t.subnet,
+            network::dhcp::shown_served(&served),
+            files.plist.display(),
+            crate::inputs::Key::Subnet.env_name(),
+        ))
+        .into());
+    };
+    if let Some(n) = t.nodes.iter().find(|n| !range.keeps(n.address)) {
+        return Err(InputError::Rule(format!(
+            "{} would get {}, outside the range bootpd serves, {range} ({})",
+            n.name,
+            n.address,
+            files.plist.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     let t = &planned.topology;
     let dir = ctx.dir.shown().display().to_string();
@@ -438,6 +476,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         ctx.out.result("");
         return dry_run(ctx, &planned);
     }
+    served_subnet(ctx, &planned)?;
     prerequisites(ctx, &planned)?;
     if options.summary {
         ctx.out.info(&plan::table(&planned.topology));

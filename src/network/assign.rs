@@ -239,9 +239,8 @@ impl Restorer<'_> {
         if self.change.is_none() {
             return true;
         }
-        let now = leases::now();
         let all = leases::read(&files(ctx).leases).unwrap_or_default();
-        leases::holds(&all, self.macs[&node.name], node.address, now)
+        leases::holds(&all, self.macs[&node.name], node.address)
     }
 
     /// Writes the lab's entries again (once for all machines that found theirs gone).

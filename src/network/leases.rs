@@ -278,13 +278,15 @@ pub fn address_of(leases: &[Lease], mac: Mac, now: u64) -> Option<Ipv4Addr> {
         .map(|(_, address)| address)
 }
 
-/// Whether the file still has an active entry that gives `mac` the address `address` (bootpd
-/// rewrites the file from its memory after every lease it grants, `dhcpd.c` lines 225-242,
-/// 443-444, 1281-1284: an edit it had not read yet is gone then).
-pub fn holds(leases: &[Lease], mac: Mac, address: Ipv4Addr, now: u64) -> bool {
+/// Whether the file still has an entry that gives `mac` the address `address`, active or not:
+/// bootpd offers an expired entry's address too (`dhcpd.c` lines 752-800), and a client's
+/// RELEASE only sets the expiry to now (lines 1242-1252). bootpd rewrites the file from its
+/// memory after every lease it grants (lines 225-242, 443-444, 1281-1284): an edit it had
+/// not read yet is gone then.
+pub fn holds(leases: &[Lease], mac: Mac, address: Ipv4Addr) -> bool {
     leases
         .iter()
-        .any(|l| l.mac == Some(mac) && l.address == address && l.active_at(now))
+        .any(|l| l.mac == Some(mac) && l.address == address)
 }
 
 #[cfg(test)]

@@ -25,6 +25,12 @@ impl Drop for Sandbox {
             let _ = b.kill();
             let _ = b.wait();
         }
+        // The bootpd processes "launchd" started on demand (tests/standins/lib/network.rb).
+        let pids = fs::read_to_string(self.state().join("bootpd-pids")).unwrap_or_default();
+        for pid in pids.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            // SAFETY: kill(2) of a process this sandbox's stand-ins started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
@@ -37,6 +43,16 @@ pub struct Call {
     pub time: f64,
     pub pid: u64,
     pub status: Option<i64>,
+}
+
+/// The Ruby that runs the stand-ins (`#!/usr/bin/env ruby`): the first on PATH.
+fn which_ruby() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("ruby"))
+        .find(|p| p.is_file())
+        .expect("ruby on PATH (tests/run.sh installs it)")
 }
 
 impl Sandbox {
@@ -79,10 +95,20 @@ impl Sandbox {
         // bootpd's leases and pid file, Tart's home.
         let etc = root.path().join("etc");
         fs::write(etc.join("bootptab"), "# bootptab\n%%\n").unwrap();
+        // bootpd's configuration as Internet Sharing writes it for vmnet's default network.
+        fs::write(
+            etc.join("bootpd.plist"),
+            k0slab::network::bootpd_plist::example("192.168.64.0/24".parse().unwrap()),
+        )
+        .unwrap();
+        // The stand-in bootpd is a Ruby script: the executable its process runs is Ruby's.
+        let ruby = fs::canonicalize(which_ruby()).unwrap();
         for (k, v) in [
             ("K0SLAB_BOOTPTAB", etc.join("bootptab")),
             ("K0SLAB_DHCP_LEASES", root.path().join("db/dhcpd_leases")),
             ("K0SLAB_BOOTPD_PID", root.path().join("db/bootpd.pid")),
+            ("K0SLAB_BOOTPD_PLIST", etc.join("bootpd.plist")),
+            ("K0SLAB_BOOTPD_EXE", ruby),
             ("TART_HOME", root.path().join("home/.tart")),
         ] {
             env.insert(k.into(), v.display().to_string());
@@ -99,6 +125,22 @@ impl Sandbox {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Self { root, env, bootpd }
+    }
+
+    /// Ends the stand-in bootpd as it ends when idle: its pid file stays behind
+    /// (tests/standins/bin/bootpd).
+    pub fn stop_bootpd(&mut self) {
+        if let Some(b) = self.bootpd.take() {
+            // SAFETY: kill(2) of the sandbox's own child.
+            unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+            let mut b = b;
+            let _ = b.wait();
+        }
+    }
+
+    /// bootpd's pid file.
+    pub fn bootpd_pid_file(&self) -> PathBuf {
+        self.root.path().join("db/bootpd.pid")
     }
 
     /// bootpd's leases file as it is now.

@@ -5,12 +5,12 @@
 
 require "json"
 require "time"
+require "ipaddr"
+require "rexml/document"
 
 module Net
   module_function
 
-  POOL = (2..254).freeze # vmnet's shared network 192.168.64.0/24, gateway .1
-  SUBNET_PREFIX = "192.168.64."
   # Softnet runs bootpd with a 600 s lease (cirruslabs/softnet src/main.rs --bootpd-lease-time).
   DYNAMIC_LEASE_SECONDS = 600
 
@@ -24,6 +24,54 @@ module Net
 
   def memory_path
     File.join(Standin.state_dir, "bootpd-memory.json")
+  end
+
+  def plist_path
+    ENV.fetch("K0SLAB_BOOTPD_PLIST")
+  end
+
+  # The subnets bootpd allocates from: /etc/bootpd.plist `Subnets`, each with net_address,
+  # net_mask, net_range [start, end] and allocate (false unless set) (apple-oss-distributions/
+  # bootp bootp-494.60.3 bootpd.tproj/bootpd.c lines 152-158 and 1019, bootplib/subnets.c
+  # lines 880-980). Read with the rest of the configuration at the first packet and after a
+  # SIGHUP; the stand-in reads it at each exchange (the tests change it only between runs).
+  def served_subnets
+    return [] unless File.exist?(plist_path)
+
+    doc = REXML::Document.new(File.read(plist_path))
+    top = doc.root.elements["dict"]
+    subnets = plist_value(top)["Subnets"] || []
+    subnets.filter_map do |s|
+      next unless s["allocate"] == true
+
+      net = IPAddr.new("#{s['net_address']}/#{s['net_mask']}")
+      first, last = s["net_range"].map { |a| IPAddr.new(a) }
+      { "net" => net, "first" => first, "last" => last }
+    end
+  end
+
+  def plist_value(el)
+    case el.name
+    when "dict"
+      el.elements.to_a.each_slice(2).to_h { |k, v| [k.text, plist_value(v)] }
+    when "array" then el.elements.map { |e| plist_value(e) }
+    when "true" then true
+    when "false" then false
+    when "integer" then el.text.to_i
+    else el.text
+    end
+  end
+
+  # An address bootpd keeps an entry for: inside the net_range of a subnet that allocates
+  # (bootplib/subnets.c lines 218-232, 1228-1245).
+  def in_range?(address)
+    ip = IPAddr.new(address)
+    served_subnets.any? { |s| s["net"].include?(ip) && s["first"] <= ip && ip <= s["last"] }
+  end
+
+  # The served subnet's prefix length and broadcast address, for the guest's `ip addr` lines.
+  def served_net
+    served_subnets.first&.fetch("net") || IPAddr.new("192.168.64.0/24")
   end
 
   # bootpd writes bytes without leading zeros (apple-oss-distributions/bootp
@@ -65,9 +113,11 @@ module Net
     end
   end
 
-  # bootpd's memory: what it read last. It reads both files again only after SIGHUP, at its
-  # next packet, and bootptab only when its mtime differs in whole seconds (bootpd.c lines
-  # 1121-1126, 2349-2366; bootpdfile.c lines 126-132; dhcpd.c lines 187-209).
+  # bootpd's memory: what it read last. It reads both files at its first packet (a faked first
+  # SIGHUP) and again only after SIGHUP, at its next packet, and bootptab only when its mtime
+  # differs in whole seconds (bootpd.c lines 227, 1121-1126, 2349-2366; bootpdfile.c lines
+  # 126-132; dhcpd.c lines 187-209). The memory goes with the process (bin/bootpd deletes it
+  # when it exits).
   def memory
     m = Standin.read_json(memory_path, nil)
     if m.nil?
@@ -84,6 +134,40 @@ module Net
     File.join(Standin.state_dir, "bootpd-sighup")
   end
 
+  # Written by bin/bootpd while it runs (its pid), removed when it exits.
+  def running_path
+    File.join(Standin.state_dir, "bootpd-running")
+  end
+
+  def lock_path
+    File.join(Standin.state_dir, "bootpd.lock")
+  end
+
+  def last_packet_path
+    File.join(Standin.state_dir, "bootpd-last-packet")
+  end
+
+  # launchd starts bootpd on demand when a DHCP packet arrives and it is not running
+  # (bootpd.tproj/bootps.plist: inetd-compatible, Sockets bootps). Its pids are recorded in
+  # bootpd-pids so that the tests' sandbox can end them.
+  def ensure_running
+    return if File.exist?(running_path) && alive?(File.read(running_path).to_i)
+
+    FileUtils.rm_f([memory_path, hup_flag]) # a new process remembers nothing
+    pid = Process.spawn(File.expand_path("../bin/bootpd", __dir__), in: File::NULL, out: File::NULL,
+                                                                     pgroup: true)
+    Process.detach(pid)
+    File.open(File.join(Standin.state_dir, "bootpd-pids"), "a") { |f| f.puts(pid) }
+    deadline = Time.now + 10
+    sleep(0.02) until (File.exist?(running_path) && File.read(running_path).to_i == pid) || Time.now > deadline
+  end
+
+  def alive?(pid)
+    pid.positive? && Process.kill(0, pid) && true
+  rescue Errno::ESRCH, Errno::EPERM
+    false
+  end
+
   def reload(m, first)
     if File.exist?(bootptab_path)
       mtime = File.mtime(bootptab_path).to_i
@@ -97,22 +181,45 @@ module Net
     m
   end
 
+  # bootpd writes dhcpd_leases from its memory, newest first: dhcpd_leases- then a rename
+  # (bootplib/NICache.c lines 393-426). Whatever the file said that bootpd had not read is gone.
   def save_leases(m)
     Standin.write_json(memory_path, m)
-    tmp = "#{leases_path}-" # bootpd writes dhcpd_leases- then renames (NICache.c 393-426)
+    tmp = "#{leases_path}-"
     File.write(tmp, format_leases(m["leases"]))
     File.rename(tmp, leases_path)
+  end
+
+  # The guest's DHCP client gives its lease back (systemd-networkd's SendRelease=, on by
+  # default, when the client stops): bootpd sets the entry's expiry to now and keeps the
+  # entry (bootpd.tproj/dhcpd.c lines 1242-1252), then writes the file (1281-1284).
+  def release(vm)
+    with_bootpd do
+      m = memory
+      identifier = "1,#{bootpd_bytes(vm['mac'])}"
+      entry = m["leases"].find { |e| e["identifier"] == identifier }
+      if entry
+        entry["lease"] = format("0x%x", Time.now.to_i)
+        save_leases(m)
+      end
+    end
+  end
+
+  def with_bootpd
+    ensure_running
+    # bootpd is one process and handles one packet at a time.
+    File.open(lock_path, File::CREAT | File::RDWR) do |lock|
+      lock.flock(File::LOCK_EX)
+      File.write(last_packet_path, Time.now.to_f.to_s)
+      yield
+    end
   end
 
   # One DHCP exchange of `vm` with bootpd. `requested` is the address an INIT-REBOOT asks for
   # (nil: DISCOVER). Returns the address and whether the lease is infinite. The client
   # identifier is type 1 + the MAC (the cirruslabs image's netplan uses dhcp-identifier: mac).
   def exchange(vm, requested = nil)
-    # bootpd is one process and handles one packet at a time.
-    File.open(File.join(Standin.state_dir, "bootpd.lock"), File::CREAT | File::RDWR) do |lock|
-      lock.flock(File::LOCK_EX)
-      exchange_locked(vm, requested)
-    end
+    with_bootpd { exchange_locked(vm, requested) }
   end
 
   def exchange_locked(vm, _requested)
@@ -126,11 +233,20 @@ module Net
 
     now = Time.now.to_i
     entry = m["leases"].find { |e| e["identifier"] == identifier }
+    # An entry whose address is outside the range of every allocating subnet is deleted and
+    # the file written at once (dhcpd.c lines 758-768, S_remove_host at 225-235).
+    if entry && !in_range?(entry["ip_address"])
+      m["leases"].delete(entry)
+      save_leases(m)
+      entry = nil
+    end
     # An INIT-REBOOT for another address than the client's entry gets a NAK, and the client
     # starts over with DISCOVER (dhcpd.c lines 1063-1066).
     if entry.nil?
       taken = m["leases"].map { |e| e["ip_address"] } + m["bootptab"].map { |b| b["ip"] }
-      free = POOL.map { |h| "#{SUBNET_PREFIX}#{h}" }.find { |a| !taken.include?(a) } # S_ipinuse, dhcpd.c 356-390
+      # From the start of the range, the first address nobody holds (S_ipinuse, dhcpd.c 356-390).
+      free = served_subnets.lazy.flat_map { |sn| (sn["first"].to_i..sn["last"].to_i).lazy.map { |i| IPAddr.new(i, Socket::AF_INET).to_s } }
+                           .find { |a| !taken.include?(a) }
       Standin.fail!("stand-in bootpd: no free address") if free.nil?
       entry = { "name" => vm["hostname"] || "ubuntu", "ip_address" => free,
                 "hw_address" => identifier, "identifier" => identifier }
@@ -243,17 +359,18 @@ module Net
     !(private?(src) && private?(dst))
   end
 
-  # Tart's `dhcp` resolver: the leases file as it is on disk, expired entries dropped, the
-  # newest per MAC kept, hw_address=1,<mac> compared byte by byte (cirruslabs/tart
-  # Sources/tart/DHCPLeases/Leases.swift lines 22-51, Lease.swift lines 12-26). A client served
-  # from a bootptab line has no entry there, so Tart finds nothing for it.
+  # Tart's `dhcp` resolver: the leases file as it is on disk; an entry without `lease=` is
+  # skipped, expired entries dropped, of several per MAC the longest lease kept, hw_address=
+  # 1,<mac> compared byte by byte (cirruslabs/tart Sources/tart/MACAddressResolver/Leases.swift
+  # lines 39-51, Lease.swift lines 10-41). A client served from a bootptab line has no entry
+  # there, so Tart finds nothing for it.
   def tart_ip_dhcp(mac)
     return nil unless File.exist?(leases_path)
 
     now = Time.now.to_i
     parse_leases(File.read(leases_path))
       .select { |e| e["hw_address"].to_s.start_with?("1,") && same_mac?(e["hw_address"][2..], mac) }
-      .reject { |e| e["lease"] && Integer(e["lease"]) < now }
-      .max_by { |e| e["lease"] ? Integer(e["lease"]) : Float::INFINITY }&.fetch("ip_address")
+      .select { |e| e["lease"] && Integer(e["lease"]) > now }
+      .max_by { |e| Integer(e["lease"]) }&.fetch("ip_address")
   end
 end
