@@ -781,12 +781,7 @@ pub fn resolve_with_subnet(
             |l| l.name.clone(),
             || default_name.clone(),
         )?,
-        subnet: r.pick(
-            Key::Subnet,
-            lab_subnet,
-            |l| l.subnet,
-            || default_subnet,
-        )?,
+        subnet: r.pick(Key::Subnet, lab_subnet, |l| l.subnet, || default_subnet)?,
         network: r.pick(
             Key::Network,
             |s| s.parse(),

@@ -155,6 +155,7 @@ pub fn planned_addresses(
     updated.assigned = macs.clone();
     let restorer = Restorer {
         change: change.clone(),
+        planned: &planned,
         macs: &macs,
         restores: Mutex::new(0),
     };
@@ -226,10 +227,13 @@ fn start_move(ctx: &Context<'_>, node: &Node, prefix: u8, by_bootpd: bool) -> Re
 
 /// Puts back the lab's entries when bootpd dropped them: it rewrites the leases file from its
 /// memory after every lease it grants (`dhcpd.c` lines 225-242, 443-444, 1281-1284), so an
-/// edit it had not read yet is lost. At most [`MAX_RESTORES`] times.
+/// edit it had not read yet is lost, and a guest that started over meanwhile got its old
+/// address again. At most [`MAX_RESTORES`] times.
 struct Restorer<'a> {
     change: Option<Change>,
+    planned: &'a crate::commands::Planned,
     macs: &'a BTreeMap<String, Mac>,
+    /// How often the entries were put back; held while one machine is put back and moved.
     restores: Mutex<u32>,
 }
 
@@ -243,32 +247,49 @@ impl Restorer<'_> {
         leases::holds(&all, self.macs[&node.name], node.address)
     }
 
-    /// Writes the lab's entries again (once for all machines that found theirs gone).
-    fn restore(&self, ctx: &Context<'_>, node: &Node) -> Result<()> {
+    /// Writes the lab's entries again (once for all machines that found theirs gone), then
+    /// makes every guest that bootpd gave another address meanwhile start over, reaching it
+    /// at that address.
+    fn restore(&self, ctx: &Context<'_>, node: &Node, prefix: u8) -> Result<()> {
         let Some(change) = &self.change else {
             return Ok(());
         };
         let mut restores = self.restores.lock().unwrap_or_else(|e| e.into_inner());
-        if self.entry_kept(ctx, node) {
-            return Ok(()); // another machine's wait put it back already
+        let now = leases::now();
+        let all = leases::read(&files(ctx).leases).unwrap_or_default();
+        if leases::holds(&all, self.macs[&node.name], node.address) {
+            return Ok(()); // another machine's wait put the entries back already
         }
         *restores += 1;
         if *restores > MAX_RESTORES {
             return Err(Error::Step(format!(
                 "bootpd keeps dropping the lab's entries from {} (put back {MAX_RESTORES} \
-                 times): it rewrites the file from its memory after every lease it grants, and \
-                 it did not read k0slab's edit first. Is another program editing the file, or \
-                 another bootpd running? `sudo launchctl kickstart -k system/com.apple.bootpd` \
-                 restarts it; then run `k0slab up` again",
+                 times): it rewrites the file from its memory after every lease it grants, \
+                 and it did not read k0slab's edit first. Is another program editing the \
+                 file, or another bootpd running? `sudo launchctl kickstart -k \
+                 system/com.apple.bootpd` restarts it; then run `k0slab up` again",
                 files(ctx).leases.display()
             )));
         }
         ctx.out.warn(&format!(
-            "bootpd rewrote its leases file from memory and dropped {}'s entry for {}: putting \
-             the lab's entries back ({} of at most {MAX_RESTORES})",
+            "bootpd rewrote its leases file from memory and dropped {}'s entry for {}: \
+             putting the lab's entries back ({} of at most {MAX_RESTORES})",
             node.name, node.address, *restores
         ));
         dhcp::apply(ctx.env, &ctx.out, change, ASSIGN_WHY)?;
+        // The guests hold what bootpd gave them without the entries: reach each there.
+        for n in &self.planned.topology.nodes {
+            let Some(current) =
+                leases::address_of(&all, self.macs[&n.name], now).filter(|a| *a != n.address)
+            else {
+                continue;
+            };
+            let at = BTreeMap::from([(n.name.clone(), current)]);
+            render::write_lab_with(ctx, self.planned, self.macs, &at)?;
+            let moved = start_move(ctx, n, prefix, true);
+            render::write_lab_with(ctx, self.planned, self.macs, &BTreeMap::new())?;
+            moved?;
+        }
         Ok(())
     }
 }
@@ -298,9 +319,7 @@ fn wait_for_planned(
         loop {
             crate::process::check_interrupted()?;
             if !restorer.entry_kept(ctx, node) {
-                restorer.restore(ctx, node)?;
-                // The guest took whatever bootpd offered without the entry: start over.
-                start_move(ctx, node, prefix, by_bootpd)?;
+                restorer.restore(ctx, node, prefix)?;
             }
             let seen = vagrant
                 .ssh_output(&node.name, ADDRESS_QUERY)

@@ -151,15 +151,21 @@ module Net
   # (bootpd.tproj/bootps.plist: inetd-compatible, Sockets bootps). Its pids are recorded in
   # bootpd-pids so that the tests' sandbox can end them.
   def ensure_running
-    return if File.exist?(running_path) && alive?(File.read(running_path).to_i)
+    # launchd starts one bootpd for the socket, however many packets arrive at once.
+    File.open(File.join(Standin.state_dir, "launchd.lock"), File::CREAT | File::RDWR) do |lock|
+      lock.flock(File::LOCK_EX)
+      return if File.exist?(running_path) && alive?(File.read(running_path).to_i)
 
-    FileUtils.rm_f([memory_path, hup_flag]) # a new process remembers nothing
-    pid = Process.spawn(File.expand_path("../bin/bootpd", __dir__), in: File::NULL, out: File::NULL,
-                                                                     pgroup: true)
-    Process.detach(pid)
-    File.open(File.join(Standin.state_dir, "bootpd-pids"), "a") { |f| f.puts(pid) }
-    deadline = Time.now + 10
-    sleep(0.02) until (File.exist?(running_path) && File.read(running_path).to_i == pid) || Time.now > deadline
+      FileUtils.rm_f([memory_path, hup_flag]) # a new process remembers nothing
+      # Detached from the stand-in that asked: no inherited stdout or stderr (the caller's
+      # reader would wait for the daemon to close them), a process group of its own.
+      pid = Process.spawn(File.expand_path("../bin/bootpd", __dir__),
+                          in: File::NULL, out: File::NULL, err: File::NULL, pgroup: true)
+      Process.detach(pid)
+      File.open(File.join(Standin.state_dir, "bootpd-pids"), "a") { |f| f.puts(pid) }
+      deadline = Time.now + 10
+      sleep(0.02) until (File.exist?(running_path) && File.read(running_path).to_i == pid) || Time.now > deadline
+    end
   end
 
   def alive?(pid)
