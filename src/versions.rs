@@ -52,12 +52,13 @@ pub const MACOS_FOR_SOFTNET: Version = (15, 0, 0);
 pub const SOFTNET_UPGRADE: &str = "brew upgrade cirruslabs/cli/softnet, then once more: sudo \
      chown root \"$(which softnet)\" && sudo chmod u+s \"$(which softnet)\"";
 
-/// `1.2.3`, or `15.0` for macOS.
+/// `1.2.3`.
 pub fn shown(v: Version) -> String {
     format!("{}.{}.{}", v.0, v.1, v.2)
 }
 
-fn shown_macos(v: Version) -> String {
+/// A macOS version as `sw_vers` prints it: `14.6`, `15.3.1`.
+pub fn shown_macos(v: Version) -> String {
     if v.2 == 0 {
         format!("{}.{}", v.0, v.1)
     } else {

@@ -127,7 +127,7 @@ fn macos_row(ctx: &Context<'_>) -> (Row, Option<versions::Version>) {
         Some(Err(e)) => (row("macOS", Status::Fail, e.to_string()), None),
         Some(Ok(m)) => (
             match versions::check_macos(m) {
-                Ok(()) => row("macOS", Status::Ok, versions::shown(m)),
+                Ok(()) => row("macOS", Status::Ok, versions::shown_macos(m)),
                 Err(e) => row("macOS", Status::Fail, e.to_string()),
             },
             Some(m),
