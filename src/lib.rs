@@ -43,6 +43,7 @@ pub mod templates;
 pub mod tools;
 pub mod topology;
 pub mod vagrant;
+pub mod versions;
 pub mod vm_registry;
 
 pub use error::{Error, Result};

@@ -53,12 +53,18 @@ impl Tool {
     }
 
     /// The oldest release k0slab works with, if it cares: vagrant-tart needs Vagrant 2.3;
-    /// k0sctl learned `hostname` overrides and CPLB-aware config handling by v0.17.
+    /// k0sctl learned `hostname` overrides and CPLB-aware config handling by v0.17. Tart:
+    /// 2.10.0. `tart run --net-softnet-allow`, which the default network passes, came in 2.7.1
+    /// (cirruslabs/tart commit ee27cc5, `Sources/tart/Commands/Run.swift`), but vagrant-tart
+    /// 0.0.6 and newer (see [`crate::versions`]) also pass `--no-clipboard` unless `clipboard`
+    /// is set (letiemble/vagrant-tart `lib/vagrant-tart/util/driver.rb` line 122), which Tart
+    /// knows from 2.10.0 on (cirruslabs/tart commit 3ff3850); an older Tart refuses the option.
     pub fn minimum_version(self) -> Option<(u32, u32, u32)> {
         match self {
             Tool::Vagrant => Some((2, 3, 0)),
             Tool::K0sctl => Some((0, 17, 0)),
-            Tool::Kubectl | Tool::Tart | Tool::Curl => None,
+            Tool::Tart => Some((2, 10, 0)),
+            Tool::Kubectl | Tool::Curl => None,
         }
     }
 
@@ -83,7 +89,20 @@ impl Tool {
             Tool::Curl => "curl ships with macOS; elsewhere: brew install curl",
         }
     }
+
+    /// How to replace an installed release that is too old.
+    pub fn upgrade_hint(self) -> &'static str {
+        match self {
+            Tool::Tart => "brew upgrade cirruslabs/cli/tart",
+            other => other.install_hint(),
+        }
+    }
 }
+
+/// What `tart --version` prints for a build from source: Tart prints the release tag that CI
+/// substitutes into `CI.version`, else `SNAPSHOT` (cirruslabs/tart `Sources/tart/CI/CI.swift`
+/// lines 2-6, `.ci/set-version.sh`, `Sources/tart/Root.swift` line 12).
+const TART_SOURCE_BUILD: &str = "SNAPSHOT";
 
 impl fmt::Display for Tool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +127,11 @@ pub fn check_version(tool: Tool, output: &str) -> Result<()> {
         return Ok(());
     };
     let shown = |v: (u32, u32, u32)| format!("{}.{}.{}", v.0, v.1, v.2);
+    if tool == Tool::Tart && output.trim() == TART_SOURCE_BUILD {
+        // A build from source has no release number to compare; whoever builds Tart from
+        // source builds a recent one.
+        return Ok(());
+    }
     let Some(have) = parse_version(output) else {
         return Err(Error::Step(format!(
             "`{}` printed {:?}: no version number to check against the {} k0slab needs",
@@ -124,7 +148,7 @@ pub fn check_version(tool: Tool, output: &str) -> Result<()> {
          with: {}",
         shown(have),
         shown(min),
-        tool.install_hint()
+        tool.upgrade_hint()
     )))
 }
 
@@ -259,9 +283,20 @@ mod tests {
                 .starts_with("k0sctl is too old: version 0.16.0 is older than the 0.17.0"),
             "{err}"
         );
-        assert!(check_version(Tool::Tart, "1.0.0").is_ok());
+        assert!(check_version(Tool::Tart, "2.10.0\n").is_ok());
+        assert!(check_version(Tool::Tart, "2.32.1\n").is_ok());
         assert!(
-            check_version(Tool::Tart, "no version here").is_ok(),
+            check_version(Tool::Tart, "SNAPSHOT\n").is_ok(),
+            "a source build"
+        );
+        let err = check_version(Tool::Tart, "2.9.1\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tart is too old: version 2.9.1 is older than the 2.10.0 k0slab needs; install a \
+             newer one with: brew upgrade cirruslabs/cli/tart"
+        );
+        assert!(
+            check_version(Tool::Kubectl, "no version here").is_ok(),
             "no minimum"
         );
         let err = check_version(Tool::Vagrant, "no version here\n").unwrap_err();

@@ -1,6 +1,7 @@
-//! `k0slab doctor`: is this host ready for the lab? Tools with versions, the vagrant-tart
-//! plugin, CPUs and memory against the planned VMs, and DHCP leases that would collide with
-//! the lab's static addresses.
+//! `k0slab doctor`: is this host ready for the lab? macOS, tools with versions (each against the
+//! oldest release k0slab works with), the vagrant-tart plugin, Softnet on the Softnet network,
+//! CPUs and memory against the planned VMs, and DHCP leases that would collide with the lab's
+//! static addresses.
 
 use std::net::Ipv4Addr;
 
@@ -13,10 +14,12 @@ use crate::host;
 use crate::inputs::Flags;
 use crate::k0sctl::K0sctl;
 use crate::kubectl::Kubectl;
+use crate::network::{softnet, NetworkMode};
 use crate::output::{self, first_line};
 use crate::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::Node;
+use crate::versions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +96,10 @@ fn plugin_row(ctx: &Context<'_>) -> Row {
     };
     match vagrant.plugins() {
         Ok(list) => match list.lines().find(|l| l.trim_start().starts_with(super::plugin::PLUGIN)) {
-            Some(line) => row("vagrant-tart", Status::Ok, line.trim()),
+            Some(line) => match versions::check_plugin(&list) {
+                Ok(()) => row("vagrant-tart", Status::Ok, line.trim()),
+                Err(e) => row("vagrant-tart", Status::Fail, e.to_string()),
+            },
             None => row(
                 "vagrant-tart",
                 Status::Fail,
@@ -101,6 +107,64 @@ fn plugin_row(ctx: &Context<'_>) -> Row {
             ),
         },
         Err(e) => row("vagrant-tart", Status::Fail, e.to_string()),
+    }
+}
+
+/// This Mac's version against Tart's; also what Softnet's row compares with.
+fn macos_row(ctx: &Context<'_>) -> (Row, Option<versions::Version>) {
+    match versions::macos(ctx.env, &ctx.out) {
+        None => (
+            row(
+                "macOS",
+                Status::Warn,
+                format!(
+                    "sw_vers not found: not macOS? Tart runs on macOS {} or newer",
+                    versions::shown(versions::MACOS_FOR_TART)
+                ),
+            ),
+            None,
+        ),
+        Some(Err(e)) => (row("macOS", Status::Fail, e.to_string()), None),
+        Some(Ok(m)) => (
+            match versions::check_macos(m) {
+                Ok(()) => row("macOS", Status::Ok, versions::shown_macos(m)),
+                Err(e) => row("macOS", Status::Fail, e.to_string()),
+            },
+            Some(m),
+        ),
+    }
+}
+
+/// Softnet, on the Softnet network: there, set up (SUID bit or passwordless sudo), and a
+/// release that lets VMs reach each other and runs on this Mac.
+fn softnet_row(ctx: &Context<'_>, macos: Option<versions::Version>) -> Row {
+    let Some(path) = softnet::find(ctx.env) else {
+        return row(
+            "softnet",
+            Status::Fail,
+            format!("not found; install with: {}", softnet::SETUP_HINT),
+        );
+    };
+    if let Err(problem) = softnet::check(ctx.env, &ctx.out) {
+        return row(
+            "softnet",
+            Status::Fail,
+            format!("{problem}; set it up with: {}", softnet::SETUP_HINT),
+        );
+    }
+    match versions::check_softnet(&path, macos) {
+        Ok(None) => {
+            let resolved = std::fs::canonicalize(&path).unwrap_or(path);
+            let version = versions::softnet_version(&resolved)
+                .map_or_else(String::new, |v| format!("{} ", versions::shown(v)));
+            row(
+                "softnet",
+                Status::Ok,
+                format!("{version}({})", resolved.display()),
+            )
+        }
+        Ok(Some(warning)) => row("softnet", Status::Warn, warning),
+        Err(e) => row("softnet", Status::Fail, e.to_string()),
     }
 }
 
@@ -186,8 +250,13 @@ const PROBE_NEEDS: [&str; 3] = ["vagrant", "tart", "vagrant-tart"];
 
 pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) -> Result<()> {
     let planned = plan_lab(ctx, flags)?;
-    let mut rows = tool_rows(ctx);
+    let (macos, macos_version) = macos_row(ctx);
+    let mut rows = vec![macos];
+    rows.extend(tool_rows(ctx));
     rows.push(plugin_row(ctx));
+    if planned.topology.network == NetworkMode::Softnet {
+        rows.push(softnet_row(ctx, macos_version));
+    }
     rows.extend(resource_rows(&planned.topology.nodes));
     rows.push(lease_row(
         ctx,

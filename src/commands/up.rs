@@ -59,6 +59,13 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             hint: "vagrant plugin install vagrant-tart",
         });
     }
+    crate::versions::check(
+        ctx.env,
+        &ctx.out,
+        ctx.tools.get(Tool::Tart)?,
+        &plugins,
+        &planned.topology.network,
+    )?;
     if planned.topology.network == NetworkMode::Softnet {
         softnet::check(ctx.env, &ctx.out).map_err(|problem| Error::ToolMissing {
             tool: "softnet",

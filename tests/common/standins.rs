@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The Softnet release a sandbox has unless a test installs another (the newest tag).
+pub const SOFTNET_VERSION: &str = "0.19.0";
+
 pub fn standins_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/bin")
 }
@@ -61,16 +64,6 @@ impl Sandbox {
         for d in ["state", "work", "home", "bin", "etc", "db"] {
             fs::create_dir_all(root.path().join(d)).unwrap();
         }
-        // Softnet after its one-time set-up: owned by root with the SUID bit (the tests run as
-        // root, as CI does).
-        let softnet = root.path().join("bin/softnet");
-        fs::write(
-            &softnet,
-            "#!/bin/sh\necho 'stand-in softnet: Tart starts it' >&2\nexit 1\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&softnet, fs::Permissions::from_mode(0o4755)).unwrap();
         let path = format!(
             "{}:{}:{}",
             standins_bin().display(),
@@ -124,7 +117,47 @@ impl Sandbox {
         while !pid_file.exists() && started.elapsed() < std::time::Duration::from_secs(10) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Self { root, env, bootpd }
+        let sb = Self { root, env, bootpd };
+        sb.install_softnet(Some(SOFTNET_VERSION));
+        sb
+    }
+
+    /// Puts Softnet on the sandbox's PATH as Homebrew installs it, after its one-time set-up:
+    /// `Cellar/softnet/<version>/bin/softnet`, owned by root with the SUID bit (the tests run
+    /// as root, as CI does), linked from `bin/softnet` (Homebrew/brew
+    /// `Library/Homebrew/formula.rb`, `versioned_prefix`: `rack/v`). Softnet prints no version
+    /// (cirruslabs/softnet `src/main.rs` lines 25-26: no clap `version`), so that path is where
+    /// k0slab reads it. `None`: a softnet outside any Cellar, whose version nobody can tell.
+    pub fn install_softnet(&self, version: Option<&str>) {
+        use std::os::unix::fs::PermissionsExt;
+        let link = self.root.path().join("bin/softnet");
+        let _ = fs::remove_file(&link);
+        let _ = fs::remove_dir_all(self.root.path().join("Cellar"));
+        let _ = fs::remove_dir_all(self.root.path().join("elsewhere"));
+        let file = match version {
+            Some(v) => self
+                .root
+                .path()
+                .join(format!("Cellar/softnet/{v}/bin/softnet")),
+            None => self.root.path().join("elsewhere/softnet"),
+        };
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        // What Softnet does when run by hand: clap refuses `--version`; anything else needs the
+        // VM's file descriptor that only Tart passes.
+        fs::write(
+            &file,
+            "#!/bin/sh
+if [ \"$1\" = --version ]; then
+  echo \"error: unexpected argument '--version' found\" >&2
+  exit 2
+fi
+echo 'stand-in softnet: Tart starts it' >&2
+exit 1
+",
+        )
+        .unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o4755)).unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
     }
 
     /// Ends the stand-in bootpd as it ends when idle: its pid file stays behind

@@ -335,10 +335,10 @@ module Net
   # Isolated: on macOS 13+ the shared network puts VM interfaces on bridge100 as PRIVATE
   # members, which cannot reach each other (cirruslabs/tart#718, #837, softnet#37); Softnet
   # lifts it only with --allow=0.0.0.0/0.
-  # STANDIN_MACOS_MAJOR (default 15) is the host's macOS; before 13 bridge100 had no PRIVATE
-  # members (cirruslabs/tart#718).
+  # Standin.macos_major (STANDIN_MACOS_VERSION or STANDIN_MACOS_MAJOR, default 15) is the
+  # host's macOS; before 13 bridge100 had no PRIVATE members (cirruslabs/tart#718).
   def private?(vm)
-    return false if ENV.fetch("STANDIN_MACOS_MAJOR", "15").to_i < 13
+    return false if Standin.macos_major < 13
 
     n = vm["network"]
     n["kind"] == "nat" || (n["kind"] == "softnet" && !n["allow_all"])

@@ -130,6 +130,20 @@ module Standin
     end
   end
 
+  # The host's macOS, for the stand-in sw_vers and lib/network.rb alike: STANDIN_MACOS_VERSION,
+  # else STANDIN_MACOS_MAJOR.0 (the older knob, which only gave the major version), else 15.5.
+  def macos_version
+    v = ENV["STANDIN_MACOS_VERSION"].to_s
+    return v unless v.empty?
+
+    major = ENV["STANDIN_MACOS_MAJOR"].to_s
+    major.empty? ? "15.5" : "#{major}.0"
+  end
+
+  def macos_major
+    macos_version.split(".").first.to_i
+  end
+
   def fail!(message, status = 1)
     warn message
     exit status
