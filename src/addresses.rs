@@ -54,6 +54,31 @@ impl Allocation {
         self.claim(addr, owner)
     }
 
+    /// Marks `addr` as held by `holder` (another lab on this host), if it lies in the subnet.
+    pub fn hold(&mut self, addr: Ipv4Addr, holder: &str) {
+        if self.subnet.is_some_and(|s| s.contains(&addr)) {
+            self.owners
+                .entry(addr)
+                .or_insert_with(|| holder.to_string());
+        }
+    }
+
+    /// Claims the first host number from `n` on that nobody holds, for `owner`.
+    pub fn claim_first_free(&mut self, n: u32, owner: &str) -> Result<Ipv4Addr, InputError> {
+        let subnet = self.subnet.expect("allocation has a subnet");
+        let free = (n..)
+            .map_while(|h| host(subnet, h))
+            .find(|a| !self.owners.contains_key(a))
+            .ok_or_else(|| {
+                InputError::Rule(format!(
+                    "{owner} would get host .{n} of {subnet} or a later one, but other labs on \
+                     this host hold every one of them: destroy one, or choose another \
+                     K0SLAB_SUBNET"
+                ))
+            })?;
+        self.claim(free, owner)
+    }
+
     /// Claims `addr` for `owner`: it must be a host address of the subnet that nobody holds.
     pub fn claim(&mut self, addr: Ipv4Addr, owner: &str) -> Result<Ipv4Addr, InputError> {
         let subnet = self.subnet.expect("allocation has a subnet");
@@ -118,6 +143,27 @@ mod tests {
             err.to_string(),
             "control-plane-11 would get 192.168.64.20, which is already worker-1's address"
         );
+    }
+
+    #[test]
+    fn the_first_free_host_skips_what_others_hold() {
+        let mut a = Allocation::new(net("192.168.64.0/24"));
+        a.hold("192.168.64.10".parse().unwrap(), "lab a");
+        a.hold("192.168.64.11".parse().unwrap(), "lab a");
+        a.hold("10.0.0.1".parse().unwrap(), "elsewhere");
+        assert_eq!(
+            a.claim_first_free(10, "control-plane-1")
+                .unwrap()
+                .to_string(),
+            "192.168.64.12"
+        );
+        let err = a.claim(Ipv4Addr::new(192, 168, 64, 10), "x").unwrap_err();
+        assert!(err.to_string().contains("lab a"), "{err}");
+        for h in 13..=254 {
+            a.hold(Ipv4Addr::new(192, 168, 64, h), "lab b");
+        }
+        let err = a.claim_first_free(20, "worker-1").unwrap_err();
+        assert!(err.to_string().contains("other labs on this host"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod error;
 pub mod fsutil;
 pub mod health;
 pub mod host;
+pub mod host_addresses;
 pub mod image;
 pub mod inputs;
 pub mod k0sctl;

@@ -159,9 +159,44 @@ pub struct Topology {
     pub warnings: Vec<String>,
 }
 
+/// The addresses a lab resolves on: its own (kept) and those other labs hold.
+#[derive(Debug, Clone, Default)]
+pub struct Hosts {
+    /// By machine name (and [`ENDPOINT_KEY`] for the endpoint): addresses to keep.
+    pub kept: std::collections::BTreeMap<String, std::net::Ipv4Addr>,
+    /// Addresses other labs on this host hold, with who holds them.
+    pub held: std::collections::BTreeMap<std::net::Ipv4Addr, String>,
+}
+
+/// The key of the endpoint's address in [`Hosts::kept`].
+pub const ENDPOINT_KEY: &str = "(endpoint)";
+
+impl Hosts {
+    /// The addresses a recorded lab keeps: its machines' and its endpoint's.
+    pub fn kept_from(
+        nodes: &[Node],
+        endpoint: &Endpoint,
+    ) -> std::collections::BTreeMap<String, std::net::Ipv4Addr> {
+        let mut kept: std::collections::BTreeMap<_, _> =
+            nodes.iter().map(|n| (n.name.clone(), n.address)).collect();
+        if endpoint.kind != EndpointKind::None {
+            kept.insert(ENDPOINT_KEY.to_string(), endpoint.address);
+        }
+        kept
+    }
+}
+
 impl Topology {
     /// Applies the topology rules to `inputs`. Pure: no I/O.
     pub fn resolve(inputs: &Inputs) -> Result<Topology, InputError> {
+        Self::resolve_on(inputs, &Hosts::default())
+    }
+
+    /// [`Topology::resolve`] on a host where other labs hold addresses: each machine keeps the
+    /// address `hosts.kept` names for it (the lab's own, from `lab.json`); any other gets the
+    /// first host number from the PRD's (.10 controllers, .20 workers, .100 the endpoint) that
+    /// no other lab holds. With nothing held, the PRD's numbers exactly. Pure: no I/O.
+    pub fn resolve_on(inputs: &Inputs, hosts: &Hosts) -> Result<Topology, InputError> {
         let controllers = inputs.control_plane_count;
         let workers = inputs.worker_count;
         let mut warnings = Vec::new();
@@ -233,10 +268,18 @@ impl Topology {
         }
 
         let mut alloc = Allocation::new(inputs.subnet);
+        for (address, holder) in &hosts.held {
+            alloc.hold(*address, holder);
+        }
+        let place = |alloc: &mut Allocation, name: &str, first: u32| match hosts.kept.get(name) {
+            Some(a) if inputs.subnet.contains(a) => alloc.claim(*a, name),
+            _ if hosts.held.is_empty() => alloc.claim_host(first, name),
+            _ => alloc.claim_first_free(first, name),
+        };
         let mut nodes = Vec::with_capacity((controllers + workers + 1) as usize);
         for i in 1..=controllers {
             let name = format!("control-plane-{i}");
-            let address = alloc.claim_host(addresses::FIRST_CONTROLLER_HOST + i - 1, &name)?;
+            let address = place(&mut alloc, &name, addresses::FIRST_CONTROLLER_HOST + i - 1)?;
             let r = roles::controller_role(i, controllers, workers, inputs.controller_workloads);
             nodes.push(Node {
                 name,
@@ -251,7 +294,7 @@ impl Topology {
         }
         for i in 1..=workers {
             let name = format!("worker-{i}");
-            let address = alloc.claim_host(addresses::FIRST_WORKER_HOST + i - 1, &name)?;
+            let address = place(&mut alloc, &name, addresses::FIRST_WORKER_HOST + i - 1)?;
             nodes.push(Node {
                 name,
                 kind: NodeKind::Worker,
@@ -277,7 +320,15 @@ impl Topology {
             }
             EndpointKind::Cplb | EndpointKind::Haproxy => match inputs.endpoint_ip {
                 Some(ip) => alloc.claim(ip, &endpoint_owner)?,
-                None => alloc.claim_host(addresses::DEFAULT_ENDPOINT_HOST, &endpoint_owner)?,
+                None => match hosts.kept.get(ENDPOINT_KEY) {
+                    Some(a) if inputs.subnet.contains(a) => alloc.claim(*a, &endpoint_owner)?,
+                    _ if hosts.held.is_empty() => {
+                        alloc.claim_host(addresses::DEFAULT_ENDPOINT_HOST, &endpoint_owner)?
+                    }
+                    _ => {
+                        alloc.claim_first_free(addresses::DEFAULT_ENDPOINT_HOST, &endpoint_owner)?
+                    }
+                },
             },
         };
         if kind == EndpointKind::Haproxy {

@@ -366,6 +366,7 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
     )?;
     delete_leftovers(ctx, &record)?;
     crate::network::assign::release(ctx, &record)?;
+    crate::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
     remove_merged_contexts(ctx, &record)?;
     remove_files(ctx, &record)?;
     ctx.out.info(&format!(

@@ -255,7 +255,19 @@ pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
             followed = Some(s);
         }
     }
-    let mut topology = Topology::resolve(&resolved.inputs)?;
+    // The lab's own addresses stay; a new machine avoids what other labs on this host hold.
+    let hosts = crate::topology::Hosts {
+        kept: record
+            .as_ref()
+            .map(|r| crate::topology::Hosts::kept_from(&r.nodes, &r.endpoint))
+            .unwrap_or_default(),
+        held: crate::host_addresses::held_by_others(
+            ctx.env,
+            ctx.dir.absolute(),
+            resolved.inputs.name.as_str(),
+        )?,
+    };
+    let mut topology = Topology::resolve_on(&resolved.inputs, &hosts)?;
     if let Some(s) = followed {
         topology.warnings.push(format!(
             "bootpd serves {s} on this host, not {}: the lab uses {} (set {} to choose)",

@@ -485,12 +485,31 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     }
     served_subnet(ctx, &planned)?;
     prerequisites(ctx, &planned)?;
+    // Planned again and recorded under the host-wide lock: two labs started at once never
+    // take the same addresses (`host_addresses`).
+    let planned = crate::host_addresses::with_lock(ctx.env, || {
+        let planned = plan_lab(ctx, flags)?;
+        render::write_lab(ctx, &planned)?;
+        crate::host_addresses::record(
+            ctx.env,
+            ctx.dir.absolute(),
+            planned.topology.name.as_str(),
+            planned
+                .topology
+                .nodes
+                .iter()
+                .map(|n| n.address)
+                .chain(std::iter::once(planned.topology.endpoint.address))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        )?;
+        Ok(planned)
+    })?;
     if options.summary {
         ctx.out.info(&plan::table(&planned.topology));
         ctx.out.info("");
     }
-
-    render::write_lab(ctx, &planned)?;
     let record = ctx.record()?;
     check_interrupted()?;
 
