@@ -639,7 +639,7 @@ fn dry_run_prints_every_command_and_runs_none() {
         "vagrant up load-balancer --provider tart --machine-readable    (first)",
         "vagrant up control-plane-1 --provider tart --machine-readable",
         "vagrant up worker-2 --provider tart --machine-readable",
-        "vagrant ssh worker-2 -c 'ip -4 -o addr show scope global dev",
+        "vagrant ssh worker-2 -c 'hostname; ip -4 -o addr show scope global dev",
         "(expect 192.168.64.21)",
         "sudo, after saying why",
         "k0sctl apply --config",
