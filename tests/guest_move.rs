@@ -544,6 +544,12 @@ fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
             .max(lab.assert_only("after k0slab's move command", planned, MOVE_TIMEOUT));
     eprintln!("`{mover}`: the planned address {planned} alone after {took:.1?}");
     let log = fs::read_to_string(lab.path("dnsmasq.log")).unwrap();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("DHCP") && l.contains(GUEST_MAC))
+    {
+        eprintln!("  {line}");
+    }
     assert!(
         log.contains(&format!("DHCPACK({SERVER_IF}) {planned} {GUEST_MAC}")),
         "dnsmasq leased the planned address:\n{log}"

@@ -53,8 +53,8 @@ pub fn addresses_in(output: &str) -> Vec<Ipv4Addr> {
 
 /// The guest command that moves a VM to its planned address, detached so that the SSH session
 /// that starts it can end first (the session goes with the old address): a timer one second
-/// later. `AccuracySec`: a timer's default accuracy is a minute, which made the one second
-/// 10 to 60 (measured in a real guest, tests/guest_move.rs).
+/// later. `AccuracySec`: a timer's default accuracy is a minute, which made the one second up
+/// to a minute (27 to 30 s in the real guest of tests/guest_move.rs; 1.5 s with 100 ms).
 pub fn move_command(node: &Node, prefix: u8, served_by_bootpd: bool) -> String {
     let args = if served_by_bootpd {
         "dhcp".to_string()
