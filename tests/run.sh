@@ -8,11 +8,17 @@ export PATH="$PATH:/usr/sbin:/sbin"
 as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
 
 # Real validators from Debian: Vagrant (with Ruby) and HAProxy; unshare for a network namespace.
+# For the real guest (tests/guest_move.rs): debootstrap builds it, systemd-nspawn boots it,
+# dnsmasq (the binary alone: dnsmasq-base starts no service) serves it DHCP, ip wires them.
 missing=()
 command -v vagrant >/dev/null || missing+=(vagrant)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v ruby >/dev/null || missing+=(ruby)
 command -v unshare >/dev/null || missing+=(util-linux)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+command -v ip >/dev/null || missing+=(iproute2)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (apt)"
   as_root apt-get update -qq
@@ -38,6 +44,10 @@ echo "==> cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "==> building the tests"
 cargo test --locked --no-run
+
+# The real guest's tree, built (or found cached under target/guest-cache) while the network
+# is still there: debootstrap needs the Debian mirror; the tests run without a network.
+as_root bash tests/guest/build.sh
 
 # The tests run in a network namespace with no interfaces: nothing can leave this machine,
 # not even by mistake (the lab's 192.168.64.x addresses are only ever written into files).

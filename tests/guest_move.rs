@@ -1,0 +1,570 @@
+//! The guest setup and the mover in a real Linux guest, not a stand-in: a Debian tree with
+//! systemd-networkd and netplan (built by tests/guest/build.sh, which tests/run.sh runs before
+//! the tests) booted with `systemd-nspawn -b` on a veth named like a VM's NIC (`enp0s1`), and
+//! dnsmasq as the DHCP server in a network namespace of this test's own. dnsmasq plays bootpd:
+//! authoritative (it NAKs an address it did not assign), finding the guest by its client
+//! identifier `1,<MAC>`, and told the planned address the way k0slab tells bootpd: an entry
+//! for the guest, then SIGHUP.
+//!
+//! The guest first takes a dynamic lease with the image's own netplan (DUID identifier), then
+//! runs the rendered guest setup (`NAME ADDRESS PREFIX dhcp`) as Vagrant does; k0slab's move
+//! command, as `up` sends it, must bring it to exactly its planned address within seconds, and
+//! so must a power-off and boot.
+//!
+//! Needs root, `ip`, `dnsmasq` and `systemd-nspawn` (tests/run.sh installs them). Everything
+//! it creates (namespaces, veth, overlay mount, processes) is its own and removed at the end.
+
+mod common;
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use k0slab::network::assign::{addresses_in, move_command, ADDRESS_QUERY};
+use k0slab::process::shell_quote;
+
+/// Where tests/guest/build.sh leaves the guest tree.
+const CACHE: &str = "target/guest-cache";
+/// The guest's NIC, named as on a Tart VM, and its MAC (locally administered).
+const GUEST_IF: &str = "enp0s1";
+const GUEST_MAC: &str = "0e:6b:30:73:6c:01";
+/// The DHCP server's side: the lab subnet's gateway, dynamic leases below the planned .10.
+const SERVER_IF: &str = "k0slab-srv";
+const SERVER_ADDRESS: &str = "192.168.64.1/24";
+const DYNAMIC: (u8, u8) = (2, 9);
+/// How long the guest may take from boot to its first lease, and from the move command to its
+/// planned address (a minute-accurate timer took 10 to 60 s; the move itself takes under 2 s).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+const MOVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the one planned address must then stay the only one.
+const SETTLE: Duration = Duration::from_secs(3);
+/// What the guest runs commands with (a login's PATH, not this test's).
+const GUEST_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The guest tree, or a failure that says how to build it.
+fn guest_tree() -> PathBuf {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(CACHE);
+    let rootfs = cache.join("rootfs");
+    assert!(
+        cache.join("stamp").is_file() && rootfs.join("usr/lib/systemd/systemd").is_file(),
+        "no guest tree in {}: run `bash tests/run.sh` (the test command), or \
+         `bash tests/guest/build.sh` as root with the network, before `cargo test`",
+        cache.display()
+    );
+    rootfs
+}
+
+/// One guest and its DHCP server, torn down on drop.
+struct Lab {
+    dir: tempfile::TempDir,
+    guest_ns: String,
+    server_ns: String,
+    mounted: bool,
+    dnsmasq: Option<Child>,
+    nspawn: Option<Child>,
+    /// The guest's PID 1, as this machine sees it.
+    init: Option<u32>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        for tool in ["ip", "dnsmasq", "systemd-nspawn", "nsenter", "mount"] {
+            common::require_tool(tool);
+        }
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the real-guest test needs root (namespaces, veth, mounts): run `bash tests/run.sh` as root"
+        );
+        let id = std::process::id();
+        let dir = tempfile::Builder::new()
+            .prefix("k0slab-guest-")
+            .tempdir()
+            .unwrap();
+        let mut lab = Lab {
+            dir,
+            guest_ns: format!("k0slab-guest-{id}"),
+            server_ns: format!("k0slab-dhcp-{id}"),
+            mounted: false,
+            dnsmasq: None,
+            nspawn: None,
+            init: None,
+        };
+        lab.overlay(&guest_tree());
+        lab.network();
+        lab.dhcp_server();
+        lab
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The guest's root: the cached tree under an overlay, so that the cache stays as built.
+    fn overlay(&mut self, lower: &Path) {
+        for d in ["upper", "work", "root"] {
+            fs::create_dir(self.path(d)).unwrap();
+        }
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            self.path("upper").display(),
+            self.path("work").display()
+        );
+        run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &options])
+            .arg(self.path("root")));
+        self.mounted = true;
+    }
+
+    /// Two namespaces joined by one veth: the guest's NIC in one, the server's in the other.
+    fn network(&self) {
+        run(Command::new("ip").args(["netns", "add", &self.guest_ns]));
+        run(Command::new("ip").args(["netns", "add", &self.server_ns]));
+        run(Command::new("ip").args([
+            "link",
+            "add",
+            GUEST_IF,
+            "address",
+            GUEST_MAC,
+            "netns",
+            &self.guest_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SERVER_IF,
+            "netns",
+            &self.server_ns,
+        ]));
+        let s = &self.server_ns;
+        run(Command::new("ip").args(["-n", s, "addr", "add", SERVER_ADDRESS, "dev", SERVER_IF]));
+        run(Command::new("ip").args(["-n", s, "link", "set", SERVER_IF, "up"]));
+        run(Command::new("ip").args(["-n", s, "link", "set", "lo", "up"]));
+    }
+
+    fn dhcp_server(&mut self) {
+        fs::write(self.path("dhcp-hosts"), "").unwrap();
+        let range = format!(
+            "--dhcp-range=192.168.64.{},192.168.64.{},255.255.255.0,1h",
+            DYNAMIC.0, DYNAMIC.1
+        );
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.server_ns,
+                "dnsmasq",
+                "--keep-in-foreground",
+            ])
+            .args(["--port=0", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+            .arg(format!("--interface={SERVER_IF}"))
+            .arg("--dhcp-authoritative")
+            .arg(range)
+            .args([
+                "--dhcp-option=3,192.168.64.1",
+                "--dhcp-option=6,192.168.64.1",
+            ])
+            .arg(format!(
+                "--dhcp-hostsfile={}",
+                self.path("dhcp-hosts").display()
+            ))
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                self.path("dhcp-leases").display()
+            ))
+            .arg("--log-dhcp")
+            .arg(format!(
+                "--log-facility={}",
+                self.path("dnsmasq.log").display()
+            ))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("dnsmasq starts");
+        self.dnsmasq = Some(child);
+        self.wait_for_log("dnsmasq", 1, "started");
+    }
+
+    /// Waits until the DHCP server's log has `count` lines containing `what`.
+    fn wait_for_log(&self, log: &str, count: usize, what: &str) {
+        let path = self.path(&format!("{log}.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            if text.lines().filter(|l| l.contains(what)).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{log} did not log {what:?} {count} times:\n{text}"
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Tells the DHCP server the guest's planned address, as k0slab tells bootpd: an entry for
+    /// the guest's client identifier 1,<MAC>, then SIGHUP.
+    fn assign(&self, address: Ipv4Addr) {
+        let log = fs::read_to_string(self.path("dnsmasq.log")).unwrap();
+        let reads = log.lines().filter(|l| l.contains("read ")).count();
+        fs::write(
+            self.path("dhcp-hosts"),
+            format!("id:01:{GUEST_MAC},{address}\n"),
+        )
+        .unwrap();
+        signal(self.dnsmasq.as_ref().unwrap().id(), libc::SIGHUP);
+        self.wait_for_log("dnsmasq", reads + 1, "read ");
+    }
+
+    /// Boots the guest in its namespace; returns once its PID 1 runs.
+    fn boot(&mut self) {
+        let console = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("console.log"))
+            .unwrap();
+        // Started inside the guest's namespace (nsenter, not `ip netns exec`, which mounts a
+        // /sys without this machine's cgroups, and nspawn then fails: "Failed to determine
+        // whether the unified cgroups hierarchy is used"), so that the /sys nspawn mounts shows
+        // the guest's own NIC. No systemd on this machine's PID 1: no registration with
+        // machined, no scope unit. CAP_NET_ADMIN: nspawn grants it only with a private network
+        // of its own making, and systemd-networkd needs it.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.guest_ns))
+            .args(["--", "systemd-nspawn", "--quiet"])
+            .arg("--directory")
+            .arg(self.path("root"))
+            .args(["--boot", "--register=no", "--keep-unit", "--console=pipe"])
+            .args(["--capability=CAP_NET_ADMIN", "--machine=k0slab-guest"])
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console)
+            .spawn()
+            .expect("systemd-nspawn starts");
+        let nspawn = child.id();
+        self.nspawn = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        self.init = loop {
+            if let Some(pid) = container_init(nspawn) {
+                break Some(pid);
+            }
+            if let Some(status) = self.nspawn.as_mut().unwrap().try_wait().unwrap() {
+                panic!("systemd-nspawn exited ({status}):\n{}", self.console());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the guest did not start:\n{}",
+                self.console()
+            );
+            sleep(Duration::from_millis(50));
+        };
+        // systemd answers once it is up far enough to take commands.
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        while !self
+            .guest_try("systemctl is-active systemd-networkd")
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "systemd-networkd did not start in the guest:\n{}",
+                self.journal()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Powers the guest off (as `vagrant halt` does) and waits until it is gone.
+    fn power_off(&mut self) {
+        // The connection may go before systemctl returns: its status does not matter.
+        self.guest_try("systemctl poweroff");
+        let child = self.nspawn.as_mut().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the guest did not power off");
+            sleep(Duration::from_millis(100));
+        };
+        self.nspawn = None;
+        self.init = None;
+        assert!(
+            status.success(),
+            "systemd-nspawn exited with {status}:\n{}",
+            self.console()
+        );
+    }
+
+    /// Runs a shell command in the guest, as root.
+    fn guest_try(&self, script: &str) -> Output {
+        let init = self.init.expect("the guest runs").to_string();
+        Command::new("nsenter")
+            .args(["--target", &init, "--all", "--"])
+            .args(["env", "-i", GUEST_PATH, "sh", "-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter runs")
+    }
+
+    fn guest(&self, script: &str) -> String {
+        let out = self.guest_try(script);
+        assert!(
+            out.status.success(),
+            "in the guest: {script}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the rendered guest setup as Vagrant's shell provisioner does: as root, bash.
+    fn setup(&self, script: &str, args: &[String]) {
+        let init = self.init.expect("the guest runs").to_string();
+        let mut child = Command::new("nsenter")
+            .args(["--target", &init, "--all", "--"])
+            .args(["env", "-i", GUEST_PATH, "bash", "-s", "--"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "the guest setup failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The IPv4 global addresses of the interface with the default route, as `up` asks.
+    fn addresses(&self) -> Vec<Ipv4Addr> {
+        addresses_in(&String::from_utf8_lossy(
+            &self.guest_try(ADDRESS_QUERY).stdout,
+        ))
+    }
+
+    /// Waits until the guest's addresses satisfy `ok`; returns them and how long that took.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ok: impl Fn(&[Ipv4Addr]) -> bool,
+    ) -> (Vec<Ipv4Addr>, Duration) {
+        let start = Instant::now();
+        loop {
+            let now = self.addresses();
+            if ok(&now) {
+                return (now, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not within {timeout:?}; the guest has {now:?}\n\
+                 --- dnsmasq ---\n{}\n--- guest journal ---\n{}",
+                fs::read_to_string(self.path("dnsmasq.log")).unwrap_or_default(),
+                self.journal()
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Exactly `planned`, within `timeout`, and still so a moment later.
+    fn assert_only(&self, what: &str, planned: Ipv4Addr, timeout: Duration) -> Duration {
+        let (_, took) = self.wait_for(what, timeout, |a| a == [planned]);
+        sleep(SETTLE);
+        assert_eq!(
+            self.addresses(),
+            vec![planned],
+            "{what}: the planned address did not stay the only one"
+        );
+        took
+    }
+
+    fn console(&self) -> String {
+        fs::read_to_string(self.path("console.log")).unwrap_or_default()
+    }
+
+    fn journal(&self) -> String {
+        if self.init.is_none() {
+            return self.console();
+        }
+        let out = self.guest_try(
+            "journalctl -b --no-pager -o short-monotonic -u systemd-networkd -u 'run-*' | tail -n 60",
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.nspawn.take() {
+            // SIGTERM asks the guest to halt; a second one ends it at once.
+            for _ in 0..2 {
+                signal(child.id(), libc::SIGTERM);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    sleep(Duration::from_millis(100));
+                }
+            }
+            if child.try_wait().ok().flatten().is_none() {
+                if let Some(init) = self.init {
+                    signal(init, libc::SIGKILL);
+                }
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        if let Some(mut child) = self.dnsmasq.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for ns in [&self.guest_ns, &self.server_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        if self.mounted {
+            let _ = Command::new("umount").arg(self.path("root")).output();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory effects; the pid is a child of this test (or its guest's init).
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// The guest's PID 1: the child of systemd-nspawn in another PID namespace.
+fn container_init(nspawn: u32) -> Option<u32> {
+    let ours = fs::read_link("/proc/self/ns/pid").ok()?;
+    let children = fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|p| {
+            fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|ns| ns != ours)
+                && fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe.ends_with("systemd"))
+        })
+}
+
+/// The guest setup script and its arguments, cut from a rendered Vagrantfile.
+fn rendered_setup(vagrantfile: &str) -> (String, Vec<String>) {
+    let start = "GUEST_SETUP = <<'K0SLAB_GUEST_SETUP'\n";
+    let body = &vagrantfile[vagrantfile.find(start).expect("GUEST_SETUP heredoc") + start.len()..];
+    let script = &body[..body.find("\nK0SLAB_GUEST_SETUP\n").expect("heredoc end") + 1];
+    let args_line = vagrantfile
+        .lines()
+        .find(|l| l.trim_start().starts_with("args: ["))
+        .expect("provisioner args");
+    let args = args_line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    (script.to_string(), args)
+}
+
+#[test]
+fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
+    let (topology, files) = common::render(&[("control_plane_count", "1"), ("worker_count", "0")]);
+    let (script, args) = rendered_setup(common::file(&files, "Vagrantfile"));
+    let node = &topology.nodes[0];
+    let planned = node.address;
+    assert_eq!(
+        args,
+        [
+            node.name.clone(),
+            planned.to_string(),
+            "24".to_string(),
+            "dhcp".to_string()
+        ]
+    );
+    let mover = move_command(node, topology.subnet.prefix_len(), true);
+
+    let mut lab = Lab::new();
+    let started = Instant::now();
+    lab.boot();
+    // The image's own network: a dynamic lease, not yet the planned address.
+    let dynamic = |a: &[Ipv4Addr]| {
+        a.len() == 1 && (DYNAMIC.0..=DYNAMIC.1).contains(&a[0].octets()[3]) && a[0] != planned
+    };
+    let (first, _) = lab.wait_for("the first lease", BOOT_TIMEOUT, dynamic);
+    eprintln!("guest booted with {first:?} in {:.1?}", started.elapsed());
+
+    lab.setup(&script, &args);
+    assert_eq!(lab.guest("hostname").trim(), node.name);
+    assert!(
+        lab.guest("ls /usr/local/sbin/k0slab-address")
+            .contains("k0slab-address"),
+        "the guest setup installs the mover"
+    );
+    // The setup alone does not move the guest: k0slab has assigned nothing yet.
+    assert_eq!(lab.addresses(), first, "the guest setup kept the lease");
+
+    // k0slab's step: assign the planned address at the DHCP server, then the move command.
+    lab.assign(planned);
+    let moved = Instant::now();
+    lab.guest(&format!(
+        "runuser -u admin -- sh -c {}",
+        shell_quote(&mover)
+    ));
+    let took =
+        moved
+            .elapsed()
+            .max(lab.assert_only("after k0slab's move command", planned, MOVE_TIMEOUT));
+    eprintln!("`{mover}`: the planned address {planned} alone after {took:.1?}");
+    let log = fs::read_to_string(lab.path("dnsmasq.log")).unwrap();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("DHCP") && l.contains(GUEST_MAC))
+    {
+        eprintln!("  {line}");
+    }
+    assert!(
+        log.contains(&format!("DHCPACK({SERVER_IF}) {planned} {GUEST_MAC}")),
+        "dnsmasq leased the planned address:\n{log}"
+    );
+
+    // A power-off and boot (`vagrant halt`, `vagrant up`): the same address, and it stays
+    // once the setup runs again as it does on every `vagrant up`.
+    lab.power_off();
+    let restarted = Instant::now();
+    lab.boot();
+    let took = lab.assert_only("after a reboot", planned, BOOT_TIMEOUT);
+    eprintln!(
+        "after a reboot: the planned address {planned} alone {:.1?} after boot ({took:.1?} polling)",
+        restarted.elapsed()
+    );
+    lab.setup(&script, &args);
+    lab.assert_only("after the setup ran again", planned, MOVE_TIMEOUT);
+}
