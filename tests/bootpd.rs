@@ -306,3 +306,49 @@ fn an_entry_dropped_by_bootpds_rewrite_from_memory_is_put_back() {
     assert_eq!(sb.vm("k0slab-control-plane-1")["lease"], "192.168.64.10");
     assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.64.20");
 }
+
+fn doctor_bootpd_row(sb: &Sandbox, extra: &[(&str, &str)]) -> (Option<i32>, Value) {
+    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
+    let rows: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", both(&o)));
+    let row = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["check"] == "bootpd subnet")
+        .cloned()
+        .unwrap_or_else(|| panic!("no bootpd subnet row: {}", both(&o)));
+    (o.status.code(), row)
+}
+
+#[test]
+fn doctor_shows_the_subnet_bootpd_serves_and_fails_a_lab_outside_it() {
+    let sb = Sandbox::new();
+    let (_, row) = doctor_bootpd_row(&sb, &[]);
+    assert_eq!(row["status"], "ok", "{row}");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bootpd serves 192.168.64.0/24"),
+        "{row}"
+    );
+    fs::write(
+        sb.root.path().join("etc/bootpd.plist"),
+        k0slab::network::bootpd_plist::example("192.168.65.0/24".parse().unwrap()),
+    )
+    .unwrap();
+    let (code, row) = doctor_bootpd_row(&sb, &[("K0SLAB_SUBNET", "192.168.64.0/24")]);
+    assert_eq!(row["status"], "fail", "{row}");
+    assert_eq!(code, Some(1));
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the lab plans 192.168.64.0/24"),
+        "{row}"
+    );
+    // Without K0SLAB_SUBNET the planned lab follows bootpd.
+    let (_, row) = doctor_bootpd_row(&sb, &[]);
+    assert_eq!(row["status"], "ok", "{row}");
+}

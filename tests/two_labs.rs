@@ -46,7 +46,10 @@ fn two_three_plus_two_labs_started_together_are_both_healthy_and_one_destroy_lea
     assert!(b.status.success(), "lab b: {}", both(&b));
     let (in_a, in_b) = (addresses(&sb, "a"), addresses(&sb, "b"));
     let set_a: BTreeSet<_> = in_a.iter().collect();
-    assert!(in_b.iter().all(|x| !set_a.contains(x)), "{in_a:?} / {in_b:?}");
+    assert!(
+        in_b.iter().all(|x| !set_a.contains(x)),
+        "{in_a:?} / {in_b:?}"
+    );
     // Whichever came first keeps the PRD's numbers.
     let prd = [
         "192.168.64.10",

@@ -245,6 +245,39 @@ fn lease_row(ctx: &Context<'_>, nodes: &[Node], endpoint: Ipv4Addr) -> Row {
     }
 }
 
+/// The subnet bootpd serves (`/etc/bootpd.plist`) against the lab's, on bootpd's networks.
+fn served_subnet_row(ctx: &Context<'_>, topology: &crate::topology::Topology) -> Row {
+    let files = crate::network::dhcp::Files::from_env(ctx.env);
+    let Some(served) = files.served() else {
+        return row(
+            "bootpd subnet",
+            Status::Ok,
+            format!(
+                "{} not present yet (macOS writes it when the first VM starts): the lab plans {}",
+                files.plist.display(),
+                topology.subnet
+            ),
+        );
+    };
+    let shown = crate::network::dhcp::shown_served(&served);
+    match crate::network::bootpd_plist::serving(&served, topology.subnet) {
+        Some(range) if topology.nodes.iter().all(|n| range.keeps(n.address)) => row(
+            "bootpd subnet",
+            Status::Ok,
+            format!("bootpd serves {shown}; the lab's addresses are inside it"),
+        ),
+        _ => row(
+            "bootpd subnet",
+            Status::Fail,
+            format!(
+                "bootpd serves {shown}, the lab plans {}: bootpd would delete its addresses \
+                 (unset K0SLAB_SUBNET for a new lab to follow bootpd)",
+                topology.subnet
+            ),
+        ),
+    }
+}
+
 /// The checks the network probe cannot run without.
 const PROBE_NEEDS: [&str; 3] = ["vagrant", "tart", "vagrant-tart"];
 
@@ -258,6 +291,9 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
         rows.push(softnet_row(ctx, macos_version));
     }
     rows.extend(resource_rows(&planned.topology.nodes));
+    if planned.topology.network.served_by_bootpd() {
+        rows.push(served_subnet_row(ctx, &planned.topology));
+    }
     rows.push(lease_row(
         ctx,
         &planned.topology.nodes,
