@@ -427,4 +427,89 @@ mod tests {
         );
         assert!(addresses_in("").is_empty());
     }
+
+    fn node(name: &str, address: &str) -> Node {
+        Node {
+            name: name.into(),
+            kind: crate::topology::NodeKind::Worker,
+            role: None,
+            address: address.parse().unwrap(),
+            cpus: 1,
+            memory_mb: 1024,
+            disk_gb: 20,
+            no_taints: false,
+        }
+    }
+
+    fn names(groups: &[Vec<&Node>]) -> Vec<Vec<String>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|n| n.name.clone()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn machines_on_another_machines_planned_address_move_first() {
+        let (a, b, c) = (
+            node("control-plane-1", "192.168.64.10"),
+            node("control-plane-2", "192.168.64.11"),
+            node("worker-1", "192.168.64.20"),
+        );
+        let from = |pairs: &[(&str, &str)]| -> BTreeMap<String, Ipv4Addr> {
+            pairs
+                .iter()
+                .map(|(n, a)| (n.to_string(), a.parse().unwrap()))
+                .collect()
+        };
+        // worker-1's first lease is control-plane-1's planned address: worker-1 goes first.
+        let order = move_order(
+            &[&a, &b, &c],
+            &from(&[
+                ("control-plane-1", "192.168.64.2"),
+                ("control-plane-2", "192.168.64.3"),
+                ("worker-1", "192.168.64.10"),
+            ]),
+        );
+        assert_eq!(
+            names(&order),
+            [vec!["control-plane-2", "worker-1"], vec!["control-plane-1"]]
+        );
+        // A chain: b sits on a's address, c on b's.
+        let order = move_order(
+            &[&a, &b, &c],
+            &from(&[
+                ("control-plane-2", "192.168.64.10"),
+                ("worker-1", "192.168.64.11"),
+            ]),
+        );
+        assert_eq!(
+            names(&order),
+            [
+                vec!["worker-1"],
+                vec!["control-plane-2"],
+                vec!["control-plane-1"]
+            ]
+        );
+        // A cycle moves together; nothing in the way, one group.
+        let order = move_order(
+            &[&a, &b],
+            &from(&[
+                ("control-plane-1", "192.168.64.11"),
+                ("control-plane-2", "192.168.64.10"),
+            ]),
+        );
+        assert_eq!(names(&order), [vec!["control-plane-1", "control-plane-2"]]);
+        let order = move_order(&[&a, &b, &c], &BTreeMap::new());
+        assert_eq!(
+            names(&order),
+            [vec!["control-plane-1", "control-plane-2", "worker-1"]]
+        );
+    }
+
+    #[test]
+    fn the_query_names_the_guest_and_its_addresses() {
+        let (host, addresses) = guest_in("worker-1\n2: enp0s1    inet 192.168.64.20/24 brd 192.168.64.255 scope global dynamic enp0s1\n");
+        assert_eq!(host, "worker-1");
+        assert_eq!(addresses, ["192.168.64.20".parse::<Ipv4Addr>().unwrap()]);
+    }
 }
