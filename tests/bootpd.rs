@@ -227,11 +227,23 @@ fn a_stale_pid_file_naming_a_live_process_gets_no_signal_and_up_is_healthy() {
         "{}",
         sb.leases()
     );
-    // The new bootpd wrote its own pid: destroy signals it, and only it.
+
+    // Idle again with the lab running: no packet comes before `destroy` signals, so the pid
+    // file still names the stranger when k0slab reads it.
+    sb.stop_bootpd();
+    fs::write(sb.bootpd_pid_file(), format!("{}\n", stranger.id())).unwrap();
     let o = sb.k0slab(&["destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
-    assert!(alive(&mut stranger));
+    assert!(
+        alive(&mut stranger),
+        "destroy signalled a process that is not bootpd"
+    );
     assert!(!sb.leases().contains("name=k0slab-"), "{}", sb.leases());
+    assert!(
+        !sb.bootptab().contains("k0slab lab k0slab"),
+        "{}",
+        sb.bootptab()
+    );
     stranger.kill().unwrap();
     stranger.wait().unwrap();
 }

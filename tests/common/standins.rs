@@ -160,15 +160,26 @@ exit 1
         std::os::unix::fs::symlink(&file, &link).unwrap();
     }
 
-    /// Ends the stand-in bootpd as it ends when idle: its pid file stays behind
-    /// (tests/standins/bin/bootpd).
+    /// Ends the running stand-in bootpd as it ends when idle: its pid file stays behind
+    /// (tests/standins/bin/bootpd). The next DHCP packet makes "launchd" start a new one.
     pub fn stop_bootpd(&mut self) {
-        if let Some(b) = self.bootpd.take() {
-            // SAFETY: kill(2) of the sandbox's own child.
-            unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
-            let mut b = b;
+        if let Some(mut b) = self.bootpd.take() {
+            let _ = b.kill();
             let _ = b.wait();
         }
+        let running = self.state().join("bootpd-running");
+        if let Some(pid) = fs::read_to_string(&running)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) of the bootpd this sandbox's stand-ins started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while running.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let _ = fs::remove_file(&running);
     }
 
     /// bootpd's pid file.
