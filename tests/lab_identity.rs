@@ -323,7 +323,14 @@ fn two_labs_up_at_once_keep_their_own_clusters_and_destroy_leaves_the_other_whol
         let kubeconfig = sb.work().join(dir).join("kubeconfig");
         let o = sb.command(
             "kubectl",
-            &["--kubeconfig", kubeconfig.to_str().unwrap(), "get", "nodes", "-o", "json"],
+            &[
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "get",
+                "nodes",
+                "-o",
+                "json",
+            ],
             &[],
         );
         assert!(o.status.success(), "{}", both(&o));
@@ -358,8 +365,15 @@ fn two_labs_up_at_once_keep_their_own_clusters_and_destroy_leaves_the_other_whol
 
     let o = sb.k0slab(&["--dir", "a", "destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
-    assert!(sb.cluster_named("a").is_none(), "lab a's cluster went with its VMs");
-    assert_eq!(sb.cluster_named("b"), Some(cluster_b), "lab b's cluster untouched");
+    assert!(
+        sb.cluster_named("a").is_none(),
+        "lab a's cluster went with its VMs"
+    );
+    assert_eq!(
+        sb.cluster_named("b"),
+        Some(cluster_b),
+        "lab b's cluster untouched"
+    );
     assert_eq!(sb.vms().len(), 2, "{:?}", sb.vms());
     let o = sb.k0slab(&["--dir", "b", "health", "-o", "json"], &[]);
     assert!(o.status.success(), "{}", both(&o));
