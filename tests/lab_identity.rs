@@ -282,3 +282,101 @@ fn destroy_with_the_lab_directory_gone_still_removes_the_labs_vms() {
         stdout(&o)
     );
 }
+
+/// Two labs on one host, brought up at the same time: the stand-in k0sctl keeps one cluster
+/// per `metadata.name` (the lab name), each kubeconfig reaches its own cluster although both
+/// labs name their nodes control-plane-1 and worker-1, and destroying one leaves the other
+/// cluster whole and healthy. Lab b is on a bridged LAN with another subnet, since both labs
+/// plan the same host numbers and bootpd serves one subnet.
+#[test]
+fn two_labs_up_at_once_keep_their_own_clusters_and_destroy_leaves_the_other_whole() {
+    let sb = Sandbox::new();
+    let one_one = [("control_plane_count", "1"), ("worker_count", "1")];
+    let env_a = [one_one[0], one_one[1], ("K0SLAB_NAME", "a")];
+    let env_b = [
+        one_one[0],
+        one_one[1],
+        ("K0SLAB_NAME", "b"),
+        ("K0SLAB_NETWORK", "bridged:en0"),
+        ("K0SLAB_SUBNET", "192.168.65.0/24"),
+    ];
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| up_in(&sb, "a", &env_a));
+        let b = s.spawn(|| up_in(&sb, "b", &env_b));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", both(&a));
+    assert!(b.status.success(), "{}", both(&b));
+    assert_eq!(
+        sb.clusters().keys().collect::<Vec<_>>(),
+        ["a", "b"],
+        "one cluster per lab name"
+    );
+    let cluster_a = sb.cluster_named("a").unwrap();
+    let cluster_b = sb.cluster_named("b").unwrap();
+    assert_eq!(cluster_a["hosts"][0]["vm"], "a-control-plane-1");
+    assert_eq!(cluster_b["hosts"][0]["vm"], "b-control-plane-1");
+    assert_eq!(cluster_b["hosts"][0]["address"], "192.168.65.10");
+
+    // Each lab's kubeconfig lists its own nodes: same names, its own addresses.
+    let node_ips = |dir: &str| {
+        let kubeconfig = sb.work().join(dir).join("kubeconfig");
+        let o = sb.command(
+            "kubectl",
+            &[
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "get",
+                "nodes",
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", both(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {}",
+                    n["metadata"]["name"].as_str().unwrap(),
+                    n["status"]["addresses"][0]["address"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        node_ips("a"),
+        ["control-plane-1 192.168.64.10", "worker-1 192.168.64.20"]
+    );
+    assert_eq!(
+        node_ips("b"),
+        ["control-plane-1 192.168.65.10", "worker-1 192.168.65.20"]
+    );
+    for dir in ["a", "b"] {
+        let o = sb.k0slab(&["--dir", dir, "health", "-o", "json"], &[]);
+        assert!(o.status.success(), "lab {dir}: {}", both(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["healthy"], true, "lab {dir}: {v}");
+    }
+
+    let o = sb.k0slab(&["--dir", "a", "destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        sb.cluster_named("a").is_none(),
+        "lab a's cluster went with its VMs"
+    );
+    assert_eq!(
+        sb.cluster_named("b"),
+        Some(cluster_b),
+        "lab b's cluster untouched"
+    );
+    assert_eq!(sb.vms().len(), 2, "{:?}", sb.vms());
+    let o = sb.k0slab(&["--dir", "b", "health", "-o", "json"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["healthy"], true, "{v}");
+}

@@ -346,10 +346,38 @@ exit 1
             .unwrap_or_default()
     }
 
+    /// The k0s clusters the stand-in k0sctl applied, by name (its config's `metadata.name`,
+    /// which k0slab sets to the lab name): `state/clusters/<name>.json`.
+    pub fn clusters(&self) -> BTreeMap<String, Value> {
+        fs::read_dir(self.state().join("clusters"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .map(|e| {
+                        let name = e.path().file_stem().unwrap().to_string_lossy().into_owned();
+                        let text = fs::read_to_string(e.path()).unwrap();
+                        (name, serde_json::from_str(&text).unwrap())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The cluster named `name`, if k0sctl applied it.
+    pub fn cluster_named(&self, name: &str) -> Option<Value> {
+        self.clusters().remove(name)
+    }
+
+    /// The one cluster of a one-lab test; panics when there are several (use `cluster_named`).
     pub fn cluster(&self) -> Option<Value> {
-        fs::read_to_string(self.state().join("cluster.json"))
-            .ok()
-            .map(|t| serde_json::from_str(&t).unwrap())
+        let mut all = self.clusters();
+        assert!(
+            all.len() <= 1,
+            "{} clusters in the sandbox ({:?}): use cluster_named",
+            all.len(),
+            all.keys().collect::<Vec<_>>()
+        );
+        all.pop_first().map(|(_, c)| c)
     }
 }
 

@@ -83,6 +83,67 @@ module Standin
     FileUtils.rm_f(vm_path(name))
   end
 
+  # --- the k0s clusters -------------------------------------------------------------------
+  #
+  # One file per cluster, clusters/<name>.json, keyed by the k0sctl config's metadata.name
+  # (required, default "k0s-cluster": k0sproject/k0sctl pkg/apis/k0sctl.k0sproject.io/v1beta1/
+  # cluster.go line 19; k0sctl names the kubeconfig's cluster and context after it,
+  # phase/get_kubeconfig.go line 64). Real k0sctl keeps no local state, the cluster lives on its
+  # hosts; the stand-ins keep one record per name so two labs on one host stay apart. Every
+  # lookup asks for the cluster the request is about (by name, by a VM it runs on, by its API
+  # address), never for "the only cluster".
+
+  DEFAULT_CLUSTER_NAME = "k0s-cluster".freeze
+
+  def clusters_dir
+    File.join(state_dir, "clusters").tap { |d| FileUtils.mkdir_p(d) }
+  end
+
+  def cluster_path(name)
+    name = name.to_s.empty? ? DEFAULT_CLUSTER_NAME : name.to_s
+    fail!("stand-in: cluster name #{name.inspect} is not a file name") if name.include?("/") || name.start_with?(".")
+    File.join(clusters_dir, "#{name}.json")
+  end
+
+  def cluster(name)
+    read_json(cluster_path(name), nil)
+  end
+
+  def save_cluster(cluster)
+    write_json(cluster_path(cluster["name"]), cluster)
+  end
+
+  def delete_cluster(name)
+    FileUtils.rm_f(cluster_path(name))
+  end
+
+  def clusters
+    Dir[File.join(clusters_dir, "*.json")].sort.map { |p| JSON.parse(File.read(p)) }
+  end
+
+  # The VM a cluster host runs on: the one k0sctl reached at its address when it applied
+  # (host["vm"], the Tart name); records without it match the VM by machine name.
+  def host_vm(host)
+    return vm(host["vm"]) if host["vm"]
+
+    vms.find { |v| v["machine"] == host["hostname"] }
+  end
+
+  def runs_on?(host, vm)
+    host["vm"] ? host["vm"] == vm["name"] : host["hostname"] == vm["machine"]
+  end
+
+  # The cluster that has a host on VM `vm` (a lab's VMs belong to its cluster only), and that host.
+  def cluster_of(vm)
+    return [nil, nil] if vm.nil?
+
+    clusters.each do |c|
+      host = Array(c["hosts"]).find { |h| runs_on?(h, vm) }
+      return [c, host] if host
+    end
+    [nil, nil]
+  end
+
   # --- etcd as the stand-ins see it -------------------------------------------------------
 
   # The etcd members (every controller of a non-single cluster) and whether a majority runs:
@@ -93,22 +154,14 @@ module Standin
   end
 
   def member_running?(host)
-    vms.any? { |v| v["state"] == "running" && v["machine"] == host["hostname"] }
+    host_vm(host)&.dig("state") == "running"
   end
 
   def quorum?(cluster)
     members = etcd_members(cluster)
-    return vms.any? { |v| v["state"] == "running" && cluster["hosts"].any? { |h| h["role"] == "single" && h["hostname"] == v["machine"] } } if members.empty?
+    return cluster["hosts"].any? { |h| h["role"] == "single" && member_running?(h) } if members.empty?
 
     members.count { |h| member_running?(h) } * 2 > members.size
-  end
-
-  def cluster_path
-    File.join(state_dir, "cluster.json")
-  end
-
-  def cluster
-    read_json(cluster_path, nil)
   end
 
   # Machines of a k0slab Vagrantfile, as the stand-ins need them: name, Tart name, image, the
