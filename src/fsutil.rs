@@ -37,6 +37,18 @@ pub fn digest(bytes: &[u8]) -> String {
 /// Writes `contents` to `path` with `mode`, atomically. A file that already holds exactly
 /// `contents` is left alone (its mode is still corrected).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written> {
+    write_atomic_if(path, contents, mode, || true).map(|w| w.expect("no precondition"))
+}
+
+/// [`write_atomic`], but the file is replaced only if `still` says so right before the rename
+/// (for a file another program rewrites too: read it, compute, then check it is unchanged).
+/// `None` when `still` said no and nothing was replaced.
+pub fn write_atomic_if(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    still: impl Fn() -> bool,
+) -> Result<Option<Written>> {
     let existing = match fs::read(path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -45,7 +57,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written> 
     if existing.as_deref() == Some(contents) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io("setting the mode of", path, e))?;
-        return Ok(Written::Unchanged);
+        return Ok(Some(Written::Unchanged));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
@@ -58,18 +70,39 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written> 
     tmp.write_all(contents)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("writing", tmp.path(), e))?;
+    if !still() {
+        return Ok(None);
+    }
     tmp.persist(path)
         .map_err(|e| Error::io("replacing", path, e.error))?;
-    Ok(if existing.is_some() {
+    Ok(Some(if existing.is_some() {
         Written::Updated
     } else {
         Written::Created
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_precondition_that_fails_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"bootpd's").unwrap();
+        assert_eq!(write_atomic_if(&p, b"ours", 0o644, || false).unwrap(), None);
+        assert_eq!(fs::read(&p).unwrap(), b"bootpd's");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        assert_eq!(
+            write_atomic_if(&p, b"ours", 0o644, || true).unwrap(),
+            Some(Written::Updated)
+        );
+    }
 
     #[test]
     fn creates_updates_and_leaves_alone() {

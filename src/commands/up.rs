@@ -534,6 +534,8 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
             .map(|n| record.vm_name(n))
             .collect::<Vec<_>>(),
     )?;
+    // Before anything boots: no VM's first lease may be a planned address of this lab.
+    network::assign::reserve(ctx, &record)?;
     // Every machine at once, the load balancer too: it is needed only by `k0sctl apply`, and
     // booting it first cost a whole VM boot (benches/up_parallel.rs).
     let settled = |node: &Node| record.assigned.contains_key(&node.name);

@@ -134,7 +134,7 @@ pub fn planned_addresses(
     let mut moving: Vec<&Node> = Vec::new();
     let change = network
         .served_by_bootpd()
-        .then(|| assignment(record, &macs));
+        .then(|| assignment(record, &macs, false));
     if let Some(change) = &change {
         let files = files(ctx);
         let now = leases::now();
@@ -193,14 +193,24 @@ pub fn planned_addresses(
     render::write_lab_with(ctx, &planned, &macs, &BTreeMap::new())?;
     let nodes: Vec<&Node> = record.nodes.iter().collect();
     wait_for_planned(ctx, progress, &updated, &nodes, &restorer)?;
+    if change.is_some() {
+        // Every guest is at its address: the entries of the addresses they left go now.
+        dhcp::apply(
+            ctx.env,
+            &ctx.out,
+            &assignment(record, &macs, true),
+            ASSIGN_WHY,
+        )?;
+    }
     Ok(updated)
 }
 
 const ASSIGN_WHY: &str = "bootpd, the DHCP server of Tart's network, then leases each VM its \
                           planned address, and no other machine gets them";
 
-/// The change that assigns every machine of `record` its planned address.
-fn assignment(record: &LabRecord, macs: &BTreeMap<String, Mac>) -> Change {
+/// The change that assigns every machine of `record` its planned address; `settled` once every
+/// guest has moved (see [`leases::with_assignments`]).
+fn assignment(record: &LabRecord, macs: &BTreeMap<String, Mac>, settled: bool) -> Change {
     Change {
         lab: record.inputs.name.clone(),
         edit: Edit::Assign {
@@ -214,6 +224,7 @@ fn assignment(record: &LabRecord, macs: &BTreeMap<String, Mac>) -> Change {
                     address: n.address,
                 })
                 .collect(),
+            settled,
         },
     }
 }
@@ -381,6 +392,30 @@ fn wait_for_planned(
         "Fix the cause and run `k0slab up` again.",
     )
     .map(|_| ())
+}
+
+/// Reserves the lab's planned addresses in bootptab before its VMs boot: bootpd then gives
+/// none of them to a booting VM (of this lab or another) as its first lease.
+pub fn reserve(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
+    if !record.inputs.network.served_by_bootpd() {
+        return Ok(());
+    }
+    let change = Change {
+        lab: record.inputs.name.clone(),
+        edit: Edit::Reserve {
+            subnet: record.inputs.subnet,
+            reservations: record
+                .nodes
+                .iter()
+                .map(|n| dhcp::Reservation {
+                    hostname: record.vm_name(n),
+                    address: n.address,
+                })
+                .collect(),
+        },
+    };
+    let why = "bootpd then gives them to no other machine while the VMs boot";
+    dhcp::apply(ctx.env, &ctx.out, &change, why).map(|_| ())
 }
 
 /// Releases the lab's addresses (after its VMs are gone): its bootptab block and the leases of

@@ -46,7 +46,7 @@ use super::bootptab::{self, Binding, Mac};
 use super::leases;
 use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_atomic, write_atomic_if};
 use crate::inputs::LabName;
 use crate::output::Output;
 use crate::process::{shell_quote, Cmd};
@@ -123,9 +123,28 @@ pub enum Edit {
     Assign {
         subnet: Ipv4Net,
         bindings: Vec<Binding>,
+        /// Every guest is at its address: the MACs' older entries go too (see
+        /// [`leases::with_assignments`]).
+        #[serde(default)]
+        settled: bool,
+    },
+    /// Before the VMs boot: only reserve the addresses in bootptab, so that bootpd hands none
+    /// of them to a booting VM as its first, dynamic lease (`dhcpd.c` `S_ipinuse`, lines
+    /// 357-390, skips what bootptab names).
+    Reserve {
+        subnet: Ipv4Net,
+        reservations: Vec<Reservation>,
     },
     /// Drop the lab's reservations and these MACs' leases.
     Release(Vec<Mac>),
+}
+
+/// An address a machine of the lab will get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reservation {
+    pub hostname: String,
+    pub address: std::net::Ipv4Addr,
 }
 
 /// One change to bootpd's files for a lab: what the root half reads on standard input.
@@ -159,6 +178,7 @@ impl Change {
     pub fn validate(&self, served: Option<&[Served]>) -> std::result::Result<(), InputError> {
         let macs: Vec<Mac> = match &self.edit {
             Edit::Assign { bindings, .. } => bindings.iter().map(|b| b.mac).collect(),
+            Edit::Reserve { .. } => Vec::new(),
             Edit::Release(macs) => macs.clone(),
         };
         if macs.len() > MAX_BINDINGS {
@@ -183,9 +203,16 @@ impl Change {
             }
         }
         // A release needs no subnet: it removes the lab's lines wherever bootpd serves now.
-        let Edit::Assign { subnet, bindings } = &self.edit else {
+        let Some((subnet, bindings)) = self.addresses() else {
             return Ok(());
         };
+        if bindings.len() > MAX_BINDINGS {
+            return Err(refuse(
+                "number of machines",
+                bindings.len(),
+                &format!("at most {MAX_BINDINGS}"),
+            ));
+        }
         let subnet = crate::inputs::lab_subnet(&subnet.to_string())
             .map_err(|allowed| refuse("subnet", subnet, &allowed))?;
         let range = match served {
@@ -202,7 +229,7 @@ impl Change {
         let gateway = crate::addresses::host(subnet, 1);
         let mut hostnames = BTreeSet::new();
         let mut addresses = BTreeSet::new();
-        for b in bindings {
+        for b in &bindings {
             let machine = b
                 .hostname
                 .strip_prefix(lab)
@@ -247,6 +274,31 @@ impl Change {
     }
 }
 
+impl Change {
+    /// The subnet and the (hostname, address) pairs an assignment or reservation names.
+    fn addresses(&self) -> Option<(&Ipv4Net, Vec<Reservation>)> {
+        match &self.edit {
+            Edit::Assign {
+                subnet, bindings, ..
+            } => Some((
+                subnet,
+                bindings
+                    .iter()
+                    .map(|b| Reservation {
+                        hostname: b.hostname.clone(),
+                        address: b.address,
+                    })
+                    .collect(),
+            )),
+            Edit::Reserve {
+                subnet,
+                reservations,
+            } => Some((subnet, reservations.clone())),
+            Edit::Release(_) => None,
+        }
+    }
+}
+
 /// The served subnets, for messages.
 pub fn shown_served(served: &[Served]) -> String {
     if served.is_empty() {
@@ -280,13 +332,18 @@ impl Change {
     fn holds(&self, current: &Texts) -> Result<bool> {
         let bootptab_same = self.bootptab_text(&current.bootptab)? == current.bootptab;
         let leases_same = match &self.edit {
-            Edit::Assign { bindings, .. } => {
+            Edit::Assign {
+                bindings, settled, ..
+            } => {
                 let all = leases::parse(&current.leases);
                 bindings.iter().all(|b| {
                     let mine: Vec<_> = all.iter().filter(|l| l.mac == Some(b.mac)).collect();
-                    mine.len() == 1 && mine[0].address == b.address
+                    // bootpd finds the first entry of a client; settled, it is the only one.
+                    mine.first().is_some_and(|l| l.address == b.address)
+                        && (!settled || mine.len() == 1)
                 })
             }
+            Edit::Reserve { .. } => true,
             Edit::Release(macs) => leases::without_macs(&current.leases, macs) == current.leases,
         };
         Ok(bootptab_same && leases_same)
@@ -296,13 +353,14 @@ impl Change {
         let lab = self.lab.as_str();
         match &self.edit {
             Edit::Release(_) => Ok(bootptab::without_lab(current, lab)),
-            Edit::Assign { bindings, .. } => {
-                let reservations: Vec<Binding> = bindings
-                    .iter()
-                    .map(|b| Binding {
-                        hostname: b.hostname.clone(),
-                        mac: Mac::placeholder_for(b.address),
-                        address: b.address,
+            Edit::Assign { .. } | Edit::Reserve { .. } => {
+                let (_, named) = self.addresses().expect("an assignment names addresses");
+                let reservations: Vec<Binding> = named
+                    .into_iter()
+                    .map(|r| Binding {
+                        mac: Mac::placeholder_for(r.address),
+                        hostname: r.hostname,
+                        address: r.address,
                     })
                     .collect();
                 bootptab::with_lab(current, lab, &reservations).map_err(|clashes| {
@@ -324,12 +382,15 @@ impl Change {
     fn leases_text(&self, current: &str, now: u64) -> Result<String> {
         match &self.edit {
             Edit::Release(macs) => Ok(leases::without_macs(current, macs)),
-            Edit::Assign { bindings, .. } => {
+            Edit::Reserve { .. } => Ok(current.to_string()),
+            Edit::Assign {
+                bindings, settled, ..
+            } => {
                 let assignments: Vec<_> = bindings
                     .iter()
                     .map(|b| (b.hostname.clone(), b.mac, b.address))
                     .collect();
-                leases::with_assignments(current, &assignments, now).map_err(|taken| {
+                leases::with_assignments(current, &assignments, now, *settled).map_err(|taken| {
                     Error::Step(format!(
                         "the planned addresses of lab {} are in use on this host's network:\n  \
                          {}\nStop or delete that machine, or choose another K0SLAB_SUBNET",
@@ -457,26 +518,48 @@ fn signal_bootpd(files: &Files) -> Result<bool> {
     Ok(true)
 }
 
+/// How often k0slab reads and edits the leases file again when bootpd rewrote it meanwhile.
+const EDIT_ATTEMPTS: u32 = 10;
+
 /// Applies `change` to `files` with the rights this process has (root, in practice):
 /// rewrites each file atomically when its text changes (bootptab with a modification time
-/// bootpd will notice), then tells a running bootpd to read them again.
+/// bootpd will notice), then tells a running bootpd to read them again. bootpd writes the
+/// leases file too, whenever it grants a lease (`dhcpd.c` 1281-1284): the edit replaces the
+/// file only if it still holds what k0slab read, so a lease bootpd granted meanwhile (another
+/// client's entry) is never lost; otherwise it reads and edits again.
 pub fn apply_directly(change: &Change, files: &Files) -> Result<Applied> {
-    let current = Texts::read(files)?;
-    if change.holds(&current)? {
-        return Ok(Applied::Unchanged);
+    for _ in 0..EDIT_ATTEMPTS {
+        let current = Texts::read(files)?;
+        if change.holds(&current)? {
+            return Ok(Applied::Unchanged);
+        }
+        let bootptab_text = change.bootptab_text(&current.bootptab)?;
+        let leases_text = change.leases_text(&current.leases, leases::now())?;
+        if bootptab_text != current.bootptab {
+            let before = modified(&files.bootptab);
+            write_atomic(&files.bootptab, bootptab_text.as_bytes(), BOOTPTAB_MODE)?;
+            bump_mtime(&files.bootptab, before)?;
+        }
+        if leases_text != current.leases {
+            let unchanged = || read_text(&files.leases).is_ok_and(|now| now == current.leases);
+            let written = write_atomic_if(
+                &files.leases,
+                leases_text.as_bytes(),
+                LEASES_MODE,
+                unchanged,
+            )?;
+            if written.is_none() {
+                continue; // bootpd granted a lease meanwhile: start from its file
+            }
+        }
+        let signalled = signal_bootpd(files)?;
+        return Ok(Applied::Written { signalled });
     }
-    let bootptab_text = change.bootptab_text(&current.bootptab)?;
-    let leases_text = change.leases_text(&current.leases, leases::now())?;
-    if bootptab_text != current.bootptab {
-        let before = modified(&files.bootptab);
-        write_atomic(&files.bootptab, bootptab_text.as_bytes(), BOOTPTAB_MODE)?;
-        bump_mtime(&files.bootptab, before)?;
-    }
-    if leases_text != current.leases {
-        write_atomic(&files.leases, leases_text.as_bytes(), LEASES_MODE)?;
-    }
-    let signalled = signal_bootpd(files)?;
-    Ok(Applied::Written { signalled })
+    Err(Error::Step(format!(
+        "bootpd rewrote {} each of the {EDIT_ATTEMPTS} times k0slab edited it; run the same \
+         command again",
+        files.leases.display()
+    )))
 }
 
 fn is_root() -> bool {
@@ -576,6 +659,12 @@ fn apply_locked(
             b.len(),
             change.lab,
             leases::DEFAULT_PATH,
+            bootptab::DEFAULT_PATH
+        ),
+        Edit::Reserve { reservations, .. } => format!(
+            "reserve {} address(es) of lab {} in {} before its VMs boot",
+            reservations.len(),
+            change.lab,
             bootptab::DEFAULT_PATH
         ),
         Edit::Release(_) => format!(
@@ -678,6 +767,7 @@ mod tests {
             edit: Edit::Assign {
                 subnet: "192.168.64.0/24".parse().unwrap(),
                 bindings,
+                settled: true,
             },
         }
     }
@@ -788,6 +878,7 @@ mod tests {
                     edit: Edit::Assign {
                         subnet: "8.8.8.0/24".parse().unwrap(),
                         bindings: vec![binding("8.8.8.10")],
+                        settled: true,
                     },
                 },
                 "subnet",
@@ -798,6 +889,7 @@ mod tests {
                     edit: Edit::Assign {
                         subnet: "192.168.64.0/28".parse().unwrap(),
                         bindings: vec![binding("192.168.64.10")],
+                        settled: true,
                     },
                 },
                 "subnet",

@@ -122,14 +122,20 @@ impl std::fmt::Display for Taken {
 /// `lib/dhcp_snooper.rs` line 86).
 pub const ASSIGNED_LEASE_SECONDS: u64 = 86_400;
 
-/// `text` with exactly one entry per assignment `(hostname, mac, address)`, placed first
-/// (bootpd keeps the most recently used first): every other entry of those MACs, and expired
-/// entries of other clients on those addresses, are dropped. An *active* lease of another
-/// client on one of the addresses is returned instead, and nothing changes.
+/// `text` with one entry per assignment `(hostname, mac, address)`, placed first (bootpd keeps
+/// the most recently used first, and looks a client up from the head: `bootplib/NICache.c`
+/// lines 533-580, so the assigned entry is the one it finds). Expired entries of other clients
+/// on those addresses are dropped. The MACs' other entries are dropped when `settled` (every
+/// guest has moved); until then they stay, behind the assigned ones: bootpd counts an address
+/// in use only while some entry names it (`dhcpd.c` `S_ipinuse`, lines 357-390), and the guest
+/// still uses its old address until it moves, so dropping that entry early would let bootpd
+/// hand it to the next new VM. An *active* lease of another client on one of the addresses is
+/// returned instead, and nothing changes.
 pub fn with_assignments(
     text: &str,
     assignments: &[(String, Mac, Ipv4Addr)],
     now: u64,
+    settled: bool,
 ) -> Result<String, Vec<Taken>> {
     let ours = |mac: Mac| assignments.iter().any(|(_, m, _)| *m == mac);
     let identifiers: Vec<String> = assignments
@@ -138,6 +144,13 @@ pub fn with_assignments(
         .collect();
     let mut taken = Vec::new();
     let mut kept = Vec::new();
+    let assigned = |b: &Block| {
+        b.lease.as_ref().is_some_and(|l| {
+            assignments
+                .iter()
+                .any(|(_, m, a)| l.mac == Some(*m) && l.address == *a)
+        })
+    };
     for block in blocks(text) {
         let mine = block
             .identifier
@@ -145,6 +158,10 @@ pub fn with_assignments(
             .is_some_and(|i| identifiers.contains(i))
             || block.lease.as_ref().and_then(|l| l.mac).is_some_and(ours);
         if mine {
+            // The assigned entry is written anew; an old one stays until the guests moved.
+            if !settled && !assigned(&block) {
+                kept.push(block.text);
+            }
             continue;
         }
         if let Some(lease) = &block.lease {
@@ -348,6 +365,7 @@ mod tests {
                 "192.168.64.20".parse().unwrap(),
             )],
             0x20,
+            true,
         )
         .unwrap();
         let leases = parse(&assigned);
@@ -382,12 +400,44 @@ mod tests {
             mac("7e:00:00:00:00:01"),
             "192.168.64.10".parse().unwrap(),
         )];
-        let err = with_assignments(text, &a, 0x50).unwrap_err();
+        let err = with_assignments(text, &a, 0x50, true).unwrap_err();
         assert_eq!(err[0].to_string(), "192.168.64.10 is leased to someone (1,aa:0:0:0:0:1) until 256 (seconds since the epoch)");
-        let expired = with_assignments(text, &a, 0x200).unwrap();
+        let expired = with_assignments(text, &a, 0x200, true).unwrap();
         assert!(
             !expired.contains("someone"),
             "an expired lease on our address is dropped"
         );
+    }
+
+    #[test]
+    fn a_moving_guests_old_entry_stays_behind_the_assigned_one_until_settled() {
+        let ours = mac("7e:01:0c:0d:0e:0f");
+        let text = "{\n\tname=ubuntu\n\tip_address=192.168.64.2\n\thw_address=1,7e:1:c:d:e:f\n\tidentifier=1,7e:1:c:d:e:f\n\tlease=0x300\n}\n";
+        let a = [(
+            "lab-worker-1".to_string(),
+            ours,
+            "192.168.64.20".parse().unwrap(),
+        )];
+        let moving = with_assignments(text, &a, 0x20, false).unwrap();
+        let l = parse(&moving);
+        assert_eq!(
+            l.iter().map(|l| l.address.to_string()).collect::<Vec<_>>(),
+            ["192.168.64.20", "192.168.64.2"],
+            "assigned first (bootpd finds it), the old one still counts as in use"
+        );
+        assert_eq!(
+            address_of(&l, ours, 0x21),
+            Some("192.168.64.20".parse().unwrap()),
+            "Tart: the longer lease"
+        );
+        assert_eq!(
+            with_assignments(&moving, &a, 0x21, false)
+                .unwrap()
+                .matches("ip_address=")
+                .count(),
+            2
+        );
+        let settled = with_assignments(&moving, &a, 0x22, true).unwrap();
+        assert_eq!(parse(&settled).len(), 1);
     }
 }

@@ -263,6 +263,8 @@ module Net
     entry["lease"] = format("0x%x", now + DYNAMIC_LEASE_SECONDS)
     m["leases"].unshift(entry) # most recently used first
     save_leases(m)
+    # The stand-in's own record of what it handed out (shown by tests when they fail).
+    File.open(File.join(Standin.state_dir, "bootpd.log"), "a") { |f| f.puts("#{Time.now.to_f} #{vm['name']} #{entry['ip_address']}") }
     { "address" => entry["ip_address"], "infinite" => false }
   end
 
