@@ -196,17 +196,6 @@ fn up(sb: &Sandbox, env: &[(&str, &str)]) -> Output {
     sb.k0slab(&["up", "--wait", "5s"], env)
 }
 
-fn lab_addresses(sb: &Sandbox) -> Vec<String> {
-    let record: Value =
-        serde_json::from_str(&fs::read_to_string(sb.lab().join("lab.json")).unwrap()).unwrap();
-    record["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["address"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_stale_pid_file_naming_a_live_process_gets_no_signal_and_up_is_healthy() {
     let mut sb = Sandbox::new();
@@ -263,7 +252,7 @@ fn bootpd_on_192_168_65_without_k0slab_subnet_gives_a_healthy_lab_there() {
         "{}",
         both(&o)
     );
-    assert_eq!(lab_addresses(&sb), ["192.168.65.10", "192.168.65.20"]);
+    assert_eq!(sb.lab_addresses("lab"), ["192.168.65.10", "192.168.65.20"]);
     assert_eq!(sb.vm("k0slab-control-plane-1")["lease"], "192.168.65.10");
     assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.65.20");
     let k0sctl = fs::read_to_string(sb.lab().join("k0sctl.yaml")).unwrap();
@@ -319,24 +308,10 @@ fn an_entry_dropped_by_bootpds_rewrite_from_memory_is_put_back() {
     assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.64.20");
 }
 
-fn doctor_bootpd_row(sb: &Sandbox, extra: &[(&str, &str)]) -> (Option<i32>, Value) {
-    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
-    let rows: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", both(&o)));
-    let row = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["check"] == "bootpd subnet")
-        .cloned()
-        .unwrap_or_else(|| panic!("no bootpd subnet row: {}", both(&o)));
-    (o.status.code(), row)
-}
-
 #[test]
 fn doctor_shows_the_subnet_bootpd_serves_and_fails_a_lab_outside_it() {
     let sb = Sandbox::new();
-    let (_, row) = doctor_bootpd_row(&sb, &[]);
+    let (_, row) = sb.doctor_row(&[], "bootpd subnet");
     assert_eq!(row["status"], "ok", "{row}");
     assert!(
         row["detail"]
@@ -350,7 +325,7 @@ fn doctor_shows_the_subnet_bootpd_serves_and_fails_a_lab_outside_it() {
         k0slab::network::bootpd_plist::example("192.168.65.0/24".parse().unwrap()),
     )
     .unwrap();
-    let (code, row) = doctor_bootpd_row(&sb, &[("K0SLAB_SUBNET", "192.168.64.0/24")]);
+    let (code, row) = sb.doctor_row(&[("K0SLAB_SUBNET", "192.168.64.0/24")], "bootpd subnet");
     assert_eq!(row["status"], "fail", "{row}");
     assert_eq!(code, Some(1));
     assert!(
@@ -361,6 +336,6 @@ fn doctor_shows_the_subnet_bootpd_serves_and_fails_a_lab_outside_it() {
         "{row}"
     );
     // Without K0SLAB_SUBNET the planned lab follows bootpd.
-    let (_, row) = doctor_bootpd_row(&sb, &[]);
+    let (_, row) = sb.doctor_row(&[], "bootpd subnet");
     assert_eq!(row["status"], "ok", "{row}");
 }

@@ -331,24 +331,10 @@ fn every_even_controller_count_warns_about_etcd_with_its_real_fault_tolerance() 
 
 // --- 5. Tool versions: too old, or unreadable ---------------------------------------------------
 
-fn doctor_row(sb: &Sandbox, extra: &[(&str, &str)], check: &str) -> (Option<i32>, Value) {
-    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
-    let rows: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", both(&o)));
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["check"] == check)
-        .unwrap_or_else(|| panic!("no {check} row: {rows}"))
-        .clone();
-    (o.status.code(), row)
-}
-
 #[test]
 fn an_old_vagrant_is_too_old_not_missing() {
     let sb = Sandbox::new();
-    let (code, row) = doctor_row(&sb, &[("STANDIN_VAGRANT_VERSION", "2.2.19")], "vagrant");
+    let (code, row) = sb.doctor_row(&[("STANDIN_VAGRANT_VERSION", "2.2.19")], "vagrant");
     assert_eq!(code, Some(1), "{row}");
     assert_eq!(row["status"], "fail", "{row}");
     let detail = row["detail"].as_str().unwrap();
@@ -358,7 +344,7 @@ fn an_old_vagrant_is_too_old_not_missing() {
     );
     assert!(!detail.contains("not found"), "{detail}");
 
-    let (code, row) = doctor_row(&sb, &[("STANDIN_VAGRANT_VERSION", "2.3.0")], "vagrant");
+    let (code, row) = sb.doctor_row(&[("STANDIN_VAGRANT_VERSION", "2.3.0")], "vagrant");
     assert_eq!((code, &row["status"]), (Some(0), &"ok".into()), "{row}");
 
     let o = sb.k0slab(&["up"], &[("STANDIN_VAGRANT_VERSION", "2.2.19")]);
@@ -376,7 +362,7 @@ fn an_old_vagrant_is_too_old_not_missing() {
 #[test]
 fn an_unreadable_vagrant_version_fails_naming_what_was_printed() {
     let sb = Sandbox::new();
-    let (code, row) = doctor_row(&sb, &[("STANDIN_VAGRANT_VERSION", "banana")], "vagrant");
+    let (code, row) = sb.doctor_row(&[("STANDIN_VAGRANT_VERSION", "banana")], "vagrant");
     assert_eq!(code, Some(1), "{row}");
     assert_eq!(row["status"], "fail", "{row}");
     let detail = row["detail"].as_str().unwrap();

@@ -12,18 +12,6 @@ use serde_json::Value;
 
 const THREE_TWO: [(&str, &str); 2] = [("control_plane_count", "3"), ("worker_count", "2")];
 
-fn addresses(sb: &Sandbox, dir: &str) -> Vec<String> {
-    let record: Value =
-        serde_json::from_str(&fs::read_to_string(sb.work().join(dir).join("lab.json")).unwrap())
-            .unwrap();
-    record["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["address"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn healthy(sb: &Sandbox, dir: &str) -> bool {
     let o = sb.k0slab(&["--dir", dir, "health", "-o", "json"], &[]);
     o.status.success()
@@ -61,7 +49,7 @@ fn two_three_plus_two_labs_started_together_are_both_healthy_and_one_destroy_lea
     };
     assert!(a.status.success(), "lab a: {}\n{}", both(&a), network());
     assert!(b.status.success(), "lab b: {}\n{}", both(&b), network());
-    let (in_a, in_b) = (addresses(&sb, "a"), addresses(&sb, "b"));
+    let (in_a, in_b) = (sb.lab_addresses("a"), sb.lab_addresses("b"));
     let set_a: BTreeSet<_> = in_a.iter().collect();
     assert!(
         in_b.iter().all(|x| !set_a.contains(x)),

@@ -8,21 +8,6 @@ mod common;
 use common::standins::{both, stderr, Sandbox};
 use serde_json::Value;
 
-/// `doctor -o json`: its exit code and the row of `check`.
-fn doctor_row(sb: &Sandbox, extra: &[(&str, &str)], check: &str) -> (Option<i32>, Value) {
-    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
-    let rows: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", both(&o)));
-    let row = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["check"] == check)
-        .unwrap_or_else(|| panic!("no {check} row: {rows}"))
-        .clone();
-    (o.status.code(), row)
-}
-
 fn has_row(sb: &Sandbox, extra: &[(&str, &str)], check: &str) -> bool {
     let o = sb.k0slab(&["doctor", "-o", "json"], extra);
     let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -31,7 +16,7 @@ fn has_row(sb: &Sandbox, extra: &[(&str, &str)], check: &str) -> bool {
 
 /// The row failed, naming `message` and `hint`, and doctor exited 1.
 fn assert_fails(sb: &Sandbox, extra: &[(&str, &str)], check: &str, message: &str, hint: &str) {
-    let (code, row) = doctor_row(sb, extra, check);
+    let (code, row) = sb.doctor_row(extra, check);
     assert_eq!(code, Some(1), "{row}");
     assert_eq!(row["status"], "fail", "{row}");
     let detail = row["detail"].as_str().unwrap();
@@ -40,7 +25,7 @@ fn assert_fails(sb: &Sandbox, extra: &[(&str, &str)], check: &str, message: &str
 }
 
 fn assert_passes(sb: &Sandbox, extra: &[(&str, &str)], check: &str) {
-    let (code, row) = doctor_row(sb, extra, check);
+    let (code, row) = sb.doctor_row(extra, check);
     assert_eq!(row["status"], "ok", "{row}");
     assert_eq!(code, Some(0), "{row}");
 }
@@ -127,7 +112,7 @@ fn a_softnet_older_than_0_11_0_is_refused_on_the_softnet_network_only() {
 fn a_softnet_outside_homebrew_is_a_warning_not_a_refusal() {
     let sb = Sandbox::new();
     sb.install_softnet(None);
-    let (code, row) = doctor_row(&sb, &[], "softnet");
+    let (code, row) = sb.doctor_row(&[], "softnet");
     assert_eq!(code, Some(0), "{row}");
     assert_eq!(row["status"], "warn", "{row}");
     assert!(

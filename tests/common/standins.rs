@@ -182,6 +182,36 @@ exit 1
         let _ = fs::remove_file(&running);
     }
 
+    /// `k0slab doctor -o json` with `extra`: its exit code and the row of `check`.
+    pub fn doctor_row(&self, extra: &[(&str, &str)], check: &str) -> (Option<i32>, Value) {
+        let o = self.k0slab(&["doctor", "-o", "json"], extra);
+        let rows: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("doctor JSON: {e}: {}", both(&o)));
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == check)
+            .unwrap_or_else(|| panic!("no {check} row: {rows}"))
+            .clone();
+        (o.status.code(), row)
+    }
+
+    /// The planned addresses in `lab.json` of the lab directory `dir` (under the work
+    /// directory), in the record's order.
+    pub fn lab_addresses(&self, dir: &str) -> Vec<String> {
+        let record: Value = serde_json::from_str(
+            &fs::read_to_string(self.work().join(dir).join("lab.json")).unwrap(),
+        )
+        .unwrap();
+        record["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["address"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// bootpd's pid file.
     pub fn bootpd_pid_file(&self) -> PathBuf {
         self.root.path().join("db/bootpd.pid")
