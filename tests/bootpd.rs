@@ -7,7 +7,6 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -16,23 +15,14 @@ use serde_json::{json, Value};
 
 /// `k0slab bootptab apply` with `input` on its standard input and `env` only.
 fn helper(input: &str, env: &[(&str, String)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_k0slab"))
-        .args(["bootptab", "apply"])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::output_with_input(
+        Command::new(env!("CARGO_BIN_EXE_k0slab"))
+            .args(["bootptab", "apply"])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("PATH", std::env::var("PATH").unwrap_or_default()),
+        input.as_bytes(),
+    )
 }
 
 fn sleeper() -> Child {

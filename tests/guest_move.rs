@@ -340,23 +340,13 @@ impl Lab {
     /// Runs the rendered guest setup as Vagrant's shell provisioner does: as root, bash.
     fn setup(&self, script: &str, args: &[String]) {
         let init = self.init.expect("the guest runs").to_string();
-        let mut child = Command::new("nsenter")
-            .args(["--target", &init, "--all", "--"])
-            .args(["env", "-i", GUEST_PATH, "bash", "-s", "--"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::output_with_input(
+            Command::new("nsenter")
+                .args(["--target", &init, "--all", "--"])
+                .args(["env", "-i", GUEST_PATH, "bash", "-s", "--"])
+                .args(args),
+            script.as_bytes(),
+        );
         assert!(
             out.status.success(),
             "the guest setup failed ({}):\n{}{}",

@@ -158,3 +158,17 @@ pub fn require_tool(name: &str) -> PathBuf {
         panic!("{name} is not installed: run the test command in README.md (tests/run.sh), which installs it")
     })
 }
+
+/// Runs `cmd` with `input` on its standard input; its output (stdout and stderr captured).
+pub fn output_with_input(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
