@@ -178,8 +178,18 @@ pub fn planned_addresses(
                 from.get(&node.name)
                     .map_or_else(|| "no lease".to_string(), ToString::to_string)
             ));
-            start_move(ctx, node, prefix, network.served_by_bootpd())?;
         }
+        // The group's moves are independent: started at once, not one SSH session after
+        // another (benches/up_parallel.rs).
+        std::thread::scope(|s| {
+            let started: Vec<_> = group
+                .iter()
+                .map(|node| s.spawn(|| start_move(ctx, node, prefix, network.served_by_bootpd())))
+                .collect();
+            started
+                .into_iter()
+                .try_for_each(|h| h.join().expect("a move thread does not panic"))
+        })?;
         if i + 1 < groups.len() {
             // The next group's addresses are free once this group is where it belongs.
             render::write_lab_with(ctx, &planned, &macs, &BTreeMap::new())?;
