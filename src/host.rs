@@ -15,6 +15,29 @@ pub fn k0slab_home(env: &Environment) -> PathBuf {
         )
 }
 
+/// Runs `f` holding the host-wide lock `name` in k0slab's directory (an exclusive lock on
+/// `~/.k0slab/<name>`, released when `f` returns).
+pub fn with_lock<T>(
+    env: &Environment,
+    name: &str,
+    f: impl FnOnce() -> crate::Result<T>,
+) -> crate::Result<T> {
+    use crate::Error;
+    let dir = k0slab_home(env);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let path = dir.join(name);
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("opening", &path, e))?;
+    file.lock().map_err(|e| Error::io("locking", &path, e))?;
+    let result = f();
+    let _ = file.unlock();
+    result
+}
+
 /// Logical CPUs of the host.
 pub fn cpus() -> u32 {
     std::thread::available_parallelism()

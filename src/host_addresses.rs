@@ -11,7 +11,7 @@
 //! started at once never pick the same numbers; `destroy` forgets the lab's record.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -62,15 +62,7 @@ fn save(env: &Environment, record: &Record) -> Result<()> {
 
 /// Runs `f` holding the host-wide lock on the record (`addresses.json.lock`).
 pub fn with_lock<T>(env: &Environment, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let dir = crate::host::k0slab_home(env);
-    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-    let lock_path = dir.join("addresses.json.lock");
-    let lock = File::create(&lock_path).map_err(|e| Error::io("creating", &lock_path, e))?;
-    lock.lock()
-        .map_err(|e| Error::io("locking", &lock_path, e))?;
-    let result = f();
-    let _ = lock.unlock();
-    result
+    crate::host::with_lock(env, "addresses.json.lock", f)
 }
 
 /// The addresses other labs (and the user's own bootptab lines) hold, with who holds each, as

@@ -590,30 +590,15 @@ pub fn route(root: bool, passwordless_sudo: bool, interactive: bool) -> Route {
     }
 }
 
-/// Holds the host-wide lock on bootpd's files while `f` runs: two labs' edits never
-/// interleave (`~/.k0slab/bootpd.lock`).
-fn with_host_lock<T>(env: &Environment, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let dir = crate::host::k0slab_home(env);
-    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
-    let path = dir.join("bootpd.lock");
-    let file = fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("opening", &path, e))?;
-    file.lock().map_err(|e| Error::io("locking", &path, e))?;
-    let result = f();
-    let _ = file.unlock();
-    result
-}
-
 /// Applies `change`, explaining `why` before asking for root.
 pub fn apply(env: &Environment, out: &Output, change: &Change, why: &str) -> Result<Applied> {
     let files = Files::from_env(env);
     // Refuse what root would refuse before asking for a password.
     change.validate(files.served().as_deref())?;
-    with_host_lock(env, || apply_locked(env, out, change, why, &files))
+    // Two labs' edits of bootpd's files never interleave.
+    crate::host::with_lock(env, "bootpd.lock", || {
+        apply_locked(env, out, change, why, &files)
+    })
 }
 
 fn apply_locked(
