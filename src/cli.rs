@@ -15,7 +15,19 @@ Every lab setting can also come from an environment variable, spelled as shown o
   control_plane_count=3 worker_count=2 k0slab render
 Precedence: flag > environment variable > the existing lab (lab.json) > default.
 
-Exit codes: 0 success, 1 a tool or check failed, 2 bad input (nothing was written).";
+Exit codes: 0 success, 1 a tool or check failed (or the lab is busy), 2 bad input (nothing
+was written), 130/143/129 interrupted by SIGINT (Ctrl-C)/SIGTERM/SIGHUP: the VMs keep running
+and `k0slab up` resumes.";
+
+/// A duration flag (`--wait 90s`). Its values may start with `-` so that `--wait -5m` is
+/// refused as a negative duration instead of read as flag `-5`.
+fn duration(value: &str) -> Result<Duration, String> {
+    if value.starts_with('-') {
+        return Err("a duration cannot be negative: give one such as 90s, 5m or 1h30m".into());
+    }
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{e}: give a duration such as 90s, 5m or 1h30m"))
+}
 
 /// A realistic multi-node k0s cluster on local VMs (Tart + Vagrant + k0sctl), proven healthy.
 #[derive(Debug, Parser)]
@@ -73,7 +85,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// How long to wait for the lab to become healthy
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = duration)]
         wait: Duration,
     },
     /// Destroy the lab's VMs (as recorded in lab.json) and remove the files k0slab wrote.
@@ -87,7 +99,7 @@ pub enum Command {
     /// pods. Exit 1 if a check fails.
     Health {
         /// Keep checking until healthy or this long has passed (e.g. 90s, 5m)
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", allow_hyphen_values = true, value_parser = duration)]
         wait: Duration,
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
@@ -160,7 +172,7 @@ pub enum Command {
         #[command(flatten)]
         lab: LabArgs,
         /// How long to wait for the lab to become healthy
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = duration)]
         wait: Duration,
     },
     /// Local images into the lab's nodes without a registry: `image load`, `image ls`.
@@ -206,7 +218,7 @@ pub enum KairosCommand {
         #[arg(long, value_name = "IMAGE")]
         provider_image: Option<String>,
         /// How long each component may take to become Available
-        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = duration)]
         timeout: Duration,
     },
     /// Apply a workload cluster manifest and follow it through its milestones; exit 1
@@ -220,7 +232,7 @@ pub enum KairosCommand {
         #[arg(long)]
         keep: bool,
         /// How long the cluster may take to reach every milestone
-        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "30m", allow_hyphen_values = true, value_parser = duration)]
         timeout: Duration,
         /// Also require this Machine annotation on the init machine (the init machine is
         /// otherwise found from the bootstrap data: the one controller without a join token)
@@ -320,7 +332,8 @@ pub struct LabArgs {
     #[arg(long, value_name = "GB")]
     pub disk_size: Option<String>,
     /// Lab name, used for VM names, the k0sctl cluster and the kube context
-    /// [env: K0SLAB_NAME] [default: k0slab, or k0slab-<dir name> when the directory is not `lab`]
+    /// [env: K0SLAB_NAME] [default: k0slab-<hash>, or k0slab-<dir name>-<hash> when the
+    /// directory is not named `lab`; <hash> is 6 hex digits of the directory's path]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// The lab network, a private CIDR (10/8, 172.16/12, 192.168/16) with prefix ≤ 24 [env:

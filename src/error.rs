@@ -14,7 +14,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InputError {
     /// One value is not allowed.
-    #[error("{origin} has the value {value:?}, which is not allowed: expected {allowed}")]
+    #[error("{}", invalid(origin, value, allowed))]
     Invalid {
         /// Where the value came from, e.g. `environment variable worker_count`.
         origin: String,
@@ -45,6 +45,16 @@ pub enum InputError {
     LabChanged { dir: String, changes: String },
 }
 
+/// The message of [`InputError::Invalid`]: a flag given without its value (`plan --network`)
+/// or an empty variable says so instead of quoting `""`.
+fn invalid(origin: &str, value: &str, allowed: &str) -> String {
+    match value {
+        "" if origin.starts_with("flag ") => format!("{origin} needs a value: expected {allowed}"),
+        "" => format!("{origin} is set but empty: expected {allowed}"),
+        _ => format!("{origin} has the value {value:?}, which is not allowed: expected {allowed}"),
+    }
+}
+
 /// Everything that can go wrong in k0slab.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,6 +69,14 @@ pub enum Error {
     },
     #[error("{} is not a lab file k0slab can read: {reason}", path.display())]
     LabFile { path: PathBuf, reason: String },
+    /// A file of the user's or another tool's (a kubeconfig, Tart's VM configuration) that
+    /// k0slab reads but did not write.
+    #[error("{} is not {what} k0slab can read: {reason}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
     #[error("rendering {name}: {reason}")]
     Render { name: String, reason: String },
     #[error("SSH key {}: {reason}", path.display())]

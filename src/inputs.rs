@@ -188,12 +188,15 @@ impl LabName {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let cleaned: String = dir_name
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let cleaned = cleaned.trim_matches('-');
+        // Letters beyond ASCII are transliterated ("Ünïcødé" → "unicode"); what is left that a
+        // DNS label cannot hold becomes one dash between words.
+        let ascii = deunicode::deunicode(&dir_name).to_ascii_lowercase();
+        let cleaned = ascii
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let cleaned = cleaned.as_str();
         let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
         let hash: String = digest[..3].iter().map(|b| format!("{b:02x}")).collect();
         let mut base = if cleaned.is_empty() || cleaned == "lab" || cleaned == "k0slab" {
@@ -202,7 +205,8 @@ impl LabName {
             format!("k0slab-{cleaned}")
         };
         base.truncate(LAB_NAME_MAX - hash.len() - 1);
-        // Collapsed dashes keep the label readable; the hash keeps it unique.
+        // Cut in the middle of a word, the label must not end with its dash; the hash keeps
+        // it unique.
         let base = base.trim_end_matches('-');
         LabName(format!("{base}-{hash}"))
     }
@@ -1176,6 +1180,16 @@ mod tests {
         );
         let demo = LabName::for_directory(Path::new("/x/My Lab_2"));
         assert!(demo.as_str().starts_with("k0slab-my-lab-2-"), "{demo:?}");
+        let unicode = LabName::for_directory(Path::new("/x/Ünïcødé lab"));
+        assert!(
+            unicode.as_str().starts_with("k0slab-unicode-lab-"),
+            "transliterated: {unicode:?}"
+        );
+        let spaced = LabName::for_directory(Path::new("/x/my  lab -- (2)"));
+        assert!(
+            spaced.as_str().starts_with("k0slab-my-lab-2-") && !spaced.as_str().contains("--"),
+            "one dash between words: {spaced:?}"
+        );
         for odd in ["LAB", "..", "/", "日本", "_"] {
             let n = LabName::for_directory(&Path::new("/x").join(odd));
             assert!(

@@ -47,8 +47,9 @@ use crate::fsutil::write_atomic;
 pub const FILE_NAME: &str = "kubeconfig";
 
 fn bad(path: &str, reason: impl Into<String>) -> Error {
-    Error::LabFile {
+    Error::Unreadable {
         path: PathBuf::from(path),
+        what: "a kubeconfig",
         reason: reason.into(),
     }
 }
@@ -60,8 +61,8 @@ fn parse(text: &str, what: &str) -> Result<Mapping> {
     match serde_yaml_ng::from_str::<Value>(text) {
         Ok(Value::Mapping(m)) => Ok(m),
         Ok(Value::Null) => Ok(Mapping::new()),
-        Ok(_) => Err(bad(what, "not a kubeconfig (a YAML mapping)")),
-        Err(e) => Err(bad(what, format!("not valid YAML: {e}"))),
+        Ok(_) => Err(bad(what, "its top level is not a YAML mapping")),
+        Err(e) => Err(bad(what, format!("it is not valid YAML: {e}"))),
     }
 }
 

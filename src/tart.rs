@@ -44,19 +44,25 @@ pub fn home(env: &Environment) -> PathBuf {
 pub fn mac_of(env: &Environment, vm: &str) -> Result<Mac> {
     let path = home(env).join("vms").join(vm).join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
-    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::LabFile {
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Unreadable {
         path: path.clone(),
+        what: "a Tart VM configuration",
         reason: e.to_string(),
     })?;
     config
         .get("macAddress")
         .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| Error::LabFile {
+        .ok_or_else(|| Error::Unreadable {
             path: path.clone(),
+            what: "a Tart VM configuration",
             reason: "no macAddress".into(),
         })?
         .parse()
-        .map_err(|reason| Error::LabFile { path, reason })
+        .map_err(|reason| Error::Unreadable {
+            path,
+            what: "a Tart VM configuration",
+            reason,
+        })
 }
 
 impl Tart<'_> {

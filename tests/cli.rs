@@ -288,7 +288,7 @@ const BAD: &[(&[(&str, &str)], &str)] = &[
     ),
     (
         &[("control_plane_count", "")],
-        "control_plane_count has the value \"\"",
+        "environment variable control_plane_count is set but empty: expected",
     ),
     (&[("worker_count", "81")], "from 0 to 80"),
     (
@@ -489,4 +489,83 @@ fn quiet_render_prints_nothing() {
         .unwrap();
     assert!(o.status.success());
     assert!(stdout(&o).is_empty() && stderr(&o).is_empty());
+}
+
+/// The help says what k0slab does: the default name it really gives, every exit code it ends
+/// with (`process::interrupted_exit_code`).
+#[test]
+fn help_states_the_real_default_name_and_every_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab_dir = dir.path().join("lab");
+    let o = k0slab(dir.path(), &[]).args(["--help"]).output().unwrap();
+    let help = stdout(&o).split_whitespace().collect::<Vec<_>>().join(" ");
+    for code in ["0 success", "2 bad input", "130", "143", "129"] {
+        assert!(help.contains(code), "{code}: {help}");
+    }
+    let o = k0slab(dir.path(), &[])
+        .args(["plan", "--help"])
+        .output()
+        .unwrap();
+    let help = stdout(&o).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains("[default: k0slab-<hash>, or k0slab-<dir name>-<hash>"),
+        "{help}"
+    );
+    let o = k0slab(dir.path(), &[])
+        .args(["plan", "-o", "json"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let name = plan["name"].as_str().unwrap();
+    assert_eq!(
+        name,
+        k0slab::inputs::LabName::for_directory(&lab_dir).as_str()
+    );
+    assert!(
+        name.len() == 13
+            && name.starts_with("k0slab-")
+            && name[7..].chars().all(|c| c.is_ascii_hexdigit()),
+        "k0slab-<hash>: {name}"
+    );
+}
+
+/// A flag given without its value, and a negative duration, are refused by name (exit 2).
+#[test]
+fn a_missing_value_and_a_negative_duration_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = k0slab(dir.path(), &[])
+        .args(["plan", "--network"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("flag --network needs a value: expected"),
+        "{err}"
+    );
+    assert!(!err.contains("\"\""), "{err}");
+    for command in [
+        &["up", "--dry-run", "--wait", "-5m"][..],
+        &["health", "--wait", "-5m"],
+    ] {
+        let o = k0slab(dir.path(), &[]).args(command).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{command:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("'-5m'") && err.contains("--wait"),
+            "{command:?}: {err}"
+        );
+        assert!(err.contains("cannot be negative"), "{command:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{command:?}: {err}");
+    }
+    let o = k0slab(dir.path(), &[])
+        .args(["health", "--wait", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("such as 90s"), "{}", stderr(&o));
+    assert!(
+        fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
 }

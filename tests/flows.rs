@@ -284,6 +284,15 @@ fn a_vm_that_fails_to_boot_then_a_resumed_up() {
         1,
         "once: {err}"
     );
+    assert_eq!(
+        err.matches("`vagrant up worker-2 --provider tart").count(),
+        1,
+        "the failed command is named once: {err}"
+    );
+    assert!(
+        !err.lines().any(|l| l.contains(": (")),
+        "no message cut after its colon: {err}"
+    );
     assert!(err.contains("run `k0slab up` again"), "{err}");
     assert!(
         sb.calls_of("k0sctl", "apply").is_empty(),

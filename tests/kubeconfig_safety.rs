@@ -373,3 +373,26 @@ fn destroy_leaves_a_kubeconfig_made_read_only_after_the_merge_and_warns() {
     assert_eq!(fs::read(&path).unwrap(), merged);
     assert_eq!(mode(&path), 0o444);
 }
+
+#[test]
+fn a_kubeconfig_that_is_not_yaml_is_called_a_kubeconfig_and_left_as_it_is() {
+    let sb = lab_up();
+    let garbled = "clusters: [unclosed\n";
+    let path = write_home_config(&sb, garbled);
+    let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{} is not a kubeconfig k0slab can read: it is not valid YAML",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("lab file"),
+        "the user's file is no lab file: {err}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), garbled);
+    assert!(files_starting(path.parent().unwrap(), "config.").is_empty());
+}

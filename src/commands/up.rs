@@ -267,7 +267,8 @@ pub(crate) fn machines_up(
             .map(|()| true);
         match &outcome {
             Ok(_) => bar.done("running"),
-            Err(e) => bar.failed(&crate::output::first_line(&e.to_string())),
+            // The whole message follows once, from `machine_failures`.
+            Err(_) => bar.failed("vagrant up failed (the cause follows)"),
         }
         outcome
     });
