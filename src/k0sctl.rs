@@ -36,18 +36,40 @@ impl K0sctl<'_> {
         Cmd::new(self.path, description).env("SSH_KNOWN_HOSTS", known_hosts.display().to_string())
     }
 
-    pub fn apply_cmd(&self) -> Cmd {
-        self.cmd("k0sctl apply")
+    /// `k0sctl apply --config …`, and with `kubeconfig` (a file and the API's URL) the admin
+    /// kubeconfig written to that file once the apply succeeded, pointing at that URL: one
+    /// k0sctl run instead of a second that connects to a controller again for `k0sctl
+    /// kubeconfig` (k0sproject/k0sctl `cmd/apply.go` lines 38-46 and 78-90, since v0.14.0;
+    /// `action/apply.go` lines 89-91 add the phase "Get admin kubeconfig", lines 116-121
+    /// write it). k0sctl opens the file before the apply without truncating it (`O_CREATE |
+    /// O_WRONLY`, 0600), and a failed write of it is only a warning: give it an empty file and
+    /// check what it holds after.
+    pub fn apply_cmd(&self, kubeconfig: Option<(&Path, &str)>) -> Cmd {
+        let cmd = self
+            .cmd("k0sctl apply")
             .arg("apply")
             .arg("--config")
-            .arg(self.config)
+            .arg(self.config);
+        match kubeconfig {
+            Some((file, api_url)) => cmd
+                .arg("--kubeconfig-out")
+                .arg(file)
+                .args(["--kubeconfig-api-address", api_url]),
+            None => cmd,
+        }
     }
 
-    /// `k0sctl apply --config … [--restore-from FILE]`, reporting each phase as it starts.
-    /// k0sctl restores only onto controllers where k0s is not running yet, and skips the
-    /// restore silently otherwise (k0sproject/k0sctl `phase/restore.go` lines 28-30).
-    pub fn apply(&self, restore_from: Option<&Path>, mut on_phase: impl FnMut(&str)) -> Result<()> {
-        let mut cmd = self.apply_cmd();
+    /// `k0sctl apply --config … [--restore-from FILE]` (see [`K0sctl::apply_cmd`] for
+    /// `kubeconfig`), reporting each phase as it starts. k0sctl restores only onto
+    /// controllers where k0s is not running yet, and skips the restore silently otherwise
+    /// (k0sproject/k0sctl `phase/restore.go` lines 28-30).
+    pub fn apply(
+        &self,
+        restore_from: Option<&Path>,
+        kubeconfig: Option<(&Path, &str)>,
+        mut on_phase: impl FnMut(&str),
+    ) -> Result<()> {
+        let mut cmd = self.apply_cmd(kubeconfig);
         if let Some(file) = restore_from {
             cmd = cmd.arg("--restore-from").arg(file);
         }

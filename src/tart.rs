@@ -65,6 +65,13 @@ pub fn mac_of(env: &Environment, vm: &str) -> Result<Mac> {
         })
 }
 
+/// Whether `image` is among the OCI images of `listed` (what `tart list` printed).
+pub fn listed_image(listed: &[TartVm], image: &str) -> bool {
+    listed
+        .iter()
+        .any(|vm| vm.source.eq_ignore_ascii_case("oci") && vm.name == image)
+}
+
 impl Tart<'_> {
     /// `tart ip VM`: the address Tart's `dhcp` resolver finds in bootpd's leases, if any.
     pub fn ip(&self, vm: &str) -> Result<String> {
@@ -88,10 +95,7 @@ impl Tart<'_> {
 
     /// Whether `image` is in Tart's OCI cache.
     pub fn has_image(&self, image: &str) -> Result<bool> {
-        Ok(self
-            .list()?
-            .iter()
-            .any(|vm| vm.source.eq_ignore_ascii_case("oci") && vm.name == image))
+        Ok(listed_image(&self.list()?, image))
     }
 
     pub fn pull_cmd(&self, image: &str) -> Cmd {

@@ -201,27 +201,48 @@ pub fn check_macos(macos: Version) -> Result<()> {
     Ok(())
 }
 
+/// What this host's macOS and Tart say of their versions, asked at once (each is a process
+/// start, and `up` asks them while it waits for Vagrant's and k0sctl's answers too).
+pub struct HostAnswers {
+    /// `sw_vers -productVersion`; `None` when there is no `sw_vers` (not macOS).
+    pub macos: Option<Result<Version>>,
+    /// `tart --version`.
+    pub tart: Result<String>,
+}
+
+impl HostAnswers {
+    pub fn ask(env: &Environment, out: &Output, tart: &Path) -> HostAnswers {
+        std::thread::scope(|s| {
+            let macos = s.spawn(|| macos(env, out));
+            let tart = Tart {
+                path: tart,
+                env,
+                out,
+            }
+            .version();
+            HostAnswers {
+                macos: macos.join().expect("asking sw_vers does not panic"),
+                tart,
+            }
+        })
+    }
+}
+
 /// For `up`, before anything boots: macOS, Tart, vagrant-tart (from `plugins`, what
 /// `vagrant plugin list` printed) and, on the Softnet network, Softnet. The first that falls
 /// short is the error; a Softnet whose version cannot be told is a warning.
 pub fn check(
     env: &Environment,
     out: &Output,
-    tart: &Path,
+    host: HostAnswers,
     plugins: &str,
     network: &NetworkMode,
 ) -> Result<()> {
-    let macos = macos(env, out).transpose()?;
+    let macos = host.macos.transpose()?;
     if let Some(m) = macos {
         check_macos(m)?;
     }
-    let tart_version = Tart {
-        path: tart,
-        env,
-        out,
-    }
-    .version()?;
-    tools::check_version(Tool::Tart, &tart_version)?;
+    tools::check_version(Tool::Tart, &host.tart?)?;
     check_plugin(plugins)?;
     if *network == NetworkMode::Softnet {
         if let Some(path) = softnet::find(env) {

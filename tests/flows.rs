@@ -39,21 +39,20 @@ fn one_plus_one_up_health_destroy() {
         "tart".into(),
         "--machine-readable".into()
     ])));
+    // One k0sctl run: the apply writes the admin kubeconfig too, for the endpoint.
     let config = sb.lab().join("k0sctl.yaml").display().to_string();
+    let applies = sb.calls_of("k0sctl", "apply");
+    assert_eq!(applies.len(), 1, "{applies:?}");
+    assert_eq!(applies[0][..3], ["apply", "--config", config.as_str()]);
+    assert_eq!(applies[0][3], "--kubeconfig-out");
+    let out = std::path::Path::new(&applies[0][4]);
+    assert_eq!(out.parent(), Some(sb.lab().as_path()), "{out:?}");
+    assert!(!out.exists(), "the file k0sctl wrote is gone: {out:?}");
     assert_eq!(
-        sb.calls_of("k0sctl", "apply"),
-        vec![vec!["apply".to_string(), "--config".into(), config.clone()]]
+        applies[0][5..],
+        ["--kubeconfig-api-address", "https://192.168.64.10:6443"]
     );
-    assert_eq!(
-        sb.calls_of("k0sctl", "kubeconfig"),
-        vec![vec![
-            "kubeconfig".to_string(),
-            "--config".into(),
-            config,
-            "--address".into(),
-            "https://192.168.64.10:6443".into()
-        ]]
-    );
+    assert!(sb.calls_of("k0sctl", "kubeconfig").is_empty());
     let kubeconfig = sb.lab().join("kubeconfig");
     assert_eq!(
         fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
@@ -645,17 +644,23 @@ fn dry_run_prints_every_command_and_runs_none() {
     let out = stdout(&o);
     for expect in [
         "tart pull ghcr.io/cirruslabs/ubuntu:latest",
-        "vagrant up load-balancer --provider tart --machine-readable    (first)",
+        "in parallel, in lab/",
+        "vagrant up load-balancer --provider tart --machine-readable",
         "vagrant up control-plane-1 --provider tart --machine-readable",
         "vagrant up worker-2 --provider tart --machine-readable",
         "vagrant ssh worker-2 -c 'hostname; ip -4 -o addr show scope global dev",
         "(expect 192.168.64.21)",
         "sudo, after saying why",
         "k0sctl apply --config",
-        "--address https://192.168.64.100:6443 > lab/kubeconfig",
+        "--kubeconfig-api-address https://192.168.64.100:6443",
+        "into lab/kubeconfig",
     ] {
         assert!(out.contains(expect), "{expect:?} in\n{out}");
     }
+    assert!(
+        !out.contains("(first)"),
+        "the load balancer boots with the others, as `up` does: {out}"
+    );
     assert!(sb.calls().is_empty(), "dry run ran {:?}", sb.calls());
     assert!(!sb.lab().exists(), "dry run wrote files");
 }
@@ -933,4 +938,35 @@ fn a_dumb_terminal_gets_no_cursor_escapes() {
         "a real terminal gets progress bars"
     );
     assert!(!escapes("dumb"), "TERM=dumb gets none");
+}
+
+/// k0sctl only warns when it cannot write `--kubeconfig-out` (k0sctl `action/apply.go`): the
+/// kubeconfig then comes from `k0sctl kubeconfig`, and the lab is healthy all the same.
+#[test]
+fn a_kubeconfig_the_apply_could_not_write_is_fetched_with_k0sctl_kubeconfig() {
+    let sb = Sandbox::new();
+    let o = up(&sb, &[("STANDIN_K0SCTL_NO_KUBECONFIG_OUT", "1")]);
+    assert!(o.status.success(), "{}", both(&o));
+    let config = sb.lab().join("k0sctl.yaml").display().to_string();
+    assert_eq!(
+        sb.calls_of("k0sctl", "kubeconfig"),
+        vec![vec![
+            "kubeconfig".to_string(),
+            "--config".into(),
+            config,
+            "--address".into(),
+            "https://192.168.64.10:6443".into()
+        ]]
+    );
+    let kubeconfig = fs::read_to_string(sb.lab().join("kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains("server: https://192.168.64.10:6443"),
+        "{kubeconfig}"
+    );
+    let left: Vec<_> = fs::read_dir(sb.lab())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kubeconfig-from-apply"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -45,10 +45,25 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     ctx.tools
         .require(&[Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl])?;
     let vagrant = ctx.vagrant()?;
-    crate::tools::check_version(Tool::Vagrant, &vagrant.version()?)?;
-    let k0sctl_version = K0sctl::version(ctx.tools.get(Tool::K0sctl)?, ctx.env, &ctx.out)?;
-    crate::tools::check_version(Tool::K0sctl, &k0sctl_version)?;
-    let plugins = vagrant.plugins()?;
+    let (k0sctl, tart) = (ctx.tools.get(Tool::K0sctl)?, ctx.tools.get(Tool::Tart)?);
+    // Every tool is asked at once: each answer is a process start (a real Vagrant's takes a
+    // second or two), and none depends on another. They are judged in a fixed order after.
+    let (vagrant_version, k0sctl_version, plugins, host) = std::thread::scope(|s| {
+        let vagrant_version = s.spawn(|| vagrant.version());
+        let k0sctl_version = s.spawn(|| K0sctl::version(k0sctl, ctx.env, &ctx.out));
+        let plugins = s.spawn(|| vagrant.plugins());
+        let host = crate::versions::HostAnswers::ask(ctx.env, &ctx.out, tart);
+        let joined = "asking a tool for its version does not panic";
+        (
+            vagrant_version.join().expect(joined),
+            k0sctl_version.join().expect(joined),
+            plugins.join().expect(joined),
+            host,
+        )
+    });
+    crate::tools::check_version(Tool::Vagrant, &vagrant_version?)?;
+    crate::tools::check_version(Tool::K0sctl, &k0sctl_version?)?;
+    let plugins = plugins?;
     if !plugins
         .lines()
         .any(|l| l.trim_start().starts_with(super::plugin::PLUGIN))
@@ -59,13 +74,7 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             hint: "vagrant plugin install vagrant-tart",
         });
     }
-    crate::versions::check(
-        ctx.env,
-        &ctx.out,
-        ctx.tools.get(Tool::Tart)?,
-        &plugins,
-        &planned.topology.network,
-    )?;
+    crate::versions::check(ctx.env, &ctx.out, host, &plugins, &planned.topology.network)?;
     if planned.topology.network == NetworkMode::Softnet {
         softnet::check(ctx.env, &ctx.out).map_err(|problem| Error::ToolMissing {
             tool: "softnet",
@@ -177,21 +186,10 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         "  {}    (unless the image is cached)",
         tart.pull_cmd(&t.image).command_line()
     ));
-    let lb: Vec<&Node> = t
-        .nodes
-        .iter()
-        .filter(|n| n.kind == NodeKind::LoadBalancer)
-        .collect();
-    for n in &lb {
-        lines.push(format!(
-            "  {}    (first)",
-            vagrant.up_cmd(&n.name).command_line()
-        ));
-    }
     lines.push(format!(
         "  in parallel, in {dir}/ (machines already running are skipped):"
     ));
-    for n in t.nodes.iter().filter(|n| n.kind != NodeKind::LoadBalancer) {
+    for n in &t.nodes {
         lines.push(format!("    {}", vagrant.up_cmd(&n.name).command_line()));
     }
     if t.network.served_by_bootpd() {
@@ -224,10 +222,15 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             n.address
         ));
     }
-    lines.push(format!("  {}", k0sctl.apply_cmd().command_line()));
+    let out = ctx.dir.join(".kubeconfig-from-apply-XXXXXX");
     lines.push(format!(
-        "  {} > {dir}/kubeconfig",
-        k0sctl.kubeconfig_cmd(&t.endpoint.url()).command_line()
+        "  {}",
+        k0sctl
+            .apply_cmd(Some((&out, &t.endpoint.url())))
+            .command_line()
+    ));
+    lines.push(format!(
+        "  the admin kubeconfig it wrote, its names made the lab's, into {dir}/kubeconfig"
     ));
     lines.push(format!("  k0slab --dir {dir} health    (kubectl get --raw /readyz, nodes, kube-system pods; sudo k0s etcd member-list on a controller)"));
     ctx.out.result(&lines.join("\n"));
@@ -281,24 +284,21 @@ pub(crate) fn machines_up(
 /// and then wait for SSH until its boot timeout, letiemble/vagrant-tart
 /// `lib/vagrant-tart/action/create_instance.rb` and `provider.rb`), or another machine that
 /// holds a planned address now (bootpd would not notice the clash, bootp `dhcpd.c` line 760).
+/// `listed` is what `tart list` printed.
 fn preflight(
     ctx: &Context<'_>,
     record: &LabRecord,
     states: &std::collections::BTreeMap<String, MachineState>,
+    listed: &[crate::tart::TartVm],
 ) -> Result<()> {
-    let tart = Tart {
-        path: ctx.tools.get(Tool::Tart)?,
-        env: ctx.env,
-        out: &ctx.out,
-    };
-    let existing: Vec<String> = tart.list()?.into_iter().map(|vm| vm.name).collect();
+    let existing: Vec<&str> = listed.iter().map(|vm| vm.name.as_str()).collect();
     let registry = crate::vm_registry::load(ctx.env)?;
     let here = crate::vm_registry::canonical(ctx.dir.absolute());
     let mut foreign = Vec::new();
     let mut untracked = Vec::new();
     for node in &record.nodes {
         let vm = record.vm_name(node);
-        if !existing.contains(&vm) {
+        if !existing.contains(&vm.as_str()) {
             continue;
         }
         let tracked = !matches!(
@@ -377,13 +377,24 @@ fn preflight(
     Ok(())
 }
 
-pub(crate) fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) -> Result<()> {
+/// Pulls `image` unless Tart has it: as `listed` says (what `tart list` printed just now),
+/// else as Tart is asked.
+pub(crate) fn pull_image(
+    ctx: &Context<'_>,
+    progress: &Progress,
+    image: &str,
+    listed: Option<&[crate::tart::TartVm]>,
+) -> Result<()> {
     let tart = Tart {
         path: ctx.tools.get(Tool::Tart)?,
         env: ctx.env,
         out: &ctx.out,
     };
-    if tart.has_image(image)? {
+    let cached = match listed {
+        Some(listed) => crate::tart::listed_image(listed, image),
+        None => tart.has_image(image)?,
+    };
+    if cached {
         return Ok(());
     }
     let spinner = progress.spinner("image");
@@ -400,15 +411,19 @@ pub(crate) fn pull_image(ctx: &Context<'_>, progress: &Progress, image: &str) ->
     }
 }
 
+/// `k0sctl apply`, which also writes the admin kubeconfig into `kubeconfig_out`.
 fn apply(
     ctx: &Context<'_>,
     progress: &Progress,
     k0sctl: &K0sctl<'_>,
     restore_from: Option<&std::path::Path>,
+    kubeconfig_out: (&std::path::Path, &str),
 ) -> Result<()> {
     let spinner = progress.spinner("k0sctl");
     spinner.message("k0sctl apply");
-    match k0sctl.apply(restore_from, |phase| spinner.message(phase)) {
+    match k0sctl.apply(restore_from, Some(kubeconfig_out), |phase| {
+        spinner.message(phase)
+    }) {
         Ok(()) => {
             spinner.done("k0sctl apply finished");
             let applied =
@@ -438,8 +453,30 @@ pub(crate) fn already_applied(ctx: &Context<'_>) -> bool {
     }
 }
 
-fn write_kubeconfig(ctx: &Context<'_>, k0sctl: &K0sctl<'_>, record: &LabRecord) -> Result<()> {
-    let raw = k0sctl.kubeconfig(&record.endpoint.url())?;
+/// `k0sctl apply`, then the lab's kubeconfig from what the apply wrote (or, when k0sctl could
+/// not write it, which it only warns about, from `k0sctl kubeconfig`).
+fn apply_and_write_kubeconfig(
+    ctx: &Context<'_>,
+    progress: &Progress,
+    k0sctl: &K0sctl<'_>,
+    record: &LabRecord,
+    restore_from: Option<&std::path::Path>,
+) -> Result<()> {
+    let url = record.endpoint.url();
+    // Empty, 0600 and in the lab directory; removed when dropped, whatever happens.
+    let out = tempfile::Builder::new()
+        .prefix(".kubeconfig-from-apply-")
+        .tempfile_in(ctx.dir.absolute())
+        .map_err(|e| Error::io("creating a file in", ctx.dir.absolute(), e))?;
+    apply(ctx, progress, k0sctl, restore_from, (out.path(), &url))?;
+    let raw = fs::read_to_string(out.path()).map_err(|e| Error::io("reading", out.path(), e))?;
+    let raw = if raw.trim().is_empty() {
+        ctx.out
+            .detail("k0sctl apply wrote no kubeconfig: asking `k0sctl kubeconfig`");
+        k0sctl.kubeconfig(&url)?
+    } else {
+        raw
+    };
     let normalized = kubeconfig::normalize(&raw, record.name())?;
     write_atomic(
         &ctx.dir.join(kubeconfig::FILE_NAME),
@@ -515,14 +552,26 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     check_interrupted()?;
 
     let progress = Progress::new(&ctx.out);
-    let states = ctx.vagrant()?.status()?;
-    preflight(ctx, &record, &states)?;
+    // Vagrant's machines and Tart's VMs and images, asked at once.
+    let tart = Tart {
+        path: ctx.tools.get(Tool::Tart)?,
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    let vagrant = ctx.vagrant()?;
+    let (states, listed) = std::thread::scope(|s| {
+        let listed = s.spawn(|| tart.list());
+        let states = vagrant.status();
+        (states, listed.join().expect("tart list does not panic"))
+    });
+    let (states, listed) = (states?, listed?);
+    preflight(ctx, &record, &states, &listed)?;
     let nodes: Vec<&Node> = record.nodes.iter().collect();
     let all_running = nodes
         .iter()
         .all(|n| states.get(&n.name) == Some(&MachineState::Running));
     if !all_running {
-        pull_image(ctx, &progress, &record.inputs.image)?;
+        pull_image(ctx, &progress, &record.inputs.image, Some(&listed))?;
     }
     // Recorded before Vagrant clones them: whatever happens next, destroy finds them.
     crate::vm_registry::claim(
@@ -566,8 +615,13 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     let checks = match checks {
         Some(c) => c,
         None => {
-            apply(ctx, &progress, &k0sctl, options.restore_from.as_deref())?;
-            write_kubeconfig(ctx, &k0sctl, &record)?;
+            apply_and_write_kubeconfig(
+                ctx,
+                &progress,
+                &k0sctl,
+                &record,
+                options.restore_from.as_deref(),
+            )?;
             super::health::check(ctx, &record, options.wait)?
         }
     };

@@ -347,14 +347,20 @@ fn wait_for_planned(
             if !restorer.entry_kept(ctx, node) {
                 restorer.restore(ctx, node, prefix)?;
             }
-            let seen = vagrant
-                .ssh_output(&node.name, ADDRESS_QUERY)
-                .map(|o| guest_in(&o));
-            let tart_ip = if by_bootpd {
-                tart.ip(&record.vm_name(node)).ok()
-            } else {
-                Some(node.address.to_string())
-            };
+            // The guest and Tart are asked at once: two process starts per poll, one wait.
+            let (seen, tart_ip) = std::thread::scope(|s| {
+                let tart_ip = s.spawn(|| {
+                    if by_bootpd {
+                        tart.ip(&record.vm_name(node)).ok()
+                    } else {
+                        Some(node.address.to_string())
+                    }
+                });
+                let seen = vagrant
+                    .ssh_output(&node.name, ADDRESS_QUERY)
+                    .map(|o| guest_in(&o));
+                (seen, tart_ip.join().expect("tart ip does not panic"))
+            });
             match (&seen, &tart_ip) {
                 (Ok((host, a)), Some(ip))
                     if host == &node.name

@@ -607,7 +607,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         }));
     }
     let outcome = (|| -> Result<()> {
-        commands::up::pull_image(&probe.ctx, &probe.progress, &lab.inputs.image)?;
+        commands::up::pull_image(&probe.ctx, &probe.progress, &lab.inputs.image, None)?;
         let prefix = lab.inputs.subnet.prefix_len();
         let mut reserved = false;
         for mode in &modes {
