@@ -48,7 +48,7 @@ pub struct Call {
     pub status: Option<i64>,
 }
 
-/// The Ruby that runs the stand-ins (`#!/usr/bin/env ruby`): the first on PATH.
+/// The Ruby that runs the stand-ins (`#!/usr/bin/env -S ruby --disable-gems`): the first on PATH.
 fn which_ruby() -> PathBuf {
     std::env::var_os("PATH")
         .into_iter()

@@ -6,7 +6,6 @@
 require "json"
 require "time"
 require "ipaddr"
-require "rexml/document"
 
 module Net
   module_function
@@ -38,16 +37,34 @@ module Net
   def served_subnets
     return [] unless File.exist?(plist_path)
 
+    served_subnets_read.map do |s|
+      { "net" => IPAddr.new(s["net"]), "first" => IPAddr.new(s["first"]), "last" => IPAddr.new(s["last"]) }
+    end
+  end
+
+  # The plist's allocating subnets as strings, parsed once per version of the file: REXML is a
+  # bundled gem and the stand-ins start without RubyGems (see lib/standin.rb), and loading both
+  # took two thirds of a `vagrant ssh`. The parse is kept in the state directory, keyed by the
+  # file's modification time and size.
+  def served_subnets_read
+    stat = File.stat(plist_path)
+    key = "#{stat.mtime.to_r}:#{stat.size}"
+    cache_path = File.join(Standin.state_dir, "bootpd-plist-subnets.json")
+    cached = Standin.read_json(cache_path, nil)
+    return cached["subnets"] if cached && cached["key"] == key
+
+    require "rubygems"
+    require "rexml/document"
     doc = REXML::Document.new(File.read(plist_path))
     top = doc.root.elements["dict"]
-    subnets = plist_value(top)["Subnets"] || []
-    subnets.filter_map do |s|
+    subnets = (plist_value(top)["Subnets"] || []).filter_map do |s|
       next unless s["allocate"] == true
 
       net = IPAddr.new("#{s['net_address']}/#{s['net_mask']}")
-      first, last = s["net_range"].map { |a| IPAddr.new(a) }
-      { "net" => net, "first" => first, "last" => last }
+      { "net" => "#{net}/#{net.prefix}", "first" => s["net_range"][0], "last" => s["net_range"][1] }
     end
+    Standin.write_json(cache_path, { "key" => key, "subnets" => subnets })
+    subnets
   end
 
   def plist_value(el)

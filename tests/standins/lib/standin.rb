@@ -4,6 +4,11 @@
 # They take the real tools' arguments, print the real output formats, keep their state in
 # $K0SLAB_STANDIN_STATE, record every call in calls.jsonl, and fail or slow down when told to
 # by STANDIN_* variables (see tests/standins/README.md).
+#
+# They start with `ruby --disable-gems` (their `#!` line): RubyGems alone made up half of each
+# call's start (0.27 s against 0.11 s with the same standard libraries here), and a lab's `up`
+# starts some forty stand-ins. What needs a gem (REXML, in lib/network.rb) loads RubyGems
+# where it is used.
 
 require "json"
 require "yaml"
