@@ -71,8 +71,9 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     }
     let dir = lab_dir(cli.dir, env)?;
     let tools = tools::Tools::find(env);
-    // Before anything runs or is written: the tuning variables the commands read later.
-    inputs::check_tuning(env)?;
+    // Before anything runs or is written: every variable, also those the commands read late.
+    inputs::check_environment(env)?;
+    tools::check_overrides(env)?;
     let ctx = Context {
         env,
         out,
