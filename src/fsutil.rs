@@ -231,6 +231,55 @@ mod tests {
     }
 
     #[test]
+    fn a_set_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&b, b"old").unwrap();
+        // The third file cannot be staged (its directory does not exist): nothing changes.
+        let missing = dir.path().join("no/such/c");
+        fn set<'a>(a: &'a Path, b: &'a Path, third: &'a Path) -> Vec<Planned<'a>> {
+            let planned = |path, contents, mode| Planned {
+                path,
+                contents,
+                mode,
+            };
+            vec![
+                planned(a, b"new a", 0o600),
+                planned(b, b"new b", 0o644),
+                planned(third, b"c", 0o600),
+            ]
+        }
+        assert!(write_all_or_none(&set(&a, &b, &missing)).is_err());
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"old");
+        let names = |d: &Path| -> Vec<String> {
+            let mut n: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(dir.path()), ["b"], "no temporary file left");
+        let c = dir.path().join("c");
+        assert_eq!(
+            write_all_or_none(&set(&a, &b, &c)).unwrap(),
+            [Written::Created, Written::Updated, Written::Created]
+        );
+        assert_eq!(fs::read(&b).unwrap(), b"new b");
+        assert_eq!(
+            names(dir.path()),
+            ["a", "b", "c"],
+            "no link to the old b left"
+        );
+        assert_eq!(
+            write_all_or_none(&set(&a, &b, &c)).unwrap(),
+            [Written::Unchanged; 3]
+        );
+    }
+
+    #[test]
     fn creates_updates_and_leaves_alone() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");

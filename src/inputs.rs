@@ -740,13 +740,15 @@ fn path_var(env: &Environment, var: &str, directory: bool) -> Result<(), InputEr
 }
 
 /// Checks every variable k0slab reads once, before a command does anything: the lab settings
-/// (as typed; flags are checked when they are resolved), `K0SLAB_CONCURRENCY`, the duration
+/// (each as typed, and `flags`, the command's lab flags), `K0SLAB_CONCURRENCY`, the duration
 /// variables and the path variables. So a bad value is refused before anything is written or
 /// run, also by a command that would only read it late (e.g. `K0SLAB_ADDRESS_TIMEOUT`, after
 /// the VMs booted) or not at all (`up --dry-run`).
-pub fn check_environment(env: &Environment) -> Result<(), InputError> {
+pub fn check_environment(env: &Environment, flags: &Flags) -> Result<(), InputError> {
     let placeholder = LabName::try_from("k0slab".to_string()).expect("a valid name");
+    // Each variable on its own, also one a flag overrides.
     resolve(&Flags::default(), env, None, &placeholder)?;
+    resolve(flags, env, None, &placeholder)?;
     concurrency(env)?;
     for var in DURATION_VARS {
         duration_var(env, var, std::time::Duration::ZERO)?;
@@ -1203,7 +1205,7 @@ mod tests {
                 ("environment variable K0SLAB_CONCURRENCY", bad)
             );
             assert!(err.to_string().contains("from 1 to 100"), "{err}");
-            assert!(check_environment(&env(&[(CONCURRENCY_VAR, bad)])).is_err());
+            assert!(check_environment(&env(&[(CONCURRENCY_VAR, bad)]), &Flags::default()).is_err());
         }
         for bad in ["0", "0s", "-1", "abc", "soon", "", "5"] {
             let err = poll_interval(&env(&[(POLL_INTERVAL_VAR, bad)])).unwrap_err();
@@ -1213,7 +1215,9 @@ mod tests {
                 ("environment variable K0SLAB_POLL_INTERVAL", bad)
             );
             assert!(err.to_string().contains("above zero"), "{err}");
-            assert!(check_environment(&env(&[(POLL_INTERVAL_VAR, bad)])).is_err());
+            assert!(
+                check_environment(&env(&[(POLL_INTERVAL_VAR, bad)]), &Flags::default()).is_err()
+            );
         }
     }
 

@@ -471,6 +471,29 @@ fn every_variable_with_a_bad_value_is_refused_before_anything_runs_or_is_written
 }
 
 #[test]
+fn a_bad_flag_is_refused_before_the_lock_or_anything_else_is_written() {
+    let sb = Sandbox::new();
+    for (flag, bad) in [
+        ("--worker-count", "many"),
+        ("--subnet", "8.8.8.0/24"),
+        ("--k0s-version", "latest"),
+    ] {
+        for args in [&["up", flag, bad][..], &["up", "--dry-run", flag, bad]] {
+            let o = sb.k0slab(args, &[]);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", both(&o));
+            assert!(
+                stderr(&o).contains(&format!("flag {flag} has the value {bad:?}")),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+            assert!(sb.calls().is_empty(), "{args:?}: {:?}", sb.calls());
+            assert!(!sb.lab().exists(), "{args:?}: the lab directory");
+            assert!(!sb.home().join(".k0slab").exists(), "{args:?}: ~/.k0slab");
+        }
+    }
+}
+
+#[test]
 fn every_k0slab_variable_in_the_source_is_checked() {
     let sb = Sandbox::new();
     let checked: Vec<String> = bad_values(&sb).into_iter().map(|(v, _)| v).collect();

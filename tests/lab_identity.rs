@@ -91,7 +91,7 @@ fn destroy_without_lab_json_still_removes_the_labs_vms_and_addresses() {
     assert!(up_in(&sb, "lab", &[]).status.success());
     // Neither lab.json nor k0slab's copy of it (as in a lab of k0slab 0.1.0).
     fs::remove_file(sb.lab().join("lab.json")).unwrap();
-    fs::remove_file(sb.lab().join(".lab.json.copy")).unwrap();
+    let _ = fs::remove_file(sb.lab().join(".lab.json.copy"));
     let o = sb.k0slab(&["destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
@@ -152,7 +152,7 @@ fn a_damaged_lab_json_without_a_copy_still_loses_its_vms_and_destroy_says_what_t
     let sb = Sandbox::new();
     assert!(up_in(&sb, "lab", &[]).status.success());
     // A lab of k0slab 0.1.0, which kept no copy of lab.json.
-    fs::remove_file(sb.lab().join(".lab.json.copy")).unwrap();
+    let _ = fs::remove_file(sb.lab().join(".lab.json.copy"));
     fs::write(sb.lab().join("lab.json"), "{not json").unwrap();
     for round in ["first", "second"] {
         let o = sb.k0slab(&["destroy"], &[]);
@@ -540,25 +540,27 @@ fn a_render_on_a_full_disk_leaves_nothing_behind() {
 #[test]
 fn a_render_that_changes_the_lab_on_a_full_disk_changes_nothing() {
     let sb = Sandbox::new();
-    let mut failed = 0;
+    let (mut failed, mut succeeded) = (0, 0);
     // A lab rendered on a roomy disk, then the disk filled up to `free` pages, then rendered
-    // again with another worker count (Vagrantfile, k0sctl.yaml and lab.json change).
-    for free in 0..=8 {
+    // again with 40 workers: the Vagrantfile, k0sctl.yaml and lab.json all grow, so a render
+    // that replaced them one by one would run out of room after the first.
+    for free in 0..=40 {
         let script = format!(
             "\"$2\" --dir \"$1/lab\" render >/dev/null || exit 98
 avail=$(df --output=avail -B$(getconf PAGESIZE) \"$1\" | tail -1)
 head -c $(( (avail - {free}) * $(getconf PAGESIZE) )) /dev/zero > \"$1/fill\" 2>/dev/null
 cp -a \"$1/lab\" \"$3/before\"
-worker_count=2 \"$2\" --dir \"$1/lab\" render; rc=$?
+worker_count=40 \"$2\" --dir \"$1/lab\" render; rc=$?
 cp -a \"$1/lab\" \"$3/after\"
 exit $rc"
         );
-        let (o, out) = on_small_tmpfs(&sb, 64, &script, &[]);
+        let (o, out) = on_small_tmpfs(&sb, 128, &script, &[]);
         assert_ne!(o.status.code(), Some(98), "{}", both(&o));
         let after = common::tree(&out.join("after"));
         let record: Value = serde_json::from_slice(&after[&out.join("after/lab.json")].0).unwrap();
         if o.status.success() {
-            assert_eq!(record["inputs"]["worker_count"], 2, "{free} pages free");
+            succeeded += 1;
+            assert_eq!(record["inputs"]["worker_count"], 40, "{free} pages free");
         } else {
             failed += 1;
             assert_eq!(o.status.code(), Some(1), "{free} pages free: {}", both(&o));
@@ -571,5 +573,8 @@ exit $rc"
             );
         }
     }
-    assert!(failed > 0, "no render ran out of room");
+    assert!(
+        failed > 0 && succeeded > 0,
+        "{failed} failed, {succeeded} succeeded"
+    );
 }
