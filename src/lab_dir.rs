@@ -9,7 +9,7 @@ use rand_core::{OsRng, RngCore};
 use crate::error::{Error, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
 use crate::lab_json::{self, LabRecord, Secrets};
-use crate::render::{RenderedFile, PRIVATE_KEY, PUBLIC_KEY};
+use crate::render::{PRIVATE_KEY, PUBLIC_KEY};
 use crate::sshkey;
 
 /// A `.gitignore` that keeps everything in the lab directory out of git.
@@ -247,15 +247,6 @@ impl LabDir {
             .zip(written)
             .map(|((name, _, _), w)| (name.to_string(), w))
             .collect())
-    }
-
-    /// Writes rendered files, all or none.
-    pub fn write(&self, files: &[RenderedFile]) -> Result<Vec<(String, Written)>> {
-        let set: Vec<(&str, &[u8], u32)> = files
-            .iter()
-            .map(|f| (f.name, f.contents.as_bytes(), f.mode))
-            .collect();
-        self.write_files(&set)
     }
 }
 

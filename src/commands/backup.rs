@@ -27,10 +27,10 @@ use crate::tools::Tool;
 pub const BACKUPS: &str = "backups";
 
 /// The suffix of k0slab's record beside a backup: `<backup>.tar.gz.lab.json`. k0sctl's archive
-/// is k0s' own backup as k0s wrote it (k0sproject/k0sctl `phase/backup.go` lines 99-142 stream
-/// the one file `k0s backup` leaves in its temporary directory), which holds the cluster's
-/// data but not the lab's shape; k0slab leaves the archive as it is and keeps the shape beside
-/// it.
+/// is k0s' own backup as k0s wrote it (k0sproject/k0sctl f4005b6 `phase/backup.go` lines
+/// 105-112 and 132-144 stream the one file `k0s backup` leaves in its temporary directory),
+/// which holds the cluster's data but not the lab's shape; k0slab leaves the archive as it is
+/// and keeps the shape beside it.
 pub const RECORD_SUFFIX: &str = ".lab.json";
 
 /// The settings that make a lab's shape: a backup is restored only into a lab of the same

@@ -135,7 +135,9 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
             &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
         )?;
         ctx.out.info(&format!("{about}: nothing to destroy"));
-        kept_without_record(ctx, unreadable.is_some());
+        if unreadable.is_some() {
+            kept_without_record(ctx, true);
+        }
         return Ok(());
     }
     ctx.out.info(&format!(
@@ -181,25 +183,23 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     Ok(())
 }
 
-/// Says what is left in a lab directory whose record and copy are both gone or unreadable
+/// Says what is left in a lab directory whose record and its copy are both gone or damaged
 /// (a lab of k0slab 0.1.0, which kept no copy), and what to do with it.
 fn kept_without_record(ctx: &Context<'_>, damaged: bool) {
-    let left: Vec<String> = fs::read_dir(ctx.dir.absolute())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if left.is_empty() {
+    let left = fs::read_dir(ctx.dir.absolute()).map_or(0, |d| d.flatten().count());
+    if left == 0 {
         return;
     }
     let dir = ctx.dir.shown().display();
     ctx.out.info(&format!(
-        "k0slab has no readable copy of lab.json either ({} keeps none), so it cannot tell \
-         which files in {dir} it wrote: they are kept. Look through {dir} and remove it yourself \
-         once it holds nothing of yours (rm -r {dir}){}",
-        "a lab made by k0slab 0.1.0",
+        "{} and k0slab has no readable copy of it (a lab made by k0slab 0.1.0 has none), so \
+         k0slab cannot tell which files in {dir} it wrote: they are kept. Look through {dir} \
+         and remove it yourself once it holds nothing of yours (rm -r {dir}){}",
+        if damaged {
+            "lab.json is damaged"
+        } else {
+            "there is no lab.json"
+        },
         if damaged {
             "; until then the other commands refuse the damaged lab.json"
         } else {
@@ -404,8 +404,7 @@ fn from_copy(ctx: &Context<'_>, problem: Option<&Error>) -> Result<Option<LabRec
 }
 
 pub fn run(ctx: &Context<'_>) -> Result<()> {
-    let read = ctx.dir.read_record();
-    let record = match read {
+    let record = match ctx.dir.read_record() {
         Ok(Some(record)) => record,
         Ok(None) => match from_copy(ctx, None)? {
             Some(record) => record,
