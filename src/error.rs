@@ -77,6 +77,18 @@ pub enum Error {
         what: &'static str,
         reason: String,
     },
+    /// `lab.json` is damaged (not another version's): what to do is part of the message.
+    #[error(
+        "{} is damaged: {reason}. If you edited it, put it right; otherwise `k0slab destroy` \
+         removes the lab (its VMs, and the files k0slab wrote, known from k0slab's copy of the \
+         record, {copy}), and `k0slab up` makes a new one",
+        path.display()
+    )]
+    DamagedRecord {
+        path: PathBuf,
+        reason: String,
+        copy: &'static str,
+    },
     #[error("rendering {name}: {reason}")]
     Render { name: String, reason: String },
     #[error("SSH key {}: {reason}", path.display())]

@@ -59,6 +59,105 @@ pub fn write_atomic_if(
             .map_err(|e| Error::io("setting the mode of", path, e))?;
         return Ok(Some(Written::Unchanged));
     }
+    let tmp = temporary_with(path, contents, mode)?;
+    if !still() {
+        return Ok(None);
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::io("replacing", path, e.error))?;
+    Ok(Some(if existing.is_some() {
+        Written::Updated
+    } else {
+        Written::Created
+    }))
+}
+
+/// One file of a set that is written whole or not at all ([`write_all_or_none`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Planned<'a> {
+    pub path: &'a Path,
+    pub contents: &'a [u8],
+    pub mode: u32,
+}
+
+/// A file staged by [`write_all_or_none`]: the new content in a temporary file beside it.
+struct Staged<'a> {
+    planned: &'a Planned<'a>,
+    tmp: Option<tempfile::NamedTempFile>,
+    /// A hard link to the file as it was, to put back if a later rename fails.
+    previous: Option<std::path::PathBuf>,
+    existed: bool,
+}
+
+/// Writes every file of `files` or, when anything fails, none of them: each new content goes
+/// to a temporary file beside its target first (this is where a full disk fails, and then
+/// only temporary files are dropped), the files that are replaced keep a hard link to what
+/// they held, and only then is each temporary file renamed over its target, in order. A
+/// rename that fails puts back what the earlier renames replaced. Files that already hold
+/// their content are left alone (their mode is still corrected).
+pub fn write_all_or_none(files: &[Planned<'_>]) -> Result<Vec<Written>> {
+    let mut staged = Vec::with_capacity(files.len());
+    for planned in files {
+        let existing = match fs::read(planned.path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("reading", planned.path, e)),
+        };
+        if existing.as_deref() == Some(planned.contents) {
+            fs::set_permissions(planned.path, fs::Permissions::from_mode(planned.mode))
+                .map_err(|e| Error::io("setting the mode of", planned.path, e))?;
+            staged.push(Staged {
+                planned,
+                tmp: None,
+                previous: None,
+                existed: true,
+            });
+            continue;
+        }
+        let tmp = temporary_with(planned.path, planned.contents, planned.mode)?;
+        staged.push(Staged {
+            planned,
+            tmp: Some(tmp),
+            previous: None,
+            existed: existing.is_some(),
+        });
+    }
+    // Keep what each replaced file holds until every rename is done.
+    for i in 0..staged.len() {
+        if staged[i].tmp.is_none() || !staged[i].existed {
+            continue;
+        }
+        match keep_previous(staged[i].planned.path) {
+            Ok(link) => staged[i].previous = Some(link),
+            Err(e) => {
+                drop_previous(&staged);
+                return Err(e);
+            }
+        }
+    }
+    for i in 0..staged.len() {
+        let Some(tmp) = staged[i].tmp.take() else {
+            continue;
+        };
+        if let Err(e) = tmp.persist(staged[i].planned.path) {
+            put_back(&staged[..i]);
+            drop_previous(&staged);
+            return Err(Error::io("replacing", staged[i].planned.path, e.error));
+        }
+    }
+    drop_previous(&staged);
+    Ok(staged
+        .iter()
+        .map(|s| match (&s.previous, s.existed) {
+            (_, false) => Written::Created,
+            (Some(_), true) => Written::Updated,
+            (None, true) => Written::Unchanged,
+        })
+        .collect())
+}
+
+/// A temporary file beside `path` that holds `contents` with `mode`, synced.
+fn temporary_with(path: &Path, contents: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".k0slab-")
@@ -70,16 +169,43 @@ pub fn write_atomic_if(
     tmp.write_all(contents)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("writing", tmp.path(), e))?;
-    if !still() {
-        return Ok(None);
+    Ok(tmp)
+}
+
+/// A hard link beside `path` to what it holds now (a link takes no room for the content).
+fn keep_previous(path: &Path) -> Result<std::path::PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for _ in 0..100 {
+        let n = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
+        let link = dir.join(format!(".k0slab-previous-{n:016x}"));
+        match fs::hard_link(path, &link) {
+            Ok(()) => return Ok(link),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("keeping the previous content of", path, e)),
+        }
     }
-    tmp.persist(path)
-        .map_err(|e| Error::io("replacing", path, e.error))?;
-    Ok(Some(if existing.is_some() {
-        Written::Updated
-    } else {
-        Written::Created
-    }))
+    Err(Error::io(
+        "keeping the previous content of",
+        path,
+        std::io::Error::other("no free temporary name"),
+    ))
+}
+
+/// After a failed rename: the files renamed so far get back what they held (or go, when new).
+fn put_back(done: &[Staged<'_>]) {
+    for s in done.iter().rev() {
+        if !s.existed {
+            let _ = fs::remove_file(s.planned.path);
+        } else if let Some(previous) = &s.previous {
+            let _ = fs::rename(previous, s.planned.path);
+        }
+    }
+}
+
+fn drop_previous(staged: &[Staged<'_>]) {
+    for link in staged.iter().filter_map(|s| s.previous.as_ref()) {
+        let _ = fs::remove_file(link);
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +227,55 @@ mod tests {
         assert_eq!(
             write_atomic_if(&p, b"ours", 0o644, || true).unwrap(),
             Some(Written::Updated)
+        );
+    }
+
+    #[test]
+    fn a_set_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&b, b"old").unwrap();
+        // The third file cannot be staged (its directory does not exist): nothing changes.
+        let missing = dir.path().join("no/such/c");
+        fn set<'a>(a: &'a Path, b: &'a Path, third: &'a Path) -> Vec<Planned<'a>> {
+            let planned = |path, contents, mode| Planned {
+                path,
+                contents,
+                mode,
+            };
+            vec![
+                planned(a, b"new a", 0o600),
+                planned(b, b"new b", 0o644),
+                planned(third, b"c", 0o600),
+            ]
+        }
+        assert!(write_all_or_none(&set(&a, &b, &missing)).is_err());
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"old");
+        let names = |d: &Path| -> Vec<String> {
+            let mut n: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(dir.path()), ["b"], "no temporary file left");
+        let c = dir.path().join("c");
+        assert_eq!(
+            write_all_or_none(&set(&a, &b, &c)).unwrap(),
+            [Written::Created, Written::Updated, Written::Created]
+        );
+        assert_eq!(fs::read(&b).unwrap(), b"new b");
+        assert_eq!(
+            names(dir.path()),
+            ["a", "b", "c"],
+            "no link to the old b left"
+        );
+        assert_eq!(
+            write_all_or_none(&set(&a, &b, &c)).unwrap(),
+            [Written::Unchanged; 3]
         );
     }
 

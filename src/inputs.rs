@@ -698,11 +698,71 @@ pub fn duration_var(
         })
 }
 
-/// Checks the tuning variables (`K0SLAB_CONCURRENCY`, `K0SLAB_POLL_INTERVAL`) once, before a
-/// command does anything, so that a bad value is refused before anything is written.
-pub fn check_tuning(env: &Environment) -> Result<(), InputError> {
+/// Every duration variable k0slab reads (each where it is used, with its own default):
+/// how often to poll, how long a guest may take to reach its address, how long to wait for
+/// another command's lock, and the drill's timings.
+pub const DURATION_VARS: [&str; 6] = [
+    POLL_INTERVAL_VAR,
+    "K0SLAB_ADDRESS_TIMEOUT",
+    "K0SLAB_LOCK_WAIT",
+    "K0SLAB_DRILL_POLL",
+    "K0SLAB_DRILL_OBSERVE",
+    "K0SLAB_DRILL_RECOVER",
+];
+
+/// Variables that name a directory: k0slab's own (`~/.k0slab`).
+pub const DIRECTORY_VARS: [&str; 1] = ["K0SLAB_HOME"];
+
+/// Variables that name a file in place of macOS' own (bootpd's files, for tests and unusual
+/// set-ups; see [`crate::network::dhcp::Files::from_env`]).
+pub const FILE_VARS: [&str; 5] = [
+    "K0SLAB_BOOTPTAB",
+    "K0SLAB_DHCP_LEASES",
+    "K0SLAB_BOOTPD_PID",
+    "K0SLAB_BOOTPD_PLIST",
+    "K0SLAB_BOOTPD_EXE",
+];
+
+/// A path variable that exists as the wrong kind of thing (empty means unset).
+fn path_var(env: &Environment, var: &str, directory: bool) -> Result<(), InputError> {
+    let Some(value) = env.get(var).filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let Ok(meta) = std::fs::metadata(value) else {
+        return Ok(());
+    };
+    let allowed = match (directory, meta.is_dir()) {
+        (true, false) => "a directory, but this path is not one",
+        (false, true) => "a file, but this path is a directory",
+        _ => return Ok(()),
+    };
+    Err(Raw {
+        value: value.to_string(),
+        origin: Origin::Env(var.into()),
+    }
+    .invalid(allowed))
+}
+
+/// Checks every variable k0slab reads once, before a command does anything: the lab settings
+/// (each as typed, and `flags`, the command's lab flags), `K0SLAB_CONCURRENCY`, the duration
+/// variables and the path variables. So a bad value is refused before anything is written or
+/// run, also by a command that would only read it late (e.g. `K0SLAB_ADDRESS_TIMEOUT`, after
+/// the VMs booted) or not at all (`up --dry-run`).
+pub fn check_environment(env: &Environment, flags: &Flags) -> Result<(), InputError> {
+    let placeholder = LabName::try_from("k0slab".to_string()).expect("a valid name");
+    // Each variable on its own, also one a flag overrides.
+    resolve(&Flags::default(), env, None, &placeholder)?;
+    resolve(flags, env, None, &placeholder)?;
     concurrency(env)?;
-    poll_interval(env)?;
+    for var in DURATION_VARS {
+        duration_var(env, var, std::time::Duration::ZERO)?;
+    }
+    for var in DIRECTORY_VARS {
+        path_var(env, var, true)?;
+    }
+    for var in FILE_VARS {
+        path_var(env, var, false)?;
+    }
     Ok(())
 }
 
@@ -1149,7 +1209,7 @@ mod tests {
                 ("environment variable K0SLAB_CONCURRENCY", bad)
             );
             assert!(err.to_string().contains("from 1 to 100"), "{err}");
-            assert!(check_tuning(&env(&[(CONCURRENCY_VAR, bad)])).is_err());
+            assert!(check_environment(&env(&[(CONCURRENCY_VAR, bad)]), &Flags::default()).is_err());
         }
         for bad in ["0", "0s", "-1", "abc", "soon", "", "5"] {
             let err = poll_interval(&env(&[(POLL_INTERVAL_VAR, bad)])).unwrap_err();
@@ -1159,7 +1219,9 @@ mod tests {
                 ("environment variable K0SLAB_POLL_INTERVAL", bad)
             );
             assert!(err.to_string().contains("above zero"), "{err}");
-            assert!(check_tuning(&env(&[(POLL_INTERVAL_VAR, bad)])).is_err());
+            assert!(
+                check_environment(&env(&[(POLL_INTERVAL_VAR, bad)]), &Flags::default()).is_err()
+            );
         }
     }
 

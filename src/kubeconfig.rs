@@ -553,6 +553,10 @@ pub struct Edited {
     pub written: PathBuf,
     /// The copy of the file as it was, if there was one.
     pub backup: Option<PathBuf>,
+    /// The file's mode now.
+    pub mode: u32,
+    /// The file's mode before, when k0slab changed it.
+    pub mode_before: Option<u32>,
 }
 
 /// `path` with symbolic links followed, also a last link whose target does not exist yet.
@@ -611,6 +615,22 @@ fn check_writable(file: &Path, mode: u32) -> Result<()> {
 /// then an atomic replace that keeps the file's mode (0600 for a new file). A symbolic link
 /// stays a link: its target is replaced. A read-only file is refused, unchanged.
 pub fn edit(path: &Path, change: impl FnOnce(&str) -> Result<String>) -> Result<Edited> {
+    edit_with(path, false, change)
+}
+
+/// [`edit`] for a change that puts the lab's admin key into the file: the file (and its
+/// backup) keep only the owner's permissions, 0600 for a usual kubeconfig, as kubectl gives
+/// the files it creates (kubernetes/client-go `tools/clientcmd/loader.go`, `WriteToFile`:
+/// line 466: `os.WriteFile(filename, content, 0600)`, client-go 32ce75a).
+pub fn edit_private(path: &Path, change: impl FnOnce(&str) -> Result<String>) -> Result<Edited> {
+    edit_with(path, true, change)
+}
+
+fn edit_with(
+    path: &Path,
+    private: bool,
+    change: impl FnOnce(&str) -> Result<String>,
+) -> Result<Edited> {
     let file = follow_links(path)?;
     let existing = match fs::read_to_string(&file) {
         Ok(t) => Some(t),
@@ -629,13 +649,21 @@ pub fn edit(path: &Path, change: impl FnOnce(&str) -> Result<String>) -> Result<
         }
         None => 0o600,
     };
+    let before = existing.as_ref().map(|_| mode);
+    let mode = if private { mode & 0o700 } else { mode };
     let updated = change(existing.as_deref().unwrap_or(""))?;
     let edited = |backup| Edited {
         path: path.to_path_buf(),
         written: file.clone(),
         backup,
+        mode_before: before.filter(|b| *b != mode),
+        mode,
     };
     if existing.as_deref() == Some(updated.as_str()) {
+        if before.is_some_and(|b| b != mode) {
+            fs::set_permissions(&file, fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("setting the mode of", &file, e))?;
+        }
         return Ok(edited(None));
     }
     let backup = match &existing {

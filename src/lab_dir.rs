@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use rand_core::{OsRng, RngCore};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, Written};
+use crate::fsutil::{write_all_or_none, Planned, Written};
 use crate::lab_json::{self, LabRecord, Secrets};
-use crate::render::{RenderedFile, PRIVATE_KEY, PUBLIC_KEY};
+use crate::render::{PRIVATE_KEY, PUBLIC_KEY};
 use crate::sshkey;
 
 /// A `.gitignore` that keeps everything in the lab directory out of git.
@@ -61,36 +61,55 @@ impl LabDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("reading", path, e)),
         };
-        let record: LabRecord = serde_json::from_str(&text).map_err(|e| Error::LabFile {
+        // Another k0slab version's record first: its layout may not parse here at all.
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
+            let schema = value.get("schema").and_then(serde_json::Value::as_u64);
+            if let Some(schema) = schema.filter(|s| *s != u64::from(lab_json::SCHEMA)) {
+                let version = value
+                    .get("k0slab_version")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("unknown");
+                return Err(Error::LabFile {
+                    path,
+                    reason: format!(
+                        "k0slab {version} wrote it (schema {schema}), and this k0slab ({}) \
+                         reads schema {}: use k0slab {version} for this lab",
+                        crate::VERSION,
+                        lab_json::SCHEMA
+                    ),
+                });
+            }
+        }
+        let record: LabRecord = serde_json::from_str(&text).map_err(|e| Error::DamagedRecord {
             path: path.clone(),
             reason: e.to_string(),
+            copy: lab_json::COPY_NAME,
         })?;
-        if record.schema != lab_json::SCHEMA {
-            return Err(Error::LabFile {
-                path,
-                reason: format!(
-                    "schema {} (this k0slab reads schema {})",
-                    record.schema,
-                    lab_json::SCHEMA
-                ),
-            });
-        }
         Ok(Some(record))
     }
 
-    /// Replaces `lab.json` (atomically).
+    /// Replaces `lab.json` and k0slab's copy of it ([`lab_json::COPY_NAME`]), both or
+    /// neither.
     pub fn write_record(&self, record: &LabRecord) -> Result<()> {
-        let mut json = serde_json::to_string_pretty(record).map_err(|e| Error::LabFile {
+        let json = record_json(record).map_err(|reason| Error::LabFile {
             path: self.join(lab_json::FILE_NAME),
-            reason: e.to_string(),
+            reason,
         })?;
-        json.push('\n');
-        write_atomic(
-            &self.join(lab_json::FILE_NAME),
+        self.write_files(&[(
+            lab_json::FILE_NAME,
             json.as_bytes(),
             crate::render::MODE_PRIVATE,
-        )?;
+        )])?;
         Ok(())
+    }
+
+    /// k0slab's copy of `lab.json`, written with it: what `destroy` goes by when `lab.json`
+    /// is gone or unreadable. `None` when there is no copy or it cannot be read either.
+    pub fn read_copy(&self) -> Option<LabRecord> {
+        let text = fs::read_to_string(self.join(lab_json::COPY_NAME)).ok()?;
+        serde_json::from_str::<LabRecord>(&text)
+            .ok()
+            .filter(|r| r.schema == lab_json::SCHEMA)
     }
 
     /// Machines Vagrant has created in this directory (`.vagrant/machines/<name>/<provider>/id`).
@@ -171,34 +190,71 @@ impl LabDir {
         .into())
     }
 
-    /// Creates the directory (and its `.gitignore`) if needed.
-    pub fn create(&self) -> Result<Vec<(String, Written)>> {
+    /// Creates the directory if needed; returns the directories it created, outermost first
+    /// (for [`LabDir::remove_created`] when what goes in them cannot be written).
+    pub fn create_dirs(&self) -> Result<Vec<PathBuf>> {
+        let mut missing: Vec<PathBuf> = self
+            .absolute
+            .ancestors()
+            .take_while(|p| fs::symlink_metadata(p).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
         fs::create_dir_all(&self.absolute)
             .map_err(|e| Error::io("creating the lab directory", &self.absolute, e))?;
-        let gitignore = self.join(GITIGNORE);
-        let written = if gitignore.exists() {
-            Written::Unchanged
-        } else {
-            write_atomic(&gitignore, GITIGNORE_CONTENTS.as_bytes(), 0o644)?
-        };
-        Ok(vec![(GITIGNORE.to_string(), written)])
+        Ok(missing)
     }
 
-    /// The lab's public key line, creating the key pair on first use.
-    pub fn ensure_key_pair(&self, comment: &str) -> Result<(String, Written)> {
-        sshkey::ensure_key_pair(&self.join(PRIVATE_KEY), &self.join(PUBLIC_KEY), comment)
+    /// Removes `created` (from [`LabDir::create_dirs`]) again, innermost first, as far as
+    /// they are empty.
+    pub fn remove_created(&self, created: &[PathBuf]) {
+        for dir in created.iter().rev() {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
     }
 
-    /// Writes rendered files atomically, in order.
-    pub fn write(&self, files: &[RenderedFile]) -> Result<Vec<(String, Written)>> {
-        files
+    /// The lab's key pair, created in memory on first use (see [`sshkey::key_pair`]).
+    pub fn key_pair(&self, comment: &str) -> Result<sshkey::KeyPair> {
+        sshkey::key_pair(&self.join(PRIVATE_KEY), &self.join(PUBLIC_KEY), comment)
+    }
+
+    /// Writes `files` (name, content, mode) into the directory, all or none
+    /// ([`write_all_or_none`]); with `lab.json` goes k0slab's copy of it.
+    pub fn write_files(&self, files: &[(&str, &[u8], u32)]) -> Result<Vec<(String, Written)>> {
+        let paths: Vec<PathBuf> = files.iter().map(|(name, _, _)| self.join(name)).collect();
+        let copy_path = self.join(lab_json::COPY_NAME);
+        let mut planned: Vec<Planned<'_>> = files
             .iter()
-            .map(|f| {
-                let w = write_atomic(&self.join(f.name), f.contents.as_bytes(), f.mode)?;
-                Ok((f.name.to_string(), w))
+            .zip(&paths)
+            .map(|((_, contents, mode), path)| Planned {
+                path,
+                contents,
+                mode: *mode,
             })
-            .collect()
+            .collect();
+        if let Some((_, record, mode)) = files.iter().find(|(n, _, _)| *n == lab_json::FILE_NAME) {
+            planned.push(Planned {
+                path: &copy_path,
+                contents: record,
+                mode: *mode,
+            });
+        }
+        let written = write_all_or_none(&planned)?;
+        Ok(files
+            .iter()
+            .zip(written)
+            .map(|((name, _, _), w)| (name.to_string(), w))
+            .collect())
     }
+}
+
+/// `record` as `lab.json` holds it.
+fn record_json(record: &LabRecord) -> std::result::Result<String, String> {
+    let mut json = serde_json::to_string_pretty(record).map_err(|e| e.to_string())?;
+    json.push('\n');
+    Ok(json)
 }
 
 /// Secrets of a new lab.

@@ -12,6 +12,9 @@ use crate::topology::{self, Endpoint, Node, Topology};
 
 /// The file name inside the lab directory.
 pub const FILE_NAME: &str = "lab.json";
+/// k0slab's copy of `lab.json`, written with it (both or neither): when `lab.json` is gone or
+/// damaged, `destroy` still knows the lab's machines and the files k0slab wrote by it.
+pub const COPY_NAME: &str = ".lab.json.copy";
 /// Bumped when the layout of `lab.json` changes incompatibly.
 pub const SCHEMA: u32 = 1;
 

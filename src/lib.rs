@@ -71,8 +71,10 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     }
     let dir = lab_dir(cli.dir, env)?;
     let tools = tools::Tools::find(env);
-    // Before anything runs or is written: the tuning variables the commands read later.
-    inputs::check_tuning(env)?;
+    // Before anything runs or is written (the lock below writes ~/.k0slab): every variable,
+    // also those the commands read late, and the lab flags.
+    inputs::check_environment(env, &lab_flags(&cli.command))?;
+    tools::check_overrides(env)?;
     let ctx = Context {
         env,
         out,
@@ -155,6 +157,27 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             cli::ImageCommand::Ls { output } => image::ls(&ctx, output),
         },
         Command::Kairos { command } => run_kairos(&ctx, command),
+    }
+}
+
+/// The lab settings given as flags to `command`.
+fn lab_flags(command: &cli::Command) -> inputs::Flags {
+    use cli::Command;
+    match command {
+        Command::Plan { lab, .. }
+        | Command::Render { lab }
+        | Command::Up { lab, .. }
+        | Command::Validate { lab }
+        | Command::Restore { lab, .. } => lab.flags(),
+        Command::Doctor { lab, .. } => {
+            let mut flags = lab.flags();
+            // `doctor --network` without a mode probes with the lab's own mode.
+            if lab.network.as_deref() == Some("") {
+                flags.0.remove(&inputs::Key::Network);
+            }
+            flags
+        }
+        _ => inputs::Flags::default(),
     }
 }
 

@@ -1,18 +1,29 @@
 //! The lab's SSH key pair: created once, never overwritten.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rand_core::OsRng;
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, Written};
+use crate::fsutil::{write_all_or_none, Planned, Written};
 use crate::render::MODE_PRIVATE;
 
-/// The public key line of the pair at `private` / `public`, creating the pair if neither
-/// exists. An existing private key is kept; a missing public half is derived from it.
-pub fn ensure_key_pair(private: &Path, public: &Path, comment: &str) -> Result<(String, Written)> {
+/// The lab's key pair as it is to be: its public key line, and the files still to write
+/// (none when both exist; the public half when only it is missing; both for a new pair).
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub line: String,
+    /// (file, content), to be written with mode 0600.
+    pub to_write: Vec<(PathBuf, String)>,
+    /// Whether the pair is new.
+    pub created: bool,
+}
+
+/// The key pair at `private` / `public`, created in memory if neither exists; nothing is
+/// written. An existing private key is kept; a missing public half is derived from it.
+pub fn key_pair(private: &Path, public: &Path, comment: &str) -> Result<KeyPair> {
     let key_err = |path: &Path, reason: String| Error::Key {
         path: path.to_path_buf(),
         reason,
@@ -22,10 +33,16 @@ pub fn ensure_key_pair(private: &Path, public: &Path, comment: &str) -> Result<(
         let key = PrivateKey::from_openssh(&text)
             .map_err(|e| key_err(private, format!("not an OpenSSH private key: {e}")))?;
         let line = public_line(&key, private)?;
-        if !public.exists() {
-            write_atomic(public, format!("{line}\n").as_bytes(), MODE_PRIVATE)?;
-        }
-        return Ok((line, Written::Unchanged));
+        let to_write = if public.exists() {
+            Vec::new()
+        } else {
+            vec![(public.to_path_buf(), format!("{line}\n"))]
+        };
+        return Ok(KeyPair {
+            line,
+            to_write,
+            created: false,
+        });
     }
     if public.exists() {
         return Err(key_err(
@@ -44,10 +61,37 @@ pub fn ensure_key_pair(private: &Path, public: &Path, comment: &str) -> Result<(
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|e| key_err(private, e.to_string()))?;
-    write_atomic(private, text.as_bytes(), MODE_PRIVATE)?;
     let line = public_line(&key, private)?;
-    write_atomic(public, format!("{line}\n").as_bytes(), MODE_PRIVATE)?;
-    Ok((line, Written::Created))
+    Ok(KeyPair {
+        to_write: vec![
+            (private.to_path_buf(), text.to_string()),
+            (public.to_path_buf(), format!("{line}\n")),
+        ],
+        line,
+        created: true,
+    })
+}
+
+/// The public key line of the pair at `private` / `public`, creating the pair if neither
+/// exists (both files or neither).
+pub fn ensure_key_pair(private: &Path, public: &Path, comment: &str) -> Result<(String, Written)> {
+    let pair = key_pair(private, public, comment)?;
+    let planned: Vec<Planned<'_>> = pair
+        .to_write
+        .iter()
+        .map(|(path, text)| Planned {
+            path,
+            contents: text.as_bytes(),
+            mode: MODE_PRIVATE,
+        })
+        .collect();
+    write_all_or_none(&planned)?;
+    let written = if pair.created {
+        Written::Created
+    } else {
+        Written::Unchanged
+    };
+    Ok((pair.line, written))
 }
 
 fn public_line(key: &PrivateKey, path: &Path) -> Result<String> {

@@ -169,6 +169,30 @@ pub fn on_path(env: &Environment, name: &str) -> Option<PathBuf> {
     which::which_in(name, Some(path), cwd).ok()
 }
 
+/// Refuses an override variable (`K0SLAB_VAGRANT`, …) that names no executable, before
+/// anything runs: otherwise it would be noticed only where the tool is first needed.
+pub fn check_overrides(env: &Environment) -> std::result::Result<(), crate::error::InputError> {
+    let path = env.get("PATH").unwrap_or_default().to_string();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    for tool in Tool::ALL {
+        let Some(p) = env.get(tool.override_var()).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if which::which_in(p, Some(&path), &cwd).is_err() {
+            return Err(crate::error::InputError::Invalid {
+                origin: format!("environment variable {}", tool.override_var()),
+                value: p.to_string(),
+                allowed: format!(
+                    "the path of an executable {} (unset it to use the {} on PATH)",
+                    tool.name(),
+                    tool.name()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Where each tool is, or why it is not there.
 #[derive(Debug, Clone)]
 pub struct Tools {

@@ -970,3 +970,96 @@ fn a_kubeconfig_the_apply_could_not_write_is_fetched_with_k0sctl_kubeconfig() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Issue 16, 9: a backup keeps the shape of its lab beside it (`<backup>.lab.json`), and
+/// `restore` in a new shell (nothing set) brings back that shape; settings that contradict it
+/// are refused before anything runs, and so is a backup without the record unless the shape is
+/// given.
+#[test]
+fn restore_brings_back_the_shape_of_the_backups_lab() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, THREE_TWO).status.success());
+    let o = sb.k0slab(&["backup"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let backups = sb.lab().join("backups");
+    let file = fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("a backup");
+    let record_path = std::path::PathBuf::from(format!("{}.lab.json", file.display()));
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+
+    let file_arg = file.display().to_string();
+    let untouched = common::tree(&sb.lab());
+    sb.clear_calls();
+    // Settings that contradict the backup's shape: refused, nothing runs or is written.
+    for (env, says) in [
+        (
+            &[("worker_count", "1")][..],
+            "worker_count: the backup's lab has 2, now asked for 1",
+        ),
+        (
+            &[("control_plane_count", "1"), ("worker_count", "1")],
+            "control_plane_count: the backup's lab has 3, now asked for 1",
+        ),
+        (
+            &[("K0SLAB_ENDPOINT", "none")],
+            "K0SLAB_ENDPOINT: the backup's lab has auto, now asked for none",
+        ),
+    ] {
+        let o = sb.k0slab(&["restore", &file_arg], env);
+        assert_eq!(o.status.code(), Some(2), "{env:?}: {}", both(&o));
+        assert!(stderr(&o).contains(says), "{env:?}: {}", stderr(&o));
+        assert!(sb.calls().is_empty(), "{env:?}: {:?}", sb.calls());
+        assert_eq!(common::tree(&sb.lab()), untouched, "{env:?}");
+    }
+    // A backup of k0slab 0.1.0 has no record: the shape must be given.
+    let aside = sb.work().join("record-aside");
+    let _ = fs::rename(&record_path, &aside);
+    let o = sb.k0slab(&["restore", &file_arg], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("has no record of the lab it was taken of")
+            && stderr(&o).contains("control_plane_count=3 worker_count=2 k0slab restore"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(sb.calls().is_empty(), "{:?}", sb.calls());
+    let _ = fs::rename(&aside, &record_path);
+
+    // A new shell: nothing set, the backup's 3+2 comes back (with its load balancer).
+    let o = sb.k0slab(&["restore", &file_arg, "--wait", "5s"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    let lab: Value =
+        serde_json::from_str(&fs::read_to_string(sb.lab().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(lab["inputs"]["control_plane_count"], 3);
+    assert_eq!(lab["inputs"]["worker_count"], 2);
+    let mut booted = sb.booted();
+    booted.sort();
+    assert_eq!(
+        booted,
+        [
+            "control-plane-1",
+            "control-plane-2",
+            "control-plane-3",
+            "load-balancer",
+            "worker-1",
+            "worker-2"
+        ]
+    );
+    assert!(sb
+        .calls_of("k0sctl", "apply")
+        .iter()
+        .any(|a| a.contains(&"--restore-from".to_string())));
+    // The record beside the backup, kept by destroy: the lab's inputs, private as the backup.
+    let record: Value = serde_json::from_str(&fs::read_to_string(&record_path).unwrap()).unwrap();
+    assert_eq!(record["inputs"]["control_plane_count"], 3, "{record}");
+    assert_eq!(record["inputs"]["worker_count"], 2, "{record}");
+    assert_eq!(
+        fs::metadata(&record_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}

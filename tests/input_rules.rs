@@ -379,3 +379,144 @@ fn an_unreadable_vagrant_version_fails_naming_what_was_printed() {
     assert!(stderr(&o).contains("\"Vagrant banana\""), "{}", stderr(&o));
     assert!(sb.booted().is_empty(), "no machine is booted");
 }
+
+// --- Issue 16, 11: every variable is checked before anything runs ------------------------------
+
+/// Every environment variable k0slab reads that a user can get wrong, with a bad value. The
+/// lab settings come from `Key::ALL`; [`every_k0slab_variable_in_the_source_is_checked`] makes
+/// sure no `K0SLAB_*` variable of the source is missing here.
+fn bad_values(sb: &Sandbox) -> Vec<(String, String)> {
+    use k0slab::inputs::Key;
+    let a_file = sb.root.path().join("etc/bootptab").display().to_string();
+    let a_directory = sb.root.path().join("etc").display().to_string();
+    let mut cases: Vec<(String, String)> = Key::ALL
+        .iter()
+        .map(|key| {
+            let bad = match key {
+                Key::ControlPlaneCount | Key::WorkerCount => "many",
+                Key::MemoryControl | Key::MemoryWorker => "1",
+                Key::CpuControl | Key::CpuWorker => "0",
+                Key::DiskSize => "19",
+                Key::Name => "-bad-",
+                Key::Subnet => "8.8.8.0/24",
+                Key::Network => "wifi",
+                Key::Endpoint => "kube-vip",
+                Key::EndpointIp => "192.168.64.300",
+                Key::Image => "Not An Image",
+                Key::Provider => "virtualbox",
+                Key::K0sVersion => "latest",
+                Key::ControllerWorkloads => "maybe",
+            };
+            (key.env_name().to_string(), bad.to_string())
+        })
+        .collect();
+    for (var, bad) in [
+        ("K0SLAB_CONCURRENCY", "0"),
+        ("K0SLAB_POLL_INTERVAL", "5"),
+        ("K0SLAB_ADDRESS_TIMEOUT", "3"),
+        ("K0SLAB_LOCK_WAIT", "soon"),
+        ("K0SLAB_DRILL_POLL", "0s"),
+        ("K0SLAB_DRILL_OBSERVE", "-1"),
+        ("K0SLAB_DRILL_RECOVER", "10"),
+        ("K0SLAB_DIR", a_file.as_str()),
+        ("K0SLAB_HOME", a_file.as_str()),
+        ("K0SLAB_BOOTPTAB", a_directory.as_str()),
+        ("K0SLAB_DHCP_LEASES", a_directory.as_str()),
+        ("K0SLAB_BOOTPD_PID", a_directory.as_str()),
+        ("K0SLAB_BOOTPD_PLIST", a_directory.as_str()),
+        ("K0SLAB_BOOTPD_EXE", a_directory.as_str()),
+        ("K0SLAB_VAGRANT", "/no/such/vagrant"),
+        ("K0SLAB_K0SCTL", "/no/such/k0sctl"),
+        ("K0SLAB_KUBECTL", "/no/such/kubectl"),
+        ("K0SLAB_TART", "/no/such/tart"),
+        ("K0SLAB_CURL", "/no/such/curl"),
+    ] {
+        cases.push((var.to_string(), bad.to_string()));
+    }
+    cases
+}
+
+#[test]
+fn every_variable_with_a_bad_value_is_refused_before_anything_runs_or_is_written() {
+    let sb = Sandbox::new();
+    let etc_before = common::tree(&sb.root.path().join("etc"));
+    for (var, bad) in bad_values(&sb) {
+        for args in [&["up"][..], &["up", "--dry-run"]] {
+            let o = sb.k0slab(args, &[(var.as_str(), bad.as_str())]);
+            let err = stderr(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{var}={bad} {args:?}: {}",
+                both(&o)
+            );
+            assert!(
+                err.contains(&format!("environment variable {var} has the value {bad:?}")),
+                "{var}={bad} {args:?}: {err}"
+            );
+            assert!(stdout(&o).is_empty(), "{var} {args:?}: {}", stdout(&o));
+            assert!(sb.calls().is_empty(), "{var} {args:?}: {:?}", sb.calls());
+            assert!(!sb.lab().exists(), "{var} {args:?}: the lab directory");
+            assert!(
+                !sb.home().join(".k0slab").exists(),
+                "{var} {args:?}: ~/.k0slab (locks, VM registry)"
+            );
+            assert_eq!(
+                common::tree(&sb.root.path().join("etc")),
+                etc_before,
+                "{var} {args:?}: bootptab"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_flag_is_refused_before_the_lock_or_anything_else_is_written() {
+    let sb = Sandbox::new();
+    for (flag, bad) in [
+        ("--worker-count", "many"),
+        ("--subnet", "8.8.8.0/24"),
+        ("--k0s-version", "latest"),
+    ] {
+        for args in [&["up", flag, bad][..], &["up", "--dry-run", flag, bad]] {
+            let o = sb.k0slab(args, &[]);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", both(&o));
+            assert!(
+                stderr(&o).contains(&format!("flag {flag} has the value {bad:?}")),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+            assert!(sb.calls().is_empty(), "{args:?}: {:?}", sb.calls());
+            assert!(!sb.lab().exists(), "{args:?}: the lab directory");
+            assert!(!sb.home().join(".k0slab").exists(), "{args:?}: ~/.k0slab");
+        }
+    }
+}
+
+#[test]
+fn every_k0slab_variable_in_the_source_is_checked() {
+    let sb = Sandbox::new();
+    let checked: Vec<String> = bad_values(&sb).into_iter().map(|(v, _)| v).collect();
+    let literal = regex::Regex::new(r#""(K0SLAB_[A-Z0-9_]+)""#).unwrap();
+    let mut read = std::collections::BTreeSet::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap();
+                for c in literal.captures_iter(&text) {
+                    read.insert(c[1].to_string());
+                }
+            }
+        }
+    }
+    let missing: Vec<&String> = read.iter().filter(|v| !checked.contains(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "variables read in src/ without a bad-value case here (and maybe without a check in \
+         inputs::check_environment): {missing:?}"
+    );
+}

@@ -115,7 +115,11 @@ fn a_symlinked_kube_config_stays_a_link_and_its_target_is_written() {
     );
     assert_eq!(names(&target, "contexts"), ["k0slab", "kind-dev", "prod"]);
     assert_eq!(current_context(&link).as_deref(), Some("k0slab"));
-    assert_eq!(mode(&target), 0o640, "the target keeps its mode");
+    assert_eq!(
+        mode(&target),
+        0o600,
+        "the target holds the lab's admin key now: the owner's bits only"
+    );
     // The backup, as before: beside the name the user knows, with the old contents.
     let backup = sb.home().join(".kube/config.k0slab-backup-1");
     assert_eq!(
@@ -395,4 +399,44 @@ fn a_kubeconfig_that_is_not_yaml_is_called_a_kubeconfig_and_left_as_it_is() {
     );
     assert_eq!(fs::read_to_string(&path).unwrap(), garbled);
     assert!(files_starting(path.parent().unwrap(), "config.").is_empty());
+}
+
+/// Issue 16, 12: a kubeconfig readable by others (0644, as many are) holds the lab's admin key
+/// after the merge: it keeps only the owner's permissions, and k0slab says so.
+#[test]
+fn a_merge_makes_a_kubeconfig_readable_by_others_private() {
+    let sb = lab_up();
+    let path = write_home_config(&sb, common::USER_KUBECONFIG);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(mode(&path), 0o600, "{}", both(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "{} now has mode 0600 (was 0644): it holds the lab's admin key",
+            path.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    // The backup, the file as it was, and the merge as before: every entry kept.
+    let backup = sb.home().join(".kube/config.k0slab-backup-1");
+    assert_eq!(
+        fs::read_to_string(&backup).unwrap(),
+        common::USER_KUBECONFIG
+    );
+    assert_eq!(mode(&backup), 0o600);
+    assert_eq!(names(&path, "contexts"), ["k0slab", "kind-dev", "prod"]);
+    assert_eq!(
+        files_starting(path.parent().unwrap(), "config"),
+        ["config", "config.k0slab-backup-1"]
+    );
+    // Merging again changes nothing and keeps it private.
+    let o = sb.k0slab(&["kubeconfig", "--merge"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(
+        files_starting(path.parent().unwrap(), "config"),
+        ["config", "config.k0slab-backup-1"]
+    );
 }

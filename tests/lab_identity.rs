@@ -89,7 +89,9 @@ fn up_refuses_the_vms_of_another_lab_and_destroy_leaves_them_alone() {
 fn destroy_without_lab_json_still_removes_the_labs_vms_and_addresses() {
     let sb = Sandbox::new();
     assert!(up_in(&sb, "lab", &[]).status.success());
+    // Neither lab.json nor k0slab's copy of it (as in a lab of k0slab 0.1.0).
     fs::remove_file(sb.lab().join("lab.json")).unwrap();
+    let _ = fs::remove_file(sb.lab().join(".lab.json.copy"));
     let o = sb.k0slab(&["destroy"], &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(sb.vms().is_empty(), "{:?}", sb.vms());
@@ -106,6 +108,66 @@ fn destroy_without_lab_json_still_removes_the_labs_vms_and_addresses() {
     assert!(
         sb.lab().join("Vagrantfile").exists(),
         "without lab.json k0slab cannot tell which files it wrote: kept"
+    );
+}
+
+#[test]
+fn a_damaged_lab_json_says_what_to_do_and_destroy_removes_the_whole_lab() {
+    let sb = Sandbox::new();
+    assert!(up_in(&sb, "lab", &[]).status.success());
+    fs::write(sb.lab().join("notes.txt"), "mine").unwrap();
+    fs::write(sb.lab().join("lab.json"), "{\"schema\": 1, \"k0slab_ver").unwrap();
+    for command in [&["status"][..], &["up"], &["health"]] {
+        let o = sb.k0slab(command, &[]);
+        assert_eq!(o.status.code(), Some(1), "{command:?}: {}", both(&o));
+        let err = stderr(&o);
+        assert!(err.contains("lab.json is damaged"), "{command:?}: {err}");
+        assert!(err.contains("`k0slab destroy` removes the lab"), "{err}");
+    }
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("put it back from its copy (.lab.json.copy)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+    assert!(
+        !sb.bootptab().contains("k0slab lab k0slab"),
+        "{}",
+        sb.bootptab()
+    );
+    let left: Vec<String> = fs::read_dir(sb.lab())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["notes.txt"], "only the user's file is left");
+    let o = sb.k0slab(&["destroy"], &[]);
+    assert!(o.status.success(), "a second destroy: {}", both(&o));
+    assert!(up_in(&sb, "lab", &[]).status.success(), "a new lab");
+}
+
+#[test]
+fn a_damaged_lab_json_without_a_copy_still_loses_its_vms_and_destroy_says_what_to_do() {
+    let sb = Sandbox::new();
+    assert!(up_in(&sb, "lab", &[]).status.success());
+    // A lab of k0slab 0.1.0, which kept no copy of lab.json.
+    let _ = fs::remove_file(sb.lab().join(".lab.json.copy"));
+    fs::write(sb.lab().join("lab.json"), "{not json").unwrap();
+    for round in ["first", "second"] {
+        let o = sb.k0slab(&["destroy"], &[]);
+        assert!(o.status.success(), "{round} destroy: {}", both(&o));
+        assert!(sb.vms().is_empty(), "{:?}", sb.vms());
+        let out = stdout(&o);
+        assert!(out.contains("lab.json in lab is damaged"), "{out}");
+        assert!(
+            out.contains("Look through lab and remove it yourself") && out.contains("rm -r lab"),
+            "{round}: {out}"
+        );
+    }
+    assert!(
+        sb.lab().join("lab.json").exists(),
+        "kept: k0slab cannot tell"
     );
 }
 
@@ -379,4 +441,140 @@ fn two_labs_up_at_once_keep_their_own_clusters_and_destroy_leaves_the_other_whol
     assert!(o.status.success(), "{}", both(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["healthy"], true, "{v}");
+}
+
+// --- a full disk: a render writes every file or none ------------------------------------------
+
+/// Runs `script` with `sh` in a mount namespace of its own, on a fresh tmpfs of `pages` pages
+/// (`$1`); `$2` is k0slab, `$3` a directory outside into which the script copies what it wants
+/// kept (the tmpfs goes with the namespace). The tests run as root, as CI does.
+fn on_small_tmpfs(
+    sb: &Sandbox,
+    pages: u32,
+    script: &str,
+    extra: &[(&str, &str)],
+) -> (std::process::Output, std::path::PathBuf) {
+    let run = tempfile::tempdir_in(sb.root.path()).unwrap().keep();
+    let (mnt, out) = (run.join("mnt"), run.join("out"));
+    fs::create_dir_all(&mnt).unwrap();
+    fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        "set -u\nmount -t tmpfs -o size=$(( {pages} * $(getconf PAGESIZE) )) tmpfs \"$1\" || \
+         {{ echo 'cannot mount a tmpfs (the tests run as root)' >&2; exit 99; }}\n{script}"
+    );
+    let o = sb.command(
+        "unshare",
+        &[
+            "-m",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            mnt.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_k0slab"),
+            out.to_str().unwrap(),
+        ],
+        extra,
+    );
+    assert_ne!(o.status.code(), Some(99), "{}", both(&o));
+    (o, out)
+}
+
+/// Every name below `dir`, relative to it.
+fn names_below(dir: &std::path::Path) -> Vec<String> {
+    common::tree(dir)
+        .into_keys()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn a_render_on_a_full_disk_leaves_nothing_behind() {
+    let sb = Sandbox::new();
+    let mut failed = 0;
+    let mut succeeded = 0;
+    // From a disk with room for one small file to one with room for all of them.
+    for pages in 1..=12 {
+        let (o, out) = on_small_tmpfs(
+            &sb,
+            pages,
+            "\"$2\" --dir \"$1/lab\" render; rc=$?; cp -a \"$1/.\" \"$3/\"; exit $rc",
+            &[],
+        );
+        let left = names_below(&out);
+        if o.status.success() {
+            succeeded += 1;
+            assert_eq!(
+                left,
+                [
+                    "lab/.gitignore",
+                    "lab/.lab.json.copy",
+                    "lab/Vagrantfile",
+                    "lab/id_ed25519",
+                    "lab/id_ed25519.pub",
+                    "lab/k0sctl.yaml",
+                    "lab/lab.json"
+                ],
+                "{pages} pages"
+            );
+        } else {
+            failed += 1;
+            assert_eq!(o.status.code(), Some(1), "{pages} pages: {}", both(&o));
+            assert!(
+                stderr(&o).contains("No space left on device"),
+                "{pages} pages: {}",
+                stderr(&o)
+            );
+            assert!(
+                left.is_empty() && !out.join("lab").exists(),
+                "{pages} pages: a failed render left {left:?}"
+            );
+        }
+    }
+    assert!(
+        failed > 0 && succeeded > 0,
+        "{failed} failed, {succeeded} succeeded"
+    );
+}
+
+#[test]
+fn a_render_that_changes_the_lab_on_a_full_disk_changes_nothing() {
+    let sb = Sandbox::new();
+    let (mut failed, mut succeeded) = (0, 0);
+    // A lab rendered on a roomy disk, then the disk filled up to `free` pages, then rendered
+    // again with 40 workers: the Vagrantfile, k0sctl.yaml and lab.json all grow, so a render
+    // that replaced them one by one would run out of room after the first.
+    for free in 0..=40 {
+        let script = format!(
+            "\"$2\" --dir \"$1/lab\" render >/dev/null || exit 98
+avail=$(df --output=avail -B$(getconf PAGESIZE) \"$1\" | tail -1)
+head -c $(( (avail - {free}) * $(getconf PAGESIZE) )) /dev/zero > \"$1/fill\" 2>/dev/null
+cp -a \"$1/lab\" \"$3/before\"
+worker_count=40 \"$2\" --dir \"$1/lab\" render; rc=$?
+cp -a \"$1/lab\" \"$3/after\"
+exit $rc"
+        );
+        let (o, out) = on_small_tmpfs(&sb, 128, &script, &[]);
+        assert_ne!(o.status.code(), Some(98), "{}", both(&o));
+        let after = common::tree(&out.join("after"));
+        let record: Value = serde_json::from_slice(&after[&out.join("after/lab.json")].0).unwrap();
+        if o.status.success() {
+            succeeded += 1;
+            assert_eq!(record["inputs"]["worker_count"], 40, "{free} pages free");
+        } else {
+            failed += 1;
+            assert_eq!(o.status.code(), Some(1), "{free} pages free: {}", both(&o));
+            let before: Vec<_> = common::tree(&out.join("before")).into_values().collect();
+            let after: Vec<_> = after.into_values().collect();
+            assert!(
+                before == after,
+                "{free} pages free: the failed render changed the lab: {:?}",
+                names_below(&out.join("after"))
+            );
+        }
+    }
+    assert!(
+        failed > 0 && succeeded > 0,
+        "{failed} failed, {succeeded} succeeded"
+    );
 }

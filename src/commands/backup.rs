@@ -15,14 +15,50 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Context;
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, InputError, Result};
-use crate::inputs::Flags;
+use crate::inputs::{self, Flags, Inputs, Key, LabName};
 use crate::k0sctl::K0sctl;
 use crate::render::K0SCTL_YAML;
 use crate::tools::Tool;
 
 /// Where backups go, inside the lab directory (kept by `destroy`).
 pub const BACKUPS: &str = "backups";
+
+/// The suffix of k0slab's record beside a backup: `<backup>.tar.gz.lab.json`. k0sctl's archive
+/// is k0s' own backup as k0s wrote it (k0sproject/k0sctl f4005b6 `phase/backup.go` lines
+/// 105-112 and 132-144 stream the one file `k0s backup` leaves in its temporary directory),
+/// which holds the cluster's data but not the lab's shape; k0slab leaves the archive as it is
+/// and keeps the shape beside it.
+pub const RECORD_SUFFIX: &str = ".lab.json";
+
+/// The settings that make a lab's shape: a backup is restored only into a lab of the same
+/// shape. The others (resources, image, subnet, network, version) come from the backup's lab
+/// unless given.
+const SHAPE: [Key; 4] = [
+    Key::ControlPlaneCount,
+    Key::WorkerCount,
+    Key::Endpoint,
+    Key::ControllerWorkloads,
+];
+
+/// What k0slab keeps beside a backup: the inputs of the lab it was taken of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupRecord {
+    pub schema: u32,
+    /// The k0slab version that took the backup.
+    pub k0slab_version: String,
+    /// The lab's inputs when the backup was taken.
+    pub inputs: Inputs,
+}
+
+/// The record beside backup `file`.
+pub fn record_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_os_string();
+    name.push(RECORD_SUFFIX);
+    PathBuf::from(name)
+}
 
 /// `2026-11-22T23-40-05Z` for a file name.
 fn stamp() -> String {
@@ -85,6 +121,14 @@ pub fn take(ctx: &Context<'_>, record: &crate::lab_json::LabRecord) -> Result<Pa
     k0sctl.backup(&file)?;
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("setting the mode of", &file, e))?;
+    let mut json = serde_json::to_string_pretty(&BackupRecord {
+        schema: crate::lab_json::SCHEMA,
+        k0slab_version: crate::VERSION.to_string(),
+        inputs: record.inputs.clone(),
+    })
+    .expect("the record serialises");
+    json.push('\n');
+    crate::fsutil::write_atomic(&record_path(&file), json.as_bytes(), 0o600)?;
     Ok(file)
 }
 
@@ -106,9 +150,130 @@ fn check_archive(file: &Path) -> std::result::Result<(), InputError> {
     }
 }
 
+/// The record beside backup `file`: `None` when there is none (a backup of k0slab 0.1.0).
+fn read_backup_record(file: &Path) -> std::result::Result<Option<BackupRecord>, InputError> {
+    let path = record_path(file);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(InputError::Rule(format!("{}: {e}", path.display()))),
+    };
+    serde_json::from_str::<BackupRecord>(&text)
+        .ok()
+        .filter(|r| r.schema == crate::lab_json::SCHEMA)
+        .map(Some)
+        .ok_or_else(|| {
+            InputError::Rule(format!(
+                "{} is not a record of a backup this k0slab can read; give the lab's settings \
+                 as when it was created and move the record away",
+                path.display()
+            ))
+        })
+}
+
+/// Every setting of `inputs` as a flag, so that `up` makes exactly that lab whatever the
+/// environment says (the environment was compared with the backup's lab before).
+fn pinned(inputs: &Inputs) -> Flags {
+    let mut flags = Flags::default();
+    for key in Key::ALL {
+        let value = match key {
+            Key::ControlPlaneCount => inputs.control_plane_count.to_string(),
+            Key::WorkerCount => inputs.worker_count.to_string(),
+            Key::MemoryControl => inputs.memory_control.to_string(),
+            Key::MemoryWorker => inputs.memory_worker.to_string(),
+            Key::CpuControl => inputs.cpu_control.to_string(),
+            Key::CpuWorker => inputs.cpu_worker.to_string(),
+            Key::DiskSize => inputs.disk_size.to_string(),
+            Key::Name => inputs.name.to_string(),
+            Key::Subnet => inputs.subnet.to_string(),
+            Key::Network => inputs.network.to_string(),
+            Key::Endpoint => inputs.endpoint.to_string(),
+            Key::EndpointIp => match inputs.endpoint_ip {
+                Some(ip) => ip.to_string(),
+                None => continue,
+            },
+            Key::Image => inputs.image.clone(),
+            Key::Provider => inputs.provider.to_string(),
+            Key::K0sVersion => inputs
+                .k0s_version
+                .as_ref()
+                .map_or_else(String::new, |v| v.as_str().to_string()),
+            Key::ControllerWorkloads => inputs.controller_workloads.to_string(),
+        };
+        flags.0.insert(key, value);
+    }
+    flags
+}
+
+/// The settings to restore `file` with: the backup's lab, with what is given instead; a given
+/// setting of another shape is refused. A backup without k0slab's record (k0slab 0.1.0) needs
+/// at least the counts given.
+fn restore_flags(ctx: &Context<'_>, flags: &Flags, file: &Path) -> Result<Flags> {
+    let Some(record) = read_backup_record(file)? else {
+        let given = |key| inputs::is_given(key, flags, ctx.env);
+        if given(Key::ControlPlaneCount)? && given(Key::WorkerCount)? {
+            return Ok(flags.clone());
+        }
+        return Err(InputError::Rule(format!(
+            "{} has no record of the lab it was taken of ({} is missing: k0slab 0.1.0 kept \
+             none), so k0slab cannot tell the lab's shape. Give the lab's settings as when it \
+             was created, at least {} and {} (e.g. `{}=3 {}=2 k0slab restore {}`)",
+            file.display(),
+            record_path(file).display(),
+            Key::ControlPlaneCount.env_name(),
+            Key::WorkerCount.env_name(),
+            Key::ControlPlaneCount.env_name(),
+            Key::WorkerCount.env_name(),
+            file.display()
+        ))
+        .into());
+    };
+    // The lab's name is not part of its shape: it follows the lab directory (or is given).
+    let default_name = LabName::for_directory(ctx.dir.absolute());
+    let mut lab = record.inputs;
+    lab.name = default_name.clone();
+    let resolved = inputs::resolve(flags, ctx.env, Some(&lab), &default_name)?;
+    let (refused, other): (Vec<_>, Vec<_>) = resolved
+        .changes
+        .into_iter()
+        .filter(|c| c.key != Key::Name)
+        .partition(|c| SHAPE.contains(&c.key));
+    let lines = |changes: &[inputs::Change]| {
+        changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "  {}: the backup's lab has {}, now asked for {}",
+                    c.key.env_name(),
+                    c.lab,
+                    c.requested
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if !refused.is_empty() {
+        return Err(InputError::Rule(format!(
+            "{} is a backup of a lab of another shape:\n{}\nA backup is restored into a lab of \
+             its own shape: unset these (or give the backup's values)",
+            file.display(),
+            lines(&refused)
+        ))
+        .into());
+    }
+    if !other.is_empty() {
+        ctx.out.info(&format!(
+            "restoring with other settings than the backup's lab:\n{}",
+            lines(&other)
+        ));
+    }
+    Ok(pinned(&resolved.inputs))
+}
+
 pub fn restore(ctx: &Context<'_>, flags: &Flags, file: &Path, wait: Duration) -> Result<()> {
     check_archive(file)?;
     let file: PathBuf = std::path::absolute(file).map_err(|e| Error::io("resolving", file, e))?;
+    let flags = &restore_flags(ctx, flags, &file)?;
     if super::up::already_applied(ctx) || ctx.dir.join(crate::kubeconfig::FILE_NAME).is_file() {
         return Err(InputError::Rule(format!(
             "the lab in {} runs a cluster already, and k0sctl restores only where k0s does not \

@@ -111,6 +111,10 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         }
     }
     let about = match &unreadable {
+        Some(Error::DamagedRecord { reason, .. }) => format!(
+            "lab.json in {} is damaged ({reason})",
+            ctx.dir.shown().display()
+        ),
         Some(e) => format!(
             "lab.json in {} is unreadable ({e})",
             ctx.dir.shown().display()
@@ -131,10 +135,10 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
             &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
         )?;
         ctx.out.info(&format!("{about}: nothing to destroy"));
-        return match unreadable {
-            Some(e) => Err(e),
-            None => Ok(()),
-        };
+        if unreadable.is_some() {
+            kept_without_record(ctx, true);
+        }
+        return Ok(());
     }
     ctx.out.info(&format!(
         "{about}; k0slab created these VMs for it: {}",
@@ -170,16 +174,38 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         ctx.env,
         &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
     )?;
+    crate::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
     let vagrant_state = ctx.dir.join(".vagrant");
     if vagrant_state.is_dir() {
         fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
     }
-    ctx.out.info(&format!(
-        "the lab's other files in {} are kept: without lab.json k0slab cannot tell which it \
-         wrote",
-        ctx.dir.shown().display()
-    ));
+    kept_without_record(ctx, unreadable.is_some());
     Ok(())
+}
+
+/// Says what is left in a lab directory whose record and its copy are both gone or damaged
+/// (a lab of k0slab 0.1.0, which kept no copy), and what to do with it.
+fn kept_without_record(ctx: &Context<'_>, damaged: bool) {
+    let left = fs::read_dir(ctx.dir.absolute()).map_or(0, |d| d.flatten().count());
+    if left == 0 {
+        return;
+    }
+    let dir = ctx.dir.shown().display();
+    ctx.out.info(&format!(
+        "{} and k0slab has no readable copy of it (a lab made by k0slab 0.1.0 has none), so \
+         k0slab cannot tell which files in {dir} it wrote: they are kept. Look through {dir} \
+         and remove it yourself once it holds nothing of yours (rm -r {dir}){}",
+        if damaged {
+            "lab.json is damaged"
+        } else {
+            "there is no lab.json"
+        },
+        if damaged {
+            "; until then the other commands refuse the damaged lab.json"
+        } else {
+            ""
+        }
+    ));
 }
 
 /// Takes the lab's cluster, user and context out of the kubeconfigs `kubeconfig --merge` put
@@ -261,7 +287,10 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         .collect();
     let mut kept = Vec::new();
     // lab.json goes last: while it exists, `destroy` can be run again.
-    for name in names.iter().filter(|n| **n != crate::lab_json::FILE_NAME) {
+    for name in names
+        .iter()
+        .filter(|n| ![crate::lab_json::FILE_NAME, crate::lab_json::COPY_NAME].contains(*n))
+    {
         if !plain_name(name) {
             ctx.out.warn(&format!(
                 "lab.json lists {name:?}, which is not a file of the lab directory: left alone"
@@ -292,6 +321,8 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         }
     }
     remove_file(ctx, crate::lab_json::FILE_NAME)?;
+    // k0slab's copy of lab.json last: until it goes, a destroy finds the lab by it.
+    remove_file(ctx, crate::lab_json::COPY_NAME)?;
     let left: Vec<String> = fs::read_dir(ctx.dir.absolute())
         .map(|d| {
             d.flatten()
@@ -348,11 +379,41 @@ fn remove_file(ctx: &Context<'_>, name: &str) -> Result<()> {
     }
 }
 
+/// When `lab.json` is gone or damaged: k0slab's copy of it, put back as `lab.json` first (so
+/// that a destroy that stops half way can be run again like any other), if there is one. Not
+/// for a `lab.json` of another k0slab version, which this k0slab cannot judge.
+fn from_copy(ctx: &Context<'_>, problem: Option<&Error>) -> Result<Option<LabRecord>> {
+    if matches!(problem, Some(Error::LabFile { .. })) {
+        return Ok(None);
+    }
+    let Some(copy) = ctx.dir.read_copy() else {
+        return Ok(None);
+    };
+    let about = match problem {
+        Some(Error::DamagedRecord { reason, .. }) => format!("is damaged ({reason})"),
+        Some(e) => format!("cannot be read ({e})"),
+        None => "is missing".to_string(),
+    };
+    ctx.out.info(&format!(
+        "{} {about}: k0slab put it back from its copy ({}) and destroys the lab it describes",
+        ctx.dir.shown().join(crate::lab_json::FILE_NAME).display(),
+        crate::lab_json::COPY_NAME
+    ));
+    ctx.dir.write_record(&copy)?;
+    Ok(Some(copy))
+}
+
 pub fn run(ctx: &Context<'_>) -> Result<()> {
     let record = match ctx.dir.read_record() {
         Ok(Some(record)) => record,
-        Ok(None) => return destroy_without_record(ctx, None),
-        Err(e) => return destroy_without_record(ctx, Some(e)),
+        Ok(None) => match from_copy(ctx, None)? {
+            Some(record) => record,
+            None => return destroy_without_record(ctx, None),
+        },
+        Err(e) => match from_copy(ctx, Some(&e))? {
+            Some(record) => record,
+            None => return destroy_without_record(ctx, Some(e)),
+        },
     };
     ctx.tools.require(&[Tool::Vagrant])?;
     restore_vagrantfile(ctx, &record)?;

@@ -35,7 +35,7 @@ pub fn run(ctx: &Context<'_>, merge: bool) -> Result<()> {
         dir: &dir,
         kubeconfig: &lab_kubeconfig,
     };
-    let edited = kubeconfig::edit(&target.path, |existing| {
+    let edited = kubeconfig::edit_private(&target.path, |existing| {
         kubeconfig::merge(existing, &lab, &target.path)
     })?;
     if !record.merged_into.contains(&target.path) {
@@ -47,6 +47,13 @@ pub fn run(ctx: &Context<'_>, merge: bool) -> Result<()> {
     } else {
         format!(" (a link to {})", edited.written.display())
     };
+    if let Some(before) = edited.mode_before {
+        ctx.out.info(&format!(
+            "{} now has mode {:04o} (was {before:04o}): it holds the lab's admin key",
+            edited.written.display(),
+            edited.mode
+        ));
+    }
     ctx.out.result(&format!(
         "merged context {name} into {}{through}{}; current context: {name}",
         target.path.display(),

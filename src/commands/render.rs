@@ -70,25 +70,93 @@ pub fn write_lab_with(
             .and_then(|r| r.unchanged(GITIGNORE, &current))
             .unwrap_or(false),
     };
-    let mut report = ctx.dir.create()?;
+    // Every file or none: a render that fails (a full disk) leaves the directory as it was,
+    // and takes away again the directories it created.
+    let created = ctx.dir.create_dirs()?;
+    let written = write_files(
+        ctx,
+        planned,
+        assigned,
+        ssh_hosts,
+        &secrets,
+        &merged_into,
+        gitignore_ours,
+    );
+    if written.is_err() {
+        ctx.dir.remove_created(&created);
+    }
+    written
+}
+
+/// The key pair, the rendered files and the `.gitignore` k0slab creates, written all or none.
+fn write_files(
+    ctx: &Context<'_>,
+    planned: &Planned,
+    assigned: &BTreeMap<String, Mac>,
+    ssh_hosts: &BTreeMap<String, Ipv4Addr>,
+    secrets: &crate::lab_json::Secrets,
+    merged_into: &[std::path::PathBuf],
+    gitignore_ours: bool,
+) -> Result<Vec<(String, Written)>> {
     let comment = format!("k0slab@{}", planned.topology.name);
-    let (public_key, key_written) = ctx.dir.ensure_key_pair(&comment)?;
-    report.push((render::PRIVATE_KEY.to_string(), key_written));
-    report.push((render::PUBLIC_KEY.to_string(), key_written));
+    let key = ctx.dir.key_pair(&comment)?;
+    let new_gitignore = !ctx.dir.join(GITIGNORE).exists() && gitignore_ours;
     let files = render::render_lab(
         &planned.inputs,
         &planned.topology,
         &RenderContext {
             lab_dir: ctx.dir.absolute(),
-            public_key: &public_key,
-            secrets: &secrets,
-            merged_into: &merged_into,
+            public_key: &key.line,
+            secrets,
+            merged_into,
             assigned,
             ssh_hosts,
             gitignore: gitignore_ours.then_some(GITIGNORE_CONTENTS),
         },
     )?;
-    report.extend(ctx.dir.write(&files)?);
+    let key_files: Vec<(String, &str)> = key
+        .to_write
+        .iter()
+        .map(|(path, text)| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            (name.unwrap_or_default(), text.as_str())
+        })
+        .collect();
+    let mut set: Vec<(&str, &[u8], u32)> = Vec::new();
+    if new_gitignore {
+        set.push((
+            GITIGNORE,
+            GITIGNORE_CONTENTS.as_bytes(),
+            render::MODE_PUBLIC,
+        ));
+    }
+    for (name, text) in &key_files {
+        set.push((name.as_str(), text.as_bytes(), render::MODE_PRIVATE));
+    }
+    set.extend(
+        files
+            .iter()
+            .map(|f| (f.name, f.contents.as_bytes(), f.mode)),
+    );
+    let mut written = ctx.dir.write_files(&set)?.into_iter();
+    let key_written = if key.created {
+        Written::Created
+    } else {
+        Written::Unchanged
+    };
+    let mut report = vec![(
+        GITIGNORE.to_string(),
+        if new_gitignore {
+            written.next().expect("the .gitignore was written").1
+        } else {
+            Written::Unchanged
+        },
+    )];
+    // The public half alone (derived from the kept private key) reports as the pair does.
+    written.by_ref().take(key_files.len()).for_each(drop);
+    report.push((render::PRIVATE_KEY.to_string(), key_written));
+    report.push((render::PUBLIC_KEY.to_string(), key_written));
+    report.extend(written);
     Ok(report)
 }
 
