@@ -25,6 +25,16 @@ fn k0slab(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// How a refused value is quoted: `has the value "x", which is not allowed`; an empty one is
+/// called empty (a flag without its value, or a variable set to nothing).
+fn given(origin: &str, value: &str) -> String {
+    match value {
+        "" if origin.starts_with("flag ") => format!("{origin} needs a value"),
+        "" => format!("{origin} is set but empty"),
+        _ => format!("{origin} has the value {value:?}, which is not allowed"),
+    }
+}
+
 /// Bad input: exit 2, one `error:` line that contains every piece of `expect`, nothing on
 /// stdout, and nothing at all written in `cwd`.
 fn assert_bad_input(cwd: &Path, args: &[&str], env: &[(&str, &str)], expect: &[&str]) {
@@ -77,7 +87,7 @@ fn bad_tuning_values_are_bad_input_naming_variable_value_and_what_is_allowed() {
                     &[command],
                     &[(var, value)],
                     &[
-                        &format!("environment variable {var} has the value {value:?}"),
+                        &given(&format!("environment variable {var}"), value),
                         allowed,
                     ],
                 );
@@ -267,8 +277,8 @@ fn controller_workloads_refuses_other_words_and_lists_exactly_the_set() {
             &["render"],
             &[("K0SLAB_CONTROLLER_WORKLOADS", bad)],
             &[&format!(
-                "environment variable K0SLAB_CONTROLLER_WORKLOADS has the value {bad:?}, \
-                     which is not allowed: expected {allowed}"
+                "{}: expected {allowed}",
+                given("environment variable K0SLAB_CONTROLLER_WORKLOADS", bad)
             )],
         );
     }
@@ -451,7 +461,7 @@ fn every_variable_with_a_bad_value_is_refused_before_anything_runs_or_is_written
                 both(&o)
             );
             assert!(
-                err.contains(&format!("environment variable {var} has the value {bad:?}")),
+                err.contains(&given(&format!("environment variable {var}"), &bad)),
                 "{var}={bad} {args:?}: {err}"
             );
             assert!(stdout(&o).is_empty(), "{var} {args:?}: {}", stdout(&o));
@@ -482,7 +492,7 @@ fn a_bad_flag_is_refused_before_the_lock_or_anything_else_is_written() {
             let o = sb.k0slab(args, &[]);
             assert_eq!(o.status.code(), Some(2), "{args:?}: {}", both(&o));
             assert!(
-                stderr(&o).contains(&format!("flag {flag} has the value {bad:?}")),
+                stderr(&o).contains(&given(&format!("flag {flag}"), bad)),
                 "{args:?}: {}",
                 stderr(&o)
             );
