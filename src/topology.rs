@@ -636,9 +636,15 @@ mod tests {
             assert!(text.contains("v1.32 or newer"), "{text}");
         }
         for new in ["v1.32.1-rc.0+k0s.0", "v1.32.1+k0s.0", "v1.34.1+k0s.0"] {
-            assert!(topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", new)]).is_ok(), "{new}");
+            assert!(
+                topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", new)]).is_ok(),
+                "{new}"
+            );
         }
-        assert!(topo(&cplb).is_ok(), "unpinned: k0sctl takes the newest stable release");
+        assert!(
+            topo(&cplb).is_ok(),
+            "unpinned: k0sctl takes the newest stable release"
+        );
         assert!(
             topo(&[
                 ("control_plane_count", "3"),
