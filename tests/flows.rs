@@ -417,6 +417,30 @@ fn a_guest_that_does_not_take_its_planned_address_is_named() {
     assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.64.20");
 }
 
+/// Clones of one image share its machine ID (the stand-ins model the cirruslabs image, which
+/// its build boots): the guest setup gives each VM its own, once, so that k0sctl, which refuses
+/// duplicate IDs for k0s before v1.30, applies a pinned v1.29.
+#[test]
+fn every_vm_gets_its_own_machine_id_once() {
+    let sb = Sandbox::new();
+    let env = [("K0S_VERSION", "v1.29.9+k0s.0")];
+    let o = up(&sb, &env);
+    assert!(o.status.success(), "{}", both(&o));
+    let ids = |sb: &Sandbox| -> Vec<String> {
+        ["k0slab-control-plane-1", "k0slab-worker-1"]
+            .iter()
+            .map(|vm| sb.vm(vm)["machine_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = ids(&sb);
+    assert_ne!(first[0], first[1], "one ID per VM");
+    // The setup runs on every `vagrant up`: the ID stays.
+    assert!(sb.k0slab(&["halt"], &[]).status.success());
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(ids(&sb), first);
+}
+
 #[test]
 fn k0sctl_apply_failing_then_resumed() {
     let sb = Sandbox::new();
