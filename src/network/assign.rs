@@ -94,6 +94,7 @@ pub fn guest_in(output: &str) -> (String, Vec<GuestAddress>) {
 /// the interface of the default route of the controller that is VRRP master, as a second
 /// address in the lab's subnet (k0sproject/k0s pkg/component/controller/cplb/
 /// cplb_templates.go lines 17 and 37-41: `interface`, `virtual_ipaddress` with the VIP/prefix;
+/// pkg/apis/k0s/v1beta1/cplb.go lines 92-96, 146-151: the interface of the default route;
 /// the kernel marks an address in the subnet of one the interface has `secondary`: k0s
 /// docs/cplb.md lines 403-404 show `inet <VIP>/24 scope global secondary eth0`).
 pub fn allowed_extra(endpoint: &Endpoint, node: &Node) -> Option<Ipv4Addr> {
