@@ -22,6 +22,8 @@ pub const LOAD_BALANCER_MEMORY_MB: u32 = 1024;
 pub const LOAD_BALANCER_NAME: &str = "load-balancer";
 /// The Kubernetes API port.
 pub const API_PORT: u16 = 6443;
+/// The oldest k0s release whose control-plane load balancing the lab can use (see `resolve`).
+pub const CPLB_SINCE: (u32, u32, u32) = (1, 32, 0);
 
 /// What a machine is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,16 +230,25 @@ impl Topology {
             )));
         }
         if kind == EndpointKind::Cplb {
+            // The lab's CPLB has no virtualServers ("not supported with controller + worker",
+            // k0sproject/k0s docs/cplb.md line 28 at v1.32.1+k0s.0), so what balances the API is
+            // k0s' userspace reverse proxy: `UserSpaceProxyPort` in pkg/apis/k0s/v1beta1/cplb.go
+            // (line 77 at v1.32.1+k0s.0), from commit 3b3a1757c3, first tagged v1.32.1-rc.0
+            // (there is no v1.32.0; no v1.31 tag up to v1.31.14+k0s.0 has the field). CPLB in
+            // v1.30 and v1.31 is keepalived alone: it moves the VIP and balances nothing.
             if let Some(v) = inputs
                 .k0s_version
                 .as_ref()
-                .filter(|v| !v.at_least(1, 30, 0))
+                .filter(|v| !v.at_least(CPLB_SINCE.0, CPLB_SINCE.1, CPLB_SINCE.2))
             {
                 return Err(InputError::Rule(format!(
-                    "{}={} is too old for control-plane load balancing (cplb needs k0s v1.30 or \
-                     newer): pin a newer release or use {}=haproxy",
+                    "{}={} is too old for {}=cplb: control-plane load balancing needs k0s \
+                     v1.32 or newer (e.g. v1.33.4+k0s.0), or leave {} empty for the newest \
+                     stable release; or use {}=haproxy",
                     Key::K0sVersion.env_name(),
                     v.as_str(),
+                    Key::Endpoint.env_name(),
+                    Key::K0sVersion.env_name(),
                     Key::Endpoint.env_name()
                 )));
             }
@@ -612,15 +623,28 @@ mod tests {
     }
 
     #[test]
-    fn cplb_needs_k0s_1_30() {
+    fn cplb_needs_k0s_1_32() {
         let cplb = [
             ("control_plane_count", "3"),
             ("K0SLAB_ENDPOINT", "cplb"),
             ("K0SLAB_NETWORK", "bridged:en0"),
         ];
-        let err = topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", "v1.29.9+k0s.0")]).unwrap_err();
-        assert!(err.to_string().contains("v1.30"), "{err}");
-        assert!(topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", "v1.30.0+k0s.0")]).is_ok());
+        for old in ["v1.29.9+k0s.0", "v1.30.0+k0s.0", "v1.31.14+k0s.0"] {
+            let err = topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", old)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(&format!("K0S_VERSION={old}")), "{text}");
+            assert!(text.contains("v1.32 or newer"), "{text}");
+        }
+        for new in ["v1.32.1-rc.0+k0s.0", "v1.32.1+k0s.0", "v1.34.1+k0s.0"] {
+            assert!(
+                topo(&[cplb[0], cplb[1], cplb[2], ("K0S_VERSION", new)]).is_ok(),
+                "{new}"
+            );
+        }
+        assert!(
+            topo(&cplb).is_ok(),
+            "unpinned: k0sctl takes the newest stable release"
+        );
         assert!(
             topo(&[
                 ("control_plane_count", "3"),

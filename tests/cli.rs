@@ -332,6 +332,16 @@ const BAD: &[(&[(&str, &str)], &str)] = &[
     (&[("K0SLAB_PROVIDER", "virtualbox")], "K0SLAB_PROVIDER"),
     (&[("K0S_VERSION", "latest")], "K0S_VERSION"),
     (
+        &[
+            ("control_plane_count", "3"),
+            ("K0SLAB_ENDPOINT", "cplb"),
+            ("K0SLAB_NETWORK", "bridged:en0"),
+            ("K0S_VERSION", "v1.31.14+k0s.0"),
+        ],
+        "K0S_VERSION=v1.31.14+k0s.0 is too old for K0SLAB_ENDPOINT=cplb: control-plane load \
+         balancing needs k0s v1.32 or newer",
+    ),
+    (
         &[("K0SLAB_CONTROLLER_WORKLOADS", "sometimes")],
         "true or false",
     ),

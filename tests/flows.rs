@@ -150,6 +150,86 @@ fn three_plus_two_with_cplb_on_a_bridged_network() {
         .filter(|c| c["name"].as_str().unwrap().starts_with("node "))
         .count();
     assert_eq!(nodes, 3, "control-plane-2 and -3 run no kubelet");
+
+    // keepalived holds the VIP on one controller as a secondary address beside its planned
+    // one once k0s runs (k0sproject/k0s docs/cplb.md lines 403-404; modelled in
+    // tests/standins/lib/standin.rb): `up` again, and `up` after `halt`, accept the lab's own
+    // VIP there and nothing else.
+    let again = [("K0SLAB_ADDRESS_TIMEOUT", "3s")];
+    let holders = |sb: &Sandbox| -> Vec<String> {
+        sb.vms()
+            .keys()
+            .filter(|vm| {
+                sb.vm(vm)["extra_addresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "192.168.64.100"))
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(holders(&sb), ["k0slab-control-plane-1"]);
+    // As the guest shows it: the planned address, then the VIP as a secondary address.
+    let o = sb.k0slab(
+        &[
+            "ssh",
+            "control-plane-1",
+            "--",
+            "ip",
+            "-4",
+            "-o",
+            "addr",
+            "show",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("inet 192.168.64.10/24 "), "{lines:?}");
+    assert_eq!(
+        lines[1],
+        "2: enp0s1    inet 192.168.64.100/24 scope global secondary enp0s1\\       valid_lft forever preferred_lft forever"
+    );
+
+    // A second up: already applied and healthy, not stuck on the controller with the VIP.
+    sb.clear_calls();
+    let o = up(&sb, &again);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        both(&o).contains("already applied and healthy"),
+        "{}",
+        both(&o)
+    );
+    assert!(sb.calls_of("k0sctl", "apply").is_empty());
+
+    // halt, then up: k0s starts at boot and keepalived takes the VIP again on one controller.
+    let o = sb.k0slab(&["halt"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(holders(&sb).is_empty(), "a stopped VM holds no address");
+    let o = up(&sb, &again);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(holders(&sb).len(), 1, "{:?}", holders(&sb));
+
+    // Only the lab's VIP, and only on a controller: another address beside a worker's still
+    // keeps up waiting until it gives up.
+    let mut w = sb.vm("k0slab-worker-1");
+    w["extra_addresses"] = serde_json::json!(["192.168.64.100"]);
+    fs::write(
+        sb.state().join("vms/k0slab-worker-1.json"),
+        serde_json::to_string(&w).unwrap(),
+    )
+    .unwrap();
+    let o = up(&sb, &again);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains(
+            "worker-1 did not take its planned address 192.168.64.20 within 3s: the guest has \
+             192.168.64.20, 192.168.64.100 (secondary)"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -343,6 +423,30 @@ fn a_guest_that_does_not_take_its_planned_address_is_named() {
     let o = up(&sb, &[]);
     assert!(o.status.success(), "{}", both(&o));
     assert_eq!(sb.vm("k0slab-worker-1")["lease"], "192.168.64.20");
+}
+
+/// Clones of one image share its machine ID (the stand-ins model the cirruslabs image, which
+/// its build boots): the guest setup gives each VM its own, once, so that k0sctl, which refuses
+/// duplicate IDs for k0s before v1.30, applies a pinned v1.29.
+#[test]
+fn every_vm_gets_its_own_machine_id_once() {
+    let sb = Sandbox::new();
+    let env = [("K0S_VERSION", "v1.29.9+k0s.0")];
+    let o = up(&sb, &env);
+    assert!(o.status.success(), "{}", both(&o));
+    let ids = |sb: &Sandbox| -> Vec<String> {
+        ["k0slab-control-plane-1", "k0slab-worker-1"]
+            .iter()
+            .map(|vm| sb.vm(vm)["machine_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = ids(&sb);
+    assert_ne!(first[0], first[1], "one ID per VM");
+    // The setup runs on every `vagrant up`: the ID stays.
+    assert!(sb.k0slab(&["halt"], &[]).status.success());
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert_eq!(ids(&sb), first);
 }
 
 #[test]

@@ -337,16 +337,21 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Runs the rendered guest setup as Vagrant's shell provisioner does: as root, bash.
-    fn setup(&self, script: &str, args: &[String]) {
+    /// Runs a rendered provisioner script as Vagrant's shell provisioner does: as root, bash.
+    fn provision(&self, script: &str, args: &[String]) -> Output {
         let init = self.init.expect("the guest runs").to_string();
-        let out = common::output_with_input(
+        common::output_with_input(
             Command::new("nsenter")
                 .args(["--target", &init, "--all", "--"])
                 .args(["env", "-i", GUEST_PATH, "bash", "-s", "--"])
                 .args(args),
             script.as_bytes(),
-        );
+        )
+    }
+
+    /// Runs the rendered guest setup, which must succeed.
+    fn setup(&self, script: &str, args: &[String]) {
+        let out = self.provision(script, args);
         assert!(
             out.status.success(),
             "the guest setup failed ({}):\n{}{}",
@@ -354,6 +359,21 @@ impl Lab {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The guest's machine ID, and the DUID systemd-networkd uses (it shows it for every link
+    /// it manages, `networkctl status`: "DHCP6 Client DUID").
+    fn machine_id(&self) -> String {
+        self.guest("cat /etc/machine-id").trim().to_string()
+    }
+
+    fn duid(&self) -> String {
+        let status = self.guest(&format!("networkctl status --no-pager -n 0 {GUEST_IF}"));
+        status
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("DHCP6 Client DUID: "))
+            .unwrap_or_else(|| panic!("no DUID in networkctl status:\n{status}"))
+            .to_string()
     }
 
     /// The IPv4 global addresses of the interface with the default route, as `up` asks.
@@ -466,11 +486,16 @@ fn container_init(nspawn: u32) -> Option<u32> {
         })
 }
 
+/// The script of heredoc `NAME = <<'END'` in a rendered Vagrantfile.
+fn heredoc(vagrantfile: &str, name: &str, end: &str) -> String {
+    let start = format!("{name} = <<'{end}'\n");
+    let body = &vagrantfile[vagrantfile.find(&start).expect("the heredoc") + start.len()..];
+    body[..body.find(&format!("\n{end}\n")).expect("heredoc end") + 1].to_string()
+}
+
 /// The guest setup script and its arguments, cut from a rendered Vagrantfile.
 fn rendered_setup(vagrantfile: &str) -> (String, Vec<String>) {
-    let start = "GUEST_SETUP = <<'K0SLAB_GUEST_SETUP'\n";
-    let body = &vagrantfile[vagrantfile.find(start).expect("GUEST_SETUP heredoc") + start.len()..];
-    let script = &body[..body.find("\nK0SLAB_GUEST_SETUP\n").expect("heredoc end") + 1];
+    let script = heredoc(vagrantfile, "GUEST_SETUP", "K0SLAB_GUEST_SETUP");
     let args_line = vagrantfile
         .lines()
         .find(|l| l.trim_start().starts_with("args: ["))
@@ -481,7 +506,7 @@ fn rendered_setup(vagrantfile: &str) -> (String, Vec<String>) {
         .step_by(2)
         .map(str::to_string)
         .collect();
-    (script.to_string(), args)
+    (script, args)
 }
 
 #[test]
@@ -501,6 +526,11 @@ fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
     );
     let mover = move_command(node, topology.subnet.prefix_len(), true);
 
+    // The machine ID every clone of the image starts with (tests/guest/build.sh commits one,
+    // as the image's build does).
+    let image_id = fs::read_to_string(guest_tree().join("etc/machine-id")).unwrap();
+    let image_id = image_id.trim();
+
     let mut lab = Lab::new();
     let started = Instant::now();
     lab.boot();
@@ -510,9 +540,30 @@ fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
     };
     let (first, _) = lab.wait_for("the first lease", BOOT_TIMEOUT, dynamic);
     eprintln!("guest booted with {first:?} in {:.1?}", started.elapsed());
+    assert_eq!(
+        lab.machine_id(),
+        image_id,
+        "a clone boots with the image's ID"
+    );
+    let image_duid = lab.duid();
 
     lab.setup(&script, &args);
     assert_eq!(lab.guest("hostname").trim(), node.name);
+    // Its own machine ID, also for D-Bus (which systemd-machine-id-setup would copy back).
+    let own_id = lab.machine_id();
+    assert_ne!(
+        own_id, image_id,
+        "the guest setup gives the VM its own machine ID"
+    );
+    assert!(
+        own_id.len() == 32
+            && own_id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "a machine ID: {own_id:?}"
+    );
+    assert_eq!(lab.guest("cat /var/lib/dbus/machine-id").trim(), own_id);
+    assert_eq!(lab.guest("cat /var/lib/k0slab/machine-id").trim(), own_id);
     assert!(
         lab.guest("ls /usr/local/sbin/k0slab-address")
             .contains("k0slab-address"),
@@ -544,6 +595,14 @@ fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
         log.contains(&format!("DHCPACK({SERVER_IF}) {planned} {GUEST_MAC}")),
         "dnsmasq leased the planned address:\n{log}"
     );
+    // The DHCP client that moved it runs with the VM's own ID: its DUID is no longer the
+    // image's (systemd-networkd derives DUID-EN from the machine ID).
+    let own_duid = lab.duid();
+    eprintln!("DUID {image_duid} (the image's ID) -> {own_duid}");
+    assert_ne!(
+        own_duid, image_duid,
+        "networkd took the new machine ID by the move"
+    );
 
     // A power-off and boot (`vagrant halt`, `vagrant up`): the same address, and it stays
     // once the setup runs again as it does on every `vagrant up`.
@@ -555,6 +614,147 @@ fn the_guest_moves_to_its_planned_address_and_keeps_it_across_a_reboot() {
         "after a reboot: the planned address {planned} alone {:.1?} after boot ({took:.1?} polling)",
         restarted.elapsed()
     );
+    assert_eq!(lab.machine_id(), own_id, "the ID is kept across a reboot");
+    assert_eq!(lab.duid(), own_duid);
     lab.setup(&script, &args);
     lab.assert_only("after the setup ran again", planned, MOVE_TIMEOUT);
+    assert_eq!(
+        lab.machine_id(),
+        own_id,
+        "once: the setup keeps the VM's ID"
+    );
+}
+
+/// What the test's package repository serves in place of Ubuntu's: a `haproxy` package whose
+/// program accepts `-c` and otherwise runs until stopped, with a unit, built with the guest's
+/// own dpkg-deb, and a flat repository apt reads from a file: URI.
+const FAKE_HAPROXY_REPO: &str = r#"set -eu
+pkg=/srv/k0slab-pkg
+mkdir -p $pkg/DEBIAN $pkg/usr/sbin $pkg/lib/systemd/system $pkg/etc/haproxy /srv/k0slab-repo
+cat >$pkg/DEBIAN/control <<'CONTROL'
+Package: haproxy
+Version: 9.9-test
+Architecture: all
+Maintainer: k0slab tests <tests@k0slab.invalid>
+Description: test stand-in for HAProxy
+CONTROL
+cat >$pkg/usr/sbin/haproxy <<'HAPROXY'
+#!/bin/sh
+case " $* " in *" -c "*) exit 0 ;; esac
+exec sleep infinity
+HAPROXY
+chmod 755 $pkg/usr/sbin/haproxy
+cat >$pkg/lib/systemd/system/haproxy.service <<'UNIT'
+[Service]
+ExecStart=/usr/sbin/haproxy -Ws -f /etc/haproxy/haproxy.cfg
+[Install]
+WantedBy=multi-user.target
+UNIT
+dpkg-deb --build --root-owner-group $pkg /srv/k0slab-repo/haproxy_9.9-test_all.deb >/dev/null
+cd /srv/k0slab-repo
+deb=haproxy_9.9-test_all.deb
+{
+  sed -n '/^$/q;p' $pkg/DEBIAN/control
+  echo "Filename: ./$deb"
+  echo "Size: $(stat -c %s $deb)"
+  echo "SHA256: $(sha256sum $deb | cut -d' ' -f1)"
+  echo
+} >Packages
+{
+  echo "Date: $(LC_ALL=C date -u -R)"
+  echo "SHA256:"
+  echo " $(sha256sum Packages | cut -d' ' -f1) $(stat -c %s Packages) Packages"
+} >Release
+mv /etc/apt/sources.list /etc/apt/sources.list.image
+rm -f /etc/apt/sources.list.d/*
+echo 'deb [trusted=yes] file:/srv/k0slab-repo ./' >/etc/apt/sources.list.d/k0slab-test.list
+"#;
+
+/// apt's locks as the image's first-boot apt-daily holds them: apt-daily.service's `apt-get
+/// update` the lists lock, then apt-daily-upgrade's unattended-upgrade the dpkg frontend lock
+/// and the dpkg lock. Both take apt's fcntl write locks (Debian/apt apt-pkg/contrib/fileutl.cc
+/// GetLock, lines 273-279 at 2.7.14), as python's lockf does.
+const APT_DAILY: &str = r#"
+import fcntl, sys, time
+def hold(paths):
+    fs = [open(p, "a") for p in paths]
+    for f in fs:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fs
+lists = hold(["/var/lib/apt/lists/lock"])
+print("lists", flush=True)
+time.sleep(3)
+dpkg = hold(["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"])
+for f in lists:
+    f.close()
+print("dpkg", flush=True)
+time.sleep(9)
+print("released", flush=True)
+"#;
+
+#[test]
+fn the_load_balancer_setup_waits_for_apt_daily_on_a_fresh_image() {
+    let (_, files) = common::render(&[("control_plane_count", "3"), ("worker_count", "0")]);
+    let vagrantfile = common::file(&files, "Vagrantfile");
+    let script = heredoc(
+        vagrantfile,
+        "LOAD_BALANCER_SETUP",
+        "K0SLAB_LOAD_BALANCER_SETUP",
+    );
+    assert!(script.contains("/tmp/k0slab-haproxy.cfg"), "{script}");
+
+    let mut lab = Lab::new();
+    lab.boot();
+    lab.guest(FAKE_HAPROXY_REPO);
+    // What Vagrant's file provisioner uploads first.
+    lab.guest("printf 'global\\n' >/tmp/k0slab-haproxy.cfg");
+
+    let init = lab.init.unwrap().to_string();
+    let mut daily = Command::new("nsenter")
+        .args(["--target", &init, "--all", "--"])
+        .args(["env", "-i", GUEST_PATH, "python3", "-c", APT_DAILY])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the lock holder starts");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(daily.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "lists");
+    let started = Instant::now();
+    let out = lab.provision(&script, &[]);
+    let took = started.elapsed();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let _ = daily.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("the load balancer's setup took {took:.1?}:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the load balancer's setup failed ({}):\n{}{stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(rest, ["dpkg", "released"], "the holder held both in turn");
+    // `apt-get update` found the lists lock taken and was run again; the install waited for
+    // dpkg's locks (DPkg::Lock::Timeout) instead of failing on them.
+    assert!(
+        stderr.contains("Could not get lock /var/lib/apt/lists/lock. It is held by process"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("k0slab: apt is busy"), "{stderr}");
+    assert!(
+        !stderr.contains("/var/lib/dpkg/lock"),
+        "no dpkg lock error: {stderr}"
+    );
+    assert!(
+        took >= Duration::from_secs(11),
+        "done only after the holder let go: {took:?}"
+    );
+    assert!(lab
+        .guest("dpkg-query -W -f '${Status}' haproxy")
+        .contains("install ok installed"));
+    assert_eq!(lab.guest("systemctl is-active haproxy").trim(), "active");
+    assert_eq!(
+        lab.guest("cat /etc/haproxy/haproxy.cfg"),
+        "global\n",
+        "the lab's haproxy.cfg is installed"
+    );
 }

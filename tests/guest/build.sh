@@ -96,8 +96,16 @@ cat >"$partial/etc/hosts" <<'HOSTS'
 ff02::1 ip6-allnodes
 ff02::2 ip6-allrouters
 HOSTS
-# Each boot of a copy is a machine of its own (systemd makes an ID at boot).
-: >"$partial/etc/machine-id"
+# A machine ID, as the cirruslabs image has one: its build boots the image (packer's tart-cli
+# source, cloud-init.pkr.hcl) and reboots it (playbook.yml lines 14-16), and nothing empties
+# /etc/machine-id afterwards, so every VM cloned from it starts with this same ID (the guest
+# setup gives each its own).
+tr -d '-' </proc/sys/kernel/random/uuid >"$partial/etc/machine-id"
+chmod 444 "$partial/etc/machine-id"
+# D-Bus's copy (a file here, from dbus' postinst): the same ID, as on a booted image.
+if [[ -f $partial/var/lib/dbus/machine-id && ! -L $partial/var/lib/dbus/machine-id ]]; then
+  cp "$partial/etc/machine-id" "$partial/var/lib/dbus/machine-id"
+fi
 rm -rf "$partial"/var/cache/apt/archives/*.deb "$partial"/var/lib/apt/lists/*
 
 mv "$partial" "$rootfs"

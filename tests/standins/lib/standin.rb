@@ -169,6 +169,40 @@ module Standin
     members.count { |h| member_running?(h) } * 2 > members.size
   end
 
+  # --- keepalived, as k0s runs it for control-plane load balancing --------------------------
+  #
+  # k0s runs keepalived on every controller of a CPLB cluster once k0s runs there: from
+  # k0sctl's apply on, and at every boot (k0sctl installs k0scontroller as an enabled service).
+  # Every instance starts as BACKUP with the same priority (k0sproject/k0s
+  # pkg/component/controller/cplb/cplb_templates.go lines 12-21); the first whose master-down
+  # timer runs out becomes MASTER and adds the VIP to the interface of its default route
+  # (lines 17, 37-41), as a permanent secondary address (docs/cplb.md lines 403-404): one
+  # running controller holds it. A stopped controller loses it (an address added with
+  # netlink does not survive a restart) and a running one takes over. The stand-in's master
+  # is the running controller whose VM sorts first.
+
+  # Gives the cluster's VIP to a running controller when none holds it; `booting` is the VM
+  # (a Hash the caller saves) of a controller that is starting, which takes part as running.
+  def keepalived_settle(cluster, booting = nil)
+    vip = cluster && cluster["vip"].to_s
+    return if vip.nil? || vip.empty?
+
+    File.open(File.join(state_dir, "keepalived.lock"), File::CREAT | File::RDWR) do |lock|
+      lock.flock(File::LOCK_EX)
+      controllers = cluster["hosts"].reject { |h| h["role"] == "worker" }.filter_map do |h|
+        booting && runs_on?(h, booting) ? booting : host_vm(h)
+      end
+      running = controllers.select { |v| v["state"] == "running" }
+      next if running.any? { |v| Array(v["extra_addresses"]).include?(vip) }
+
+      master = running.min_by { |v| v["name"] }
+      next if master.nil?
+
+      master["extra_addresses"] = Array(master["extra_addresses"]) + [vip]
+      save_vm(master) unless booting && master["name"] == booting["name"]
+    end
+  end
+
   # Machines of a k0slab Vagrantfile, as the stand-ins need them: name, Tart name, image, the
   # guest-setup arguments, the provider's ip_resolver and extra_run_args, ssh.host, and which
   # provisioners run on every `vagrant up` (run: "always").
