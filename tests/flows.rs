@@ -105,6 +105,16 @@ fn three_plus_two_with_cplb_on_a_bridged_network() {
         ("K0SLAB_ENDPOINT", "cplb"),
         ("K0SLAB_NETWORK", "bridged:en0"),
     ];
+    // The dry run says what `up` accepts: the VIP beside a controller's address, not a worker's.
+    let o = sb.k0slab(&["up", "--dry-run"], &cplb);
+    let plan = stdout(&o);
+    assert!(
+        plan.contains(
+            "(expect 192.168.64.10, and the VIP 192.168.64.100 as a secondary address once k0s runs)"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("(expect 192.168.64.20)\n"), "{plan}");
     let o = up(&sb, &cplb);
     assert!(o.status.success(), "{}", both(&o));
     assert_eq!(sb.booted().len(), 5, "no load-balancer VM with cplb");

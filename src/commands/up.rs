@@ -214,8 +214,11 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         "  then wait until each guest has exactly its planned address and its own hostname:".into(),
     );
     for n in &t.nodes {
+        let vip = network::assign::allowed_extra(&t.endpoint, n).map_or_else(String::new, |vip| {
+            format!(", and the VIP {vip} as a secondary address once k0s runs")
+        });
         lines.push(format!(
-            "    {}    (expect {})",
+            "    {}    (expect {}{vip})",
             vagrant
                 .ssh_cmd(&n.name, Some(network::assign::ADDRESS_QUERY))
                 .command_line(),
