@@ -7,6 +7,7 @@
 # The workload clusters the Kairos providers build: lib/kairos_provider.rb (its knobs are
 # listed there).
 
+require "yaml"
 require "base64"
 require_relative "standin"
 require_relative "cert_manager"

@@ -26,6 +26,7 @@
 #                            init-flip (machine 0's and 1's data swap from the second look that saw them)
 # STANDIN_INIT_ANNOTATION    a provider that also annotates its init Machine with this key
 
+require "yaml"
 require "base64"
 require "digest"
 require_relative "standin"
