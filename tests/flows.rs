@@ -925,3 +925,35 @@ fn a_dumb_terminal_gets_no_cursor_escapes() {
     );
     assert!(!escapes("dumb"), "TERM=dumb gets none");
 }
+
+/// A fresh checkout has no lab directory yet, and Vagrant refuses a `VAGRANT_CWD` that does not
+/// exist for every command but `--version` (the stand-in as hashicorp/vagrant v2.3.4
+/// `lib/vagrant/environment.rb` lines 90-95): doctor, install-plugin and up still ask it for its
+/// plugins, from a directory that exists, and doctor writes nothing.
+#[test]
+fn doctor_install_plugin_and_up_work_before_the_lab_directory_exists() {
+    let mut sb = Sandbox::new();
+    assert!(!sb.lab().exists());
+    // The stand-in refuses a missing working directory as Vagrant does.
+    let missing = sb.lab().display().to_string();
+    let o = sb.command("vagrant", &["plugin", "list"], &[("VAGRANT_CWD", &missing)]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("The working directory for Vagrant doesn't exist!"),
+        "{}",
+        both(&o)
+    );
+    let o = sb.command("vagrant", &["--version"], &[("VAGRANT_CWD", &missing)]);
+    assert!(o.status.success(), "{}", both(&o));
+
+    let (code, row) = sb.doctor_row(&[], "vagrant-tart");
+    assert_eq!(row["status"], "ok", "{row}");
+    assert_eq!(code, Some(0), "{row}");
+    assert!(!sb.lab().exists(), "doctor wrote nothing");
+    sb.set("STANDIN_NO_TART_PLUGIN", "1");
+    let o = sb.k0slab(&["install-plugin"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!sb.lab().exists(), "install-plugin wrote nothing");
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}
