@@ -401,7 +401,8 @@ fn health_waits_for_nodes_that_become_ready() {
     let sb = Sandbox::new();
     let o = sb.k0slab(
         &["up", "--wait", "20s"],
-        &[("STANDIN_NOT_READY_SECONDS", "1.5")],
+        // Longer than one round of health's questions to kubectl and Vagrant on a busy host.
+        &[("STANDIN_NOT_READY_SECONDS", "4")],
     );
     assert!(o.status.success(), "{}", both(&o));
     let readyz = sb
@@ -956,4 +957,131 @@ fn doctor_install_plugin_and_up_work_before_the_lab_directory_exists() {
     assert!(!sb.lab().exists(), "install-plugin wrote nothing");
     let o = up(&sb, &[]);
     assert!(o.status.success(), "{}", both(&o));
+}
+
+// --- health: bounded, any layout, stopped machines ------------------------------------------
+
+/// Stops `machines` of the lab with the stand-in Vagrant itself, behind k0slab's back.
+fn halt_behind_k0slabs_back(sb: &Sandbox, machines: &[&str]) {
+    let mut args = vec!["halt"];
+    args.extend_from_slice(machines);
+    let lab = sb.lab().display().to_string();
+    let o = sb.command("vagrant", &args, &[("VAGRANT_CWD", &lab)]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+/// `k0slab health -o json`, which must end within `limit` (killed and failed otherwise).
+fn health_within(sb: &Sandbox, limit: Duration) -> (Option<i32>, Value) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k0slab"))
+        .args(["health", "-o", "json"])
+        .current_dir(sb.work())
+        .env_clear()
+        .envs(&sb.env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("health still ran after {limit:?}: {}", both(&o));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&o)));
+    (o.status.code(), report)
+}
+
+fn health_check(report: &Value, name: &str) -> Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
+        .clone()
+}
+
+/// Without quorum `k0s etcd member-list` retries for minutes (the stand-in hangs as it does):
+/// health bounds it and says why etcd did not answer.
+#[test]
+fn health_without_quorum_ends_in_time_and_says_etcd_did_not_answer() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[("control_plane_count", "3"), ("worker_count", "1")])
+        .status
+        .success());
+    halt_behind_k0slabs_back(&sb, &["control-plane-2", "control-plane-3"]);
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{report}");
+    let etcd = health_check(&report, "etcd");
+    assert_eq!(etcd["ok"], false, "{etcd}");
+    assert_eq!(
+        etcd["detail"],
+        "etcd on control-plane-1 did not answer `k0s etcd member-list` within 10s (etcd \
+         lists its members only with quorum)"
+    );
+    let machines = health_check(&report, "machines");
+    assert_eq!(
+        machines["detail"],
+        "stopped: control-plane-2, control-plane-3: run `k0slab up`",
+        "{machines}"
+    );
+    // Bounded on the controller itself, not only on k0slab's side.
+    assert!(sb
+        .calls_of("vagrant", "ssh")
+        .iter()
+        .any(|a| a.last().unwrap() == "sudo timeout 10 k0s etcd member-list"));
+}
+
+/// Health asks every controller that runs, not only the first three: with control-plane-1..3
+/// of 7 stopped, 4 members keep quorum and control-plane-4 answers.
+#[test]
+fn health_reads_etcd_from_a_surviving_controller_in_any_layout() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[("control_plane_count", "7"), ("worker_count", "0")])
+        .status
+        .success());
+    halt_behind_k0slabs_back(&sb, &["control-plane-1", "control-plane-2", "control-plane-3"]);
+    sb.clear_calls();
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "the stopped machines fail their check: {report}");
+    let etcd = health_check(&report, "etcd");
+    assert_eq!(etcd["ok"], true, "{etcd}");
+    assert_eq!(etcd["detail"], "7 members, one per controller");
+    let asked: Vec<String> = sb
+        .calls_of("vagrant", "ssh")
+        .iter()
+        .filter(|a| a.last().unwrap().contains("etcd member-list"))
+        .map(|a| a[1].clone())
+        .collect();
+    assert_eq!(asked, ["control-plane-4"], "stopped controllers are not asked");
+}
+
+/// A stopped machine is named as stopped with what starts it, not as Vagrant's last line.
+#[test]
+fn health_names_a_stopped_machine_and_how_to_start_it() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[("worker_count", "0")]).status.success());
+    halt_behind_k0slabs_back(&sb, &["control-plane-1"]);
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        health_check(&report, "machines")["detail"],
+        "stopped: control-plane-1: run `k0slab up`"
+    );
+    assert_eq!(
+        health_check(&report, "storage")["detail"],
+        "no controller is running (control-plane-1 stopped): run `k0slab up`"
+    );
+    let o = sb.k0slab(&["status"], &[]);
+    assert!(
+        stdout(&o).contains("not running: control-plane-1 (stopped): run `k0slab up`"),
+        "{}",
+        stdout(&o)
+    );
 }
