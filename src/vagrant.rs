@@ -247,6 +247,18 @@ impl Vagrant<'_> {
             .output(self.env, self.out)
     }
 
+    /// `vagrant ssh MACHINE -c COMMAND` given at most `limit` in all (see
+    /// [`Cmd::output_within`]).
+    pub fn ssh_output_within(
+        &self,
+        machine: &str,
+        command: &str,
+        limit: std::time::Duration,
+    ) -> Result<String> {
+        self.ssh_cmd(machine, Some(command))
+            .output_within(self.env, self.out, limit)
+    }
+
     /// The command for `vagrant ssh MACHINE [-c COMMAND]`.
     pub fn ssh_cmd(&self, machine: &str, command: Option<&str>) -> Cmd {
         let cmd = self
