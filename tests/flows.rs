@@ -376,7 +376,7 @@ fn a_node_that_stays_not_ready_until_the_wait_runs_out() {
     );
     assert!(out.contains("up but NOT healthy"), "{out}");
     assert!(
-        stderr(&o).contains("not healthy: 1 of 6 checks failed (node worker-1)"),
+        stderr(&o).contains("not healthy: 1 of 7 checks failed (node worker-1)"),
         "{}",
         stderr(&o)
     );
