@@ -70,7 +70,7 @@ fn items(list: &Value) -> Vec<&Value> {
 }
 
 /// `(major, minor, patch)` of a kubelet version like `v1.33.4+k0s`.
-fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
+pub fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
     let v = str_at(node, &["status", "nodeInfo", "kubeletVersion"])?;
     let core = v.trim_start_matches('v').split(['+', '-']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
