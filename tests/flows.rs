@@ -1085,3 +1085,103 @@ fn health_names_a_stopped_machine_and_how_to_start_it() {
         stdout(&o)
     );
 }
+
+// --- doctor: what README says it checks ------------------------------------------------------
+
+fn doctor_rows(sb: &Sandbox, extra: &[(&str, &str)]) -> (Option<i32>, Vec<Value>) {
+    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
+    let rows: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&o)));
+    (o.status.code(), rows.as_array().unwrap().clone())
+}
+
+fn names(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["check"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn doctor_checks_softnets_set_up_sudo_and_bootpd_and_names_the_load_balancers_needs() {
+    let mut sb = Sandbox::new();
+    let (code, rows) = doctor_rows(&sb, &[]);
+    assert_eq!(code, Some(0), "{rows:?}");
+    let all = names(&rows);
+    for check in ["macOS", "softnet", "softnet set-up", "sudo", "bootpd"] {
+        assert!(all.contains(&check), "{check} in {all:?}");
+    }
+    assert!(!all.contains(&"load balancer"), "1+1 has none: {all:?}");
+    let (_, row) = sb.doctor_row(&[], "sudo");
+    assert_eq!(row["status"], "ok");
+    assert!(
+        row["detail"].as_str().unwrap().starts_with("k0slab runs as root"),
+        "the tests run as root: {row}"
+    );
+    let (_, row) = sb.doctor_row(&[], "bootpd");
+    assert_eq!(row["status"], "ok");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.starts_with("running (pid "), "{row}");
+    assert!(detail.contains("measures that it answers"), "{row}");
+
+    // bootpd gone idle: its pid file stays behind.
+    sb.stop_bootpd();
+    let (_, row) = sb.doctor_row(&[], "bootpd");
+    assert_eq!(row["status"], "ok");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not running now (") && row["detail"].as_str().unwrap().contains("is left from an earlier run"),
+        "{row}"
+    );
+    let (code, row) = sb.doctor_row(&[("K0SLAB_BOOTPD_EXE", "/nonexistent/bootpd")], "bootpd");
+    assert_eq!((code, row["status"].as_str()), (Some(1), Some("fail")), "{row}");
+
+    // The load balancer's first boot needs the internet once.
+    let (_, row) = sb.doctor_row(THREE_TWO, "load balancer");
+    assert!(
+        row["detail"].as_str().unwrap().contains("apt-get install haproxy"),
+        "{row}"
+    );
+
+    // Softnet without its SUID bit: the set-up row fails naming the fix, the version row stays.
+    let cellar = fs::read_link(sb.root.path().join("bin/softnet")).unwrap();
+    fs::set_permissions(&cellar, fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, rows) = doctor_rows(&sb, &[]);
+    assert_eq!(code, Some(1));
+    let row = |n: &str| rows.iter().find(|r| r["check"] == n).unwrap().clone();
+    assert_eq!(row("softnet")["status"], "ok", "{:?}", row("softnet"));
+    let setup = row("softnet set-up");
+    assert_eq!(setup["status"], "fail", "{setup}");
+    let detail = setup["detail"].as_str().unwrap();
+    assert!(detail.contains("is not owned by root with the SUID bit"), "{detail}");
+    assert!(detail.contains("sudo chmod u+s"), "{detail}");
+
+    // Off bootpd's networks neither sudo nor bootpd is needed; off Softnet no Softnet.
+    let (_, rows) = doctor_rows(&sb, &[("K0SLAB_NETWORK", "bridged:en0")]);
+    let all = names(&rows);
+    for check in ["softnet", "softnet set-up", "sudo", "bootpd"] {
+        assert!(!all.contains(&check), "{check} in {all:?}");
+    }
+}
+
+#[test]
+fn doctor_says_when_this_is_not_macos() {
+    let mut sb = Sandbox::new();
+    // Every stand-in but sw_vers, which every Mac has.
+    let no_sw_vers = sb.root.path().join("no-sw-vers");
+    fs::create_dir_all(&no_sw_vers).unwrap();
+    for entry in fs::read_dir(common::standins::standins_bin()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "sw_vers" {
+            std::os::unix::fs::symlink(entry.path(), no_sw_vers.join(entry.file_name())).unwrap();
+        }
+    }
+    let full_path = sb.env["PATH"].clone();
+    let rest = full_path.split_once(':').unwrap().1.to_string();
+    sb.set("PATH", &format!("{}:{rest}", no_sw_vers.display()));
+    let (code, row) = sb.doctor_row(&[], "macOS");
+    assert_eq!(code, Some(1), "{row}");
+    assert_eq!(row["status"], "fail", "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.starts_with("this is not macOS (linux"), "{detail}");
+    assert!(detail.contains("`plan`, `render` and `up --dry-run` work here"), "{detail}");
+}
