@@ -417,7 +417,12 @@ mod tests {
         assert!(!e.available);
         assert_eq!(majority(&three), ["control-plane-3", "control-plane-2"]);
         let two = record(&[("control_plane_count", "2"), ("worker_count", "1")]);
-        let e = expect(Kind::ControllerDown, &["control-plane-2".into()], &two, &watch);
+        let e = expect(
+            Kind::ControllerDown,
+            &["control-plane-2".into()],
+            &two,
+            &watch,
+        );
         assert!(!e.available);
         assert!(
             e.reason
@@ -481,7 +486,12 @@ mod tests {
         );
         // A pure controller has no Node; with the API down no node can be looked at.
         let w = Watch::planned(grace, Duration::from_secs(75));
-        let c = expect(Kind::ControllerDown, &["control-plane-3".into()], &three, &w);
+        let c = expect(
+            Kind::ControllerDown,
+            &["control-plane-3".into()],
+            &three,
+            &w,
+        );
         assert_eq!(c.node_ready, None);
         let q = expect(Kind::QuorumLoss, &majority(&three), &three, &w);
         assert_eq!((q.available, q.node_ready), (false, None));

@@ -242,7 +242,11 @@ impl Cmd {
         let _registered = Registered::new(handle.clone());
         if let Some(limit) = limit {
             let deadline = std::time::Instant::now() + limit;
-            while handle.try_wait().map_err(|e| self.spawn_error(e))?.is_none() {
+            while handle
+                .try_wait()
+                .map_err(|e| self.spawn_error(e))?
+                .is_none()
+            {
                 if std::time::Instant::now() >= deadline {
                     for pid in handle.pids() {
                         // SAFETY: kill(2) of the process group this command leads.
@@ -538,7 +542,10 @@ mod tests {
             ])
             .output_within(&env(), &quiet(), std::time::Duration::from_millis(300))
             .unwrap_err();
-        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{err}"
+        );
         assert_eq!(
             err.to_string(),
             "hanging on purpose failed: `sh -c '(sleep 2; touch {}) & sleep 30'` did not finish \
@@ -546,7 +553,10 @@ mod tests {
                 .replace("{}", &marker.display().to_string())
         );
         std::thread::sleep(std::time::Duration::from_millis(2500));
-        assert!(!marker.exists(), "the child in the command's group was stopped too");
+        assert!(
+            !marker.exists(),
+            "the child in the command's group was stopped too"
+        );
         let ok = Cmd::new(&sh(), "answering in time")
             .args(["-c", "echo quick"])
             .output_within(&env(), &quiet(), std::time::Duration::from_secs(10))

@@ -122,7 +122,10 @@ fn a_node_seen_otherwise_than_expected_fails_the_drill() {
     assert_eq!(r["observed_available"], r["expected"]["available"], "{r}");
     assert_eq!(r["expected"]["node_ready"], true, "{r}");
     assert!(
-        r["observed"].as_str().unwrap().contains("worker-1 NotReady"),
+        r["observed"]
+            .as_str()
+            .unwrap()
+            .contains("worker-1 NotReady"),
         "{r}"
     );
     assert_eq!(r["passed"], false, "{r}");

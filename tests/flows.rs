@@ -1012,9 +1012,11 @@ fn health_check(report: &Value, name: &str) -> Value {
 #[test]
 fn health_without_quorum_ends_in_time_and_says_etcd_did_not_answer() {
     let sb = Sandbox::new();
-    assert!(up(&sb, &[("control_plane_count", "3"), ("worker_count", "1")])
-        .status
-        .success());
+    assert!(
+        up(&sb, &[("control_plane_count", "3"), ("worker_count", "1")])
+            .status
+            .success()
+    );
     halt_behind_k0slabs_back(&sb, &["control-plane-2", "control-plane-3"]);
     let (code, report) = health_within(&sb, Duration::from_secs(60));
     assert_eq!(code, Some(1), "{report}");
@@ -1027,8 +1029,7 @@ fn health_without_quorum_ends_in_time_and_says_etcd_did_not_answer() {
     );
     let machines = health_check(&report, "machines");
     assert_eq!(
-        machines["detail"],
-        "stopped: control-plane-2, control-plane-3: run `k0slab up`",
+        machines["detail"], "stopped: control-plane-2, control-plane-3: run `k0slab up`",
         "{machines}"
     );
     // Bounded on the controller itself, not only on k0slab's side.
@@ -1043,13 +1044,22 @@ fn health_without_quorum_ends_in_time_and_says_etcd_did_not_answer() {
 #[test]
 fn health_reads_etcd_from_a_surviving_controller_in_any_layout() {
     let sb = Sandbox::new();
-    assert!(up(&sb, &[("control_plane_count", "7"), ("worker_count", "0")])
-        .status
-        .success());
-    halt_behind_k0slabs_back(&sb, &["control-plane-1", "control-plane-2", "control-plane-3"]);
+    assert!(
+        up(&sb, &[("control_plane_count", "7"), ("worker_count", "0")])
+            .status
+            .success()
+    );
+    halt_behind_k0slabs_back(
+        &sb,
+        &["control-plane-1", "control-plane-2", "control-plane-3"],
+    );
     sb.clear_calls();
     let (code, report) = health_within(&sb, Duration::from_secs(60));
-    assert_eq!(code, Some(1), "the stopped machines fail their check: {report}");
+    assert_eq!(
+        code,
+        Some(1),
+        "the stopped machines fail their check: {report}"
+    );
     let etcd = health_check(&report, "etcd");
     assert_eq!(etcd["ok"], true, "{etcd}");
     assert_eq!(etcd["detail"], "7 members, one per controller");
@@ -1059,7 +1069,11 @@ fn health_reads_etcd_from_a_surviving_controller_in_any_layout() {
         .filter(|a| a.last().unwrap().contains("etcd member-list"))
         .map(|a| a[1].clone())
         .collect();
-    assert_eq!(asked, ["control-plane-4"], "stopped controllers are not asked");
+    assert_eq!(
+        asked,
+        ["control-plane-4"],
+        "stopped controllers are not asked"
+    );
 }
 
 /// A stopped machine is named as stopped with what starts it, not as Vagrant's last line.
@@ -1112,7 +1126,10 @@ fn doctor_checks_softnets_set_up_sudo_and_bootpd_and_names_the_load_balancers_ne
     let (_, row) = sb.doctor_row(&[], "sudo");
     assert_eq!(row["status"], "ok");
     assert!(
-        row["detail"].as_str().unwrap().starts_with("k0slab runs as root"),
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("k0slab runs as root"),
         "the tests run as root: {row}"
     );
     let (_, row) = sb.doctor_row(&[], "bootpd");
@@ -1129,16 +1146,27 @@ fn doctor_checks_softnets_set_up_sudo_and_bootpd_and_names_the_load_balancers_ne
         row["detail"]
             .as_str()
             .unwrap()
-            .starts_with("not running now (") && row["detail"].as_str().unwrap().contains("is left from an earlier run"),
+            .starts_with("not running now (")
+            && row["detail"]
+                .as_str()
+                .unwrap()
+                .contains("is left from an earlier run"),
         "{row}"
     );
     let (code, row) = sb.doctor_row(&[("K0SLAB_BOOTPD_EXE", "/nonexistent/bootpd")], "bootpd");
-    assert_eq!((code, row["status"].as_str()), (Some(1), Some("fail")), "{row}");
+    assert_eq!(
+        (code, row["status"].as_str()),
+        (Some(1), Some("fail")),
+        "{row}"
+    );
 
     // The load balancer's first boot needs the internet once.
     let (_, row) = sb.doctor_row(THREE_TWO, "load balancer");
     assert!(
-        row["detail"].as_str().unwrap().contains("apt-get install haproxy"),
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install haproxy"),
         "{row}"
     );
 
@@ -1152,7 +1180,10 @@ fn doctor_checks_softnets_set_up_sudo_and_bootpd_and_names_the_load_balancers_ne
     let setup = row("softnet set-up");
     assert_eq!(setup["status"], "fail", "{setup}");
     let detail = setup["detail"].as_str().unwrap();
-    assert!(detail.contains("is not owned by root with the SUID bit"), "{detail}");
+    assert!(
+        detail.contains("is not owned by root with the SUID bit"),
+        "{detail}"
+    );
     assert!(detail.contains("sudo chmod u+s"), "{detail}");
 
     // Off bootpd's networks neither sudo nor bootpd is needed; off Softnet no Softnet.
@@ -1183,5 +1214,8 @@ fn doctor_says_when_this_is_not_macos() {
     assert_eq!(row["status"], "fail", "{row}");
     let detail = row["detail"].as_str().unwrap();
     assert!(detail.starts_with("this is not macOS (linux"), "{detail}");
-    assert!(detail.contains("`plan`, `render` and `up --dry-run` work here"), "{detail}");
+    assert!(
+        detail.contains("`plan`, `render` and `up --dry-run` work here"),
+        "{detail}"
+    );
 }

@@ -531,12 +531,21 @@ fn doctor_network_says_bootpd_did_not_answer() {
     assert_eq!(m["observed"], false, "{m}");
     let detail = m["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("bootpd did not answer probe-a: within 60s of k0slab assigning it 192.168.64."),
+        detail.starts_with(
+            "bootpd did not answer probe-a: within 60s of k0slab assigning it 192.168.64."
+        ),
         "{detail}"
     );
-    assert!(detail.contains("(its DHCP client has no lease)"), "{detail}");
+    assert!(
+        detail.contains("(its DHCP client has no lease)"),
+        "{detail}"
+    );
     assert!(!both(&o).contains("k0slab halt"), "{}", both(&o));
-    assert!(stderr(&o).contains("bootpd did not answer probe-a"), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("bootpd did not answer probe-a"),
+        "{}",
+        both(&o)
+    );
     // A guest that ignored the move is told apart: it still has its earlier lease.
     let sb = Sandbox::new();
     let o = sb.k0slab(
@@ -551,7 +560,10 @@ fn doctor_network_says_bootpd_did_not_answer() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(detail.starts_with("probe-b still has 192.168.64."), "{detail}");
+    assert!(
+        detail.starts_with("probe-b still has 192.168.64."),
+        "{detail}"
+    );
     assert!(!detail.contains("k0slab halt"), "{detail}");
     assert_probe_removed(&sb);
 }

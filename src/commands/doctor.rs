@@ -194,7 +194,11 @@ fn softnet_row(ctx: &Context<'_>, macos: Option<versions::Version>) -> Row {
 /// The root step of `up` and `destroy` (bootpd's files): root acts directly, otherwise sudo,
 /// which asks for the password on a terminal (src/network/dhcp.rs `route`). `passwordless` is
 /// asked only when there is a sudo.
-fn sudo_row(root: bool, sudo: Option<&std::path::Path>, passwordless: impl FnOnce() -> bool) -> Row {
+fn sudo_row(
+    root: bool,
+    sudo: Option<&std::path::Path>,
+    passwordless: impl FnOnce() -> bool,
+) -> Row {
     const FILES: &str = "/etc/bootptab and /var/db/dhcpd_leases";
     match (root, sudo) {
         (true, _) => row(
@@ -257,7 +261,10 @@ fn bootpd_row(ctx: &Context<'_>) -> Row {
         None => format!(
             "not running now{}: launchd starts {} at the next DHCP packet",
             if files.pid_file.exists() {
-                format!(" ({} is left from an earlier run)", files.pid_file.display())
+                format!(
+                    " ({} is left from an earlier run)",
+                    files.pid_file.display()
+                )
             } else {
                 String::new()
             },
