@@ -114,7 +114,7 @@ impl Drill<'_, '_> {
         self.ctx
             .vagrant()
             .map_err(|e| e.to_string())?
-            .ssh_output(machine, command)
+            .ssh_output_within(machine, command, Duration::from_secs(30))
             .map_err(|e| first_line(&e.to_string()))
     }
 

@@ -376,7 +376,7 @@ impl Probe<'_> {
     fn on(&self, machine: &str, command: &str) -> std::result::Result<String, String> {
         self.vagrant()
             .map_err(|e| e.to_string())?
-            .ssh_output(machine, command)
+            .ssh_output_within(machine, command, GUEST_ANSWER)
             .map_err(|e| first_line(&e.to_string()))
     }
 
