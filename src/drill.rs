@@ -6,6 +6,8 @@
 //! health), and the API server's `/readyz` fails its etcd check without it (kubernetes/apiserver
 //! `pkg/server/healthz/healthz.go` lines 295, 313). A `single` lab stores in kine, not etcd.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::error::InputError;
@@ -57,6 +59,89 @@ pub struct Scenario {
 pub struct Expectation {
     pub available: bool,
     pub reason: String,
+    /// Whether the stopped machines that run a kubelet are still Ready when they are looked
+    /// at; `None`: not judged (none stopped, the API is expected down, or the look falls near
+    /// the end of the node controller's grace period, where either can be seen).
+    pub node_ready: Option<bool>,
+}
+
+/// How often the node controller looks at the nodes' heartbeats: kube-controller-manager's
+/// `--node-monitor-period`, 5 s by default (kubernetes/kubernetes
+/// `staging/src/k8s.io/cloud-provider/config/v1alpha1/defaults.go`, `NodeMonitorPeriod`).
+pub const NODE_MONITOR_PERIOD: Duration = Duration::from_secs(5);
+/// How often a kubelet renews its Lease, the heartbeat the node controller reads: a quarter of
+/// `nodeLeaseDurationSeconds` (40 s), so 10 s (kubernetes/kubernetes `pkg/kubelet/kubelet.go`,
+/// `nodeLeaseRenewIntervalFraction = 0.25`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long the node controller lets a node go without a heartbeat before it marks it NotReady
+/// (Ready "Unknown"): kube-controller-manager's `--node-monitor-grace-period`, which k0s leaves
+/// at Kubernetes' default (k0sproject/k0s `pkg/component/controller/controllermanager.go`
+/// lines 41-48 and 83-98 set no such flag; only a user's `extraArgs` would, and k0slab writes
+/// none). The default is 40 s (kubernetes/kubernetes
+/// `pkg/controller/nodelifecycle/config/v1alpha1/defaults.go`), 50 s since Kubernetes
+/// v1.32.0-alpha.2 (kubernetes/kubernetes#126287, `CHANGELOG/CHANGELOG-1.32.md`). `kubelet`:
+/// the lab's Kubernetes release, as its nodes report it (k0s ships one release of all
+/// components); unknown: the newer default.
+pub fn node_grace_period(kubelet: Option<(u32, u32, u32)>) -> Duration {
+    match kubelet {
+        Some(v) if v < (1, 32, 0) => Duration::from_secs(40),
+        _ => Duration::from_secs(50),
+    }
+}
+
+/// When the stopped nodes are looked at: how long after their halt began and after it ended,
+/// against the node controller's grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub grace: Duration,
+    pub since_halt_began: Duration,
+    pub since_halted: Duration,
+}
+
+impl Watch {
+    /// The look as planned: right after the window of `observe`.
+    pub fn planned(grace: Duration, observe: Duration) -> Self {
+        Self {
+            grace,
+            since_halt_began: observe,
+            since_halted: observe,
+        }
+    }
+
+    /// Whether a node stopped then is still Ready at the look. Its last heartbeat came at most
+    /// [`HEARTBEAT_INTERVAL`] before the halt began and at the latest when it ended; the node
+    /// controller marks it NotReady at its first look ([`NODE_MONITOR_PERIOD`]) after that
+    /// heartbeat plus the grace period. `None`: the look may fall either side.
+    pub fn node_ready(&self) -> Option<bool> {
+        if self.since_halted >= self.grace + NODE_MONITOR_PERIOD {
+            Some(false)
+        } else if self.since_halt_began + HEARTBEAT_INTERVAL < self.grace {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    fn describe(&self, nodes: &[String]) -> String {
+        let nodes = nodes.join(", ");
+        let grace = self.grace.as_secs();
+        let watched = crate::progress::format_duration(self.since_halt_began);
+        match self.node_ready() {
+            Some(false) => format!(
+                "{nodes} NotReady {watched} after the stop: the node controller's {grace}s \
+                 grace period is over"
+            ),
+            Some(true) => format!(
+                "{nodes} still Ready {watched} after the stop: the node controller marks it \
+                 NotReady only after its {grace}s grace period"
+            ),
+            None => format!(
+                "{nodes} Ready or NotReady {watched} after the stop, near the end of the node \
+                 controller's {grace}s grace period"
+            ),
+        }
+    }
 }
 
 /// The etcd members of the lab: its controllers, unless a `single` lab stores in kine.
@@ -199,8 +284,23 @@ pub fn majority(record: &LabRecord) -> Vec<String> {
     c.iter().rev().take(k).map(|n| n.name.clone()).collect()
 }
 
-/// What the lab should do with `stopped` down, by scenario.
-pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation {
+/// What the lab should do with `stopped` down, by scenario, looked at as `watch` says.
+pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord, watch: &Watch) -> Expectation {
+    let mut e = expect_api(kind, stopped, record);
+    let kubelets: Vec<String> = stopped
+        .iter()
+        .filter(|s| record.node(s).is_some_and(Node::runs_kubelet))
+        .cloned()
+        .collect();
+    // The nodes can be looked at only through an API that answers.
+    if e.available && !kubelets.is_empty() {
+        e.node_ready = watch.node_ready();
+        e.reason = format!("{}; {}", e.reason, watch.describe(&kubelets));
+    }
+    e
+}
+
+fn expect_api(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation {
     let n = members(record);
     let down = stopped
         .iter()
@@ -217,11 +317,13 @@ pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation
             Expectation {
                 available: false,
                 reason: "1 controller storing in kine: the API goes with it".into(),
+                node_ready: None,
             }
         } else if (n - down) * 2 > n {
             Expectation {
                 available: true,
                 reason: reason_ok,
+                node_ready: None,
             }
         } else {
             Expectation {
@@ -230,6 +332,7 @@ pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation
                     "{n} etcd members: losing {down} loses quorum ({} tolerated)",
                     tolerated(n)
                 ),
+                node_ready: None,
             }
         }
     };
@@ -237,6 +340,7 @@ pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation
         Kind::ControllerDown | Kind::QuorumLoss if endpoint_is_first => Expectation {
             available: false,
             reason: "the API endpoint is control-plane-1's own address (no HA endpoint)".into(),
+            node_ready: None,
         },
         Kind::ControllerDown | Kind::QuorumLoss => quorum(format!(
             "{n} etcd members: losing {down} keeps quorum ({} of {n} left)",
@@ -244,13 +348,15 @@ pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation
         )),
         Kind::WorkerDown => Expectation {
             available: true,
-            reason: "a worker holds no etcd member; it turns NotReady".into(),
+            reason: "a worker holds no etcd member".into(),
+            node_ready: None,
         },
         Kind::EndpointDown => Expectation {
             available: false,
             reason: "the endpoint is the load-balancer VM: the API is unreachable through it \
                      while the controllers stay healthy"
                 .into(),
+            node_ready: None,
         },
     }
 }
@@ -295,23 +401,100 @@ mod tests {
             "N members tolerate (N-1)/2 down"
         );
         let three = record(&[("control_plane_count", "3"), ("worker_count", "2")]);
-        let e = expect(Kind::ControllerDown, &["control-plane-3".into()], &three);
+        let watch = Watch::planned(node_grace_period(None), Duration::from_secs(75));
+        let e = expect(
+            Kind::ControllerDown,
+            &["control-plane-3".into()],
+            &three,
+            &watch,
+        );
         assert!(e.available, "{e:?}");
         assert_eq!(
             e.reason,
             "3 etcd members: losing 1 keeps quorum (2 of 3 left)"
         );
-        let e = expect(Kind::QuorumLoss, &majority(&three), &three);
+        let e = expect(Kind::QuorumLoss, &majority(&three), &three, &watch);
         assert!(!e.available);
         assert_eq!(majority(&three), ["control-plane-3", "control-plane-2"]);
         let two = record(&[("control_plane_count", "2"), ("worker_count", "1")]);
-        let e = expect(Kind::ControllerDown, &["control-plane-2".into()], &two);
+        let e = expect(
+            Kind::ControllerDown,
+            &["control-plane-2".into()],
+            &two,
+            &watch,
+        );
         assert!(!e.available);
         assert!(
             e.reason
                 .starts_with("2 etcd members: losing 1 loses quorum"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_stopped_node_is_expected_as_the_grace_period_allows_in_the_window() {
+        assert_eq!(node_grace_period(Some((1, 31, 9))), Duration::from_secs(40));
+        assert_eq!(node_grace_period(Some((1, 32, 0))), Duration::from_secs(50));
+        assert_eq!(node_grace_period(Some((1, 34, 1))), Duration::from_secs(50));
+        assert_eq!(node_grace_period(None), Duration::from_secs(50));
+        let grace = Duration::from_secs(50);
+        let at = |began: u64, ended: u64| {
+            Watch {
+                grace,
+                since_halt_began: Duration::from_millis(began),
+                since_halted: Duration::from_millis(ended),
+            }
+            .node_ready()
+        };
+        // The default window (75 s) ends after grace + the monitor period: NotReady.
+        assert_eq!(at(75_000, 75_000), Some(false));
+        assert_eq!(at(60_000, 55_000), Some(false));
+        // A short window ends before the earliest heartbeat plus grace: still Ready.
+        assert_eq!(at(1_500, 1_500), Some(true));
+        assert_eq!(at(39_900, 39_000), Some(true));
+        // Near the end of the grace period either can be seen: not judged.
+        assert_eq!(at(40_000, 40_000), None);
+        assert_eq!(at(54_000, 54_000), None);
+        // A long halt counts from its start for Ready and from its end for NotReady.
+        assert_eq!(at(45_000, 5_000), None);
+
+        let three = record(&[("control_plane_count", "3"), ("worker_count", "2")]);
+        let worker = ["worker-1".to_string()];
+        let short = expect(
+            Kind::WorkerDown,
+            &worker,
+            &three,
+            &Watch::planned(grace, Duration::from_millis(1500)),
+        );
+        assert_eq!(short.node_ready, Some(true));
+        assert_eq!(
+            short.reason,
+            "a worker holds no etcd member; worker-1 still Ready 1.5s after the stop: the node \
+             controller marks it NotReady only after its 50s grace period"
+        );
+        let long = expect(
+            Kind::WorkerDown,
+            &worker,
+            &three,
+            &Watch::planned(grace, Duration::from_secs(75)),
+        );
+        assert_eq!(long.node_ready, Some(false));
+        assert_eq!(
+            long.reason,
+            "a worker holds no etcd member; worker-1 NotReady 1m15s after the stop: the node \
+             controller's 50s grace period is over"
+        );
+        // A pure controller has no Node; with the API down no node can be looked at.
+        let w = Watch::planned(grace, Duration::from_secs(75));
+        let c = expect(
+            Kind::ControllerDown,
+            &["control-plane-3".into()],
+            &three,
+            &w,
+        );
+        assert_eq!(c.node_ready, None);
+        let q = expect(Kind::QuorumLoss, &majority(&three), &three, &w);
+        assert_eq!((q.available, q.node_ready), (false, None));
     }
 
     #[test]

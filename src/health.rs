@@ -2,6 +2,8 @@
 //!
 //! Gathering ([`Facts`]) is separate from judging ([`evaluate`]), which is pure and unit
 //! tested against API objects. The checks, one line each:
+//! - every machine of the lab runs, as Vagrant reports it (a stopped one is named, with
+//!   `k0slab up` to start it);
 //! - the API answers `/readyz` through the endpoint;
 //! - exactly the nodes that run a kubelet are Kubernetes Nodes (pure controllers are not);
 //! - each of them is Ready, with InternalIP = its static address, the taints and labels of
@@ -18,6 +20,7 @@ use serde_json::Value;
 use crate::output::last_line;
 use crate::roles::Role;
 use crate::topology::{Endpoint, Node};
+use crate::vagrant::MachineState;
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +43,8 @@ impl Check {
 /// What was observed; each part is the tool's answer or why there is none.
 #[derive(Debug, Clone)]
 pub struct Facts {
+    /// Each machine's state, from `vagrant status`.
+    pub machines: Result<BTreeMap<String, MachineState>, String>,
     pub readyz: Result<String, String>,
     pub nodes: Result<Value, String>,
     pub pods: Result<Value, String>,
@@ -65,7 +70,7 @@ fn items(list: &Value) -> Vec<&Value> {
 }
 
 /// `(major, minor, patch)` of a kubelet version like `v1.33.4+k0s`.
-fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
+pub fn kubelet_version(node: &Value) -> Option<(u32, u32, u32)> {
     let v = str_at(node, &["status", "nodeInfo", "kubeletVersion"])?;
     let core = v.trim_start_matches('v').split(['+', '-']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
@@ -328,9 +333,49 @@ fn check_pods(pods: &Value) -> Check {
     }
 }
 
+/// What to do about machines that are not running: `k0slab up` starts (or creates) them.
+pub const START_HINT: &str = "run `k0slab up`";
+
+/// Every machine of the plan running, else the ones that are not, by state.
+fn check_machines(nodes: &[Node], states: &BTreeMap<String, MachineState>) -> Check {
+    let mut by_state: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        let state = states
+            .get(&n.name)
+            .map_or_else(|| "unknown to Vagrant".to_string(), ToString::to_string);
+        if states.get(&n.name) != Some(&MachineState::Running) {
+            by_state.entry(state).or_default().push(&n.name);
+        }
+    }
+    if by_state.is_empty() {
+        return Check::new(
+            "machines",
+            true,
+            format!("{} of {} running", nodes.len(), nodes.len()),
+        );
+    }
+    let parts: Vec<String> = by_state
+        .iter()
+        .map(|(state, names)| format!("{state}: {}", names.join(", ")))
+        .collect();
+    Check::new(
+        "machines",
+        false,
+        format!("{}: {START_HINT}", parts.join("; ")),
+    )
+}
+
 /// Judges the facts against the lab's plan.
 pub fn evaluate(nodes: &[Node], endpoint: &Endpoint, facts: &Facts) -> Vec<Check> {
-    let mut checks = vec![match &facts.readyz {
+    let mut checks = vec![match &facts.machines {
+        Ok(states) => check_machines(nodes, states),
+        Err(e) => Check::new(
+            "machines",
+            false,
+            format!("Vagrant could not tell: {}", last_line(e)),
+        ),
+    }];
+    checks.push(match &facts.readyz {
         Ok(body) if body.trim() == "ok" => {
             Check::new("API", true, format!("{}/readyz: ok", endpoint.url()))
         }
@@ -344,7 +389,7 @@ pub fn evaluate(nodes: &[Node], endpoint: &Endpoint, facts: &Facts) -> Vec<Check
             false,
             format!("{} unreachable: {}", endpoint.url(), last_line(e)),
         ),
-    }];
+    });
     match &facts.nodes {
         Ok(list) => checks.extend(check_nodes(nodes, list)),
         Err(e) => checks.push(Check::new("nodes", false, last_line(e))),
@@ -422,8 +467,16 @@ mod tests {
         })
     }
 
+    fn running(nodes: &[Node]) -> BTreeMap<String, MachineState> {
+        nodes
+            .iter()
+            .map(|n| (n.name.clone(), MachineState::Running))
+            .collect()
+    }
+
     fn healthy() -> Facts {
         Facts {
+            machines: Ok(running(&lab())),
             readyz: Ok("ok".into()),
             nodes: Ok(json!({"items": [
                 k8s_node("control-plane-1", "192.168.64.10", true, true, None),
@@ -453,6 +506,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "machines",
                 "API",
                 "nodes",
                 "node control-plane-1",
@@ -461,10 +515,11 @@ mod tests {
                 "kube-system pods"
             ]
         );
-        assert!(checks[1]
+        assert_eq!(checks[0].detail, "4 of 4 running");
+        assert!(checks[2]
             .detail
             .contains("2 of 2 registered (2 controller-only node(s) run no kubelet)"));
-        assert_eq!(checks[5].detail, "1 of 1 Running and Ready");
+        assert_eq!(checks[6].detail, "1 of 1 Running and Ready");
     }
 
     #[test]
@@ -497,6 +552,35 @@ mod tests {
             assert!(text.contains(expect), "{expect} in {text}");
         }
         assert_eq!(got.len(), 6);
+    }
+
+    #[test]
+    fn stopped_machines_are_named_with_how_to_start_them() {
+        let mut states = running(&lab());
+        states.insert("control-plane-2".into(), MachineState::Stopped);
+        states.insert("worker-1".into(), MachineState::Stopped);
+        states.remove("control-plane-3");
+        let mut f = healthy();
+        f.machines = Ok(states);
+        let got = failing(&evaluate(&lab(), &endpoint(), &f));
+        assert_eq!(
+            got,
+            [(
+                "machines".to_string(),
+                "stopped: control-plane-2, worker-1; unknown to Vagrant: control-plane-3: run \
+                 `k0slab up`"
+                    .to_string()
+            )]
+        );
+        f.machines = Err("vagrant failed:\nsomething broke".into());
+        let got = failing(&evaluate(&lab(), &endpoint(), &f));
+        assert_eq!(
+            got[0],
+            (
+                "machines".into(),
+                "Vagrant could not tell: something broke".into()
+            )
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Output {
     verbosity: Verbosity,
     /// `TERM=dumb`: a terminal that cannot move the cursor, so no progress bars.
     dumb_terminal: bool,
+    /// Problems are shown only with --verbose: the caller says them in its own words.
+    problems_as_details: bool,
 }
 
 impl Output {
@@ -25,7 +27,15 @@ impl Output {
         Self {
             verbosity,
             dumb_terminal: false,
+            problems_as_details: false,
         }
+    }
+
+    /// This output with problems shown only as details (--verbose), for a caller that reports
+    /// what went wrong in its own words.
+    pub fn problems_as_details(mut self) -> Self {
+        self.problems_as_details = true;
+        self
     }
 
     /// With the terminal type of `TERM`: `dumb` gets plain lines, no cursor movement.
@@ -62,7 +72,11 @@ impl Output {
 
     /// A problem on stderr, always (even with --quiet): the details behind an error.
     pub fn problem(&self, text: &str) {
-        eprintln!("{text}");
+        if self.problems_as_details {
+            self.detail(text);
+        } else {
+            eprintln!("{text}");
+        }
     }
 
     /// Details on stderr, with --verbose only.

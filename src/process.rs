@@ -207,6 +207,28 @@ impl Cmd {
 
     /// Runs the command and returns its stdout; stderr goes into the error on failure.
     pub fn output(&self, env: &Environment, out: &Output) -> Result<String> {
+        self.output_bounded(env, out, None)
+    }
+
+    /// [`Cmd::output`] with a deadline: a command still running after `limit` is killed with
+    /// its whole process group (it runs in one of its own, see [`Cmd::expression`], so what it
+    /// started goes too: `vagrant ssh` runs `ssh` in its own group, hashicorp/vagrant v2.3.4
+    /// `lib/vagrant/util/ssh.rb` lines 237-252), and the error says how long it was given.
+    pub fn output_within(
+        &self,
+        env: &Environment,
+        out: &Output,
+        limit: std::time::Duration,
+    ) -> Result<String> {
+        self.output_bounded(env, out, Some(limit))
+    }
+
+    fn output_bounded(
+        &self,
+        env: &Environment,
+        out: &Output,
+        limit: Option<std::time::Duration>,
+    ) -> Result<String> {
         check_interrupted()?;
         out.detail(&format!("$ {}", self.command_line()));
         let handle = Arc::new(
@@ -218,6 +240,33 @@ impl Cmd {
                 .map_err(|e| self.spawn_error(e))?,
         );
         let _registered = Registered::new(handle.clone());
+        if let Some(limit) = limit {
+            let deadline = std::time::Instant::now() + limit;
+            while handle
+                .try_wait()
+                .map_err(|e| self.spawn_error(e))?
+                .is_none()
+            {
+                if std::time::Instant::now() >= deadline {
+                    for pid in handle.pids() {
+                        // SAFETY: kill(2) of the process group this command leads.
+                        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+                    }
+                    let _ = handle.wait();
+                    check_interrupted()?;
+                    return Err(Error::CommandFailed {
+                        description: self.description.clone(),
+                        command: self.command_line(),
+                        status: format!(
+                            "did not finish within {} and was stopped",
+                            crate::progress::format_duration(limit)
+                        ),
+                        stderr: String::new(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let result = handle.wait().map_err(|e| self.spawn_error(e))?;
         check_interrupted()?;
         let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
@@ -478,6 +527,41 @@ mod tests {
             .output(&env(), &quiet())
             .unwrap_err();
         assert!(err.to_string().contains("could not be started"), "{err}");
+    }
+
+    #[test]
+    fn a_deadline_stops_the_command_and_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("child-ran-on");
+        // The shell starts a child that would write the marker after 2 s.
+        let started = std::time::Instant::now();
+        let err = Cmd::new(&sh(), "hanging on purpose")
+            .args([
+                "-c",
+                &format!("(sleep 2; touch {}) & sleep 30", marker.display()),
+            ])
+            .output_within(&env(), &quiet(), std::time::Duration::from_millis(300))
+            .unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "hanging on purpose failed: `sh -c '(sleep 2; touch {}) & sleep 30'` did not finish \
+             within 0.3s and was stopped"
+                .replace("{}", &marker.display().to_string())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        assert!(
+            !marker.exists(),
+            "the child in the command's group was stopped too"
+        );
+        let ok = Cmd::new(&sh(), "answering in time")
+            .args(["-c", "echo quick"])
+            .output_within(&env(), &quiet(), std::time::Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(ok, "quick\n");
     }
 
     #[test]

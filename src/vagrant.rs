@@ -247,6 +247,18 @@ impl Vagrant<'_> {
             .output(self.env, self.out)
     }
 
+    /// `vagrant ssh MACHINE -c COMMAND` given at most `limit` in all (see
+    /// [`Cmd::output_within`]).
+    pub fn ssh_output_within(
+        &self,
+        machine: &str,
+        command: &str,
+        limit: std::time::Duration,
+    ) -> Result<String> {
+        self.ssh_cmd(machine, Some(command))
+            .output_within(self.env, self.out, limit)
+    }
+
     /// The command for `vagrant ssh MACHINE [-c COMMAND]`.
     pub fn ssh_cmd(&self, machine: &str, command: Option<&str>) -> Cmd {
         let cmd = self
@@ -272,18 +284,44 @@ impl Vagrant<'_> {
         self.cmd("validating the Vagrantfile").arg("validate")
     }
 
-    /// `vagrant --version`.
+    /// `vagrant --version`: answered before Vagrant looks at its working directory
+    /// (hashicorp/vagrant v2.3.4 `bin/vagrant` lines 27-31), so also before the lab exists.
     pub fn version(&self) -> Result<String> {
         self.cmd("asking Vagrant for its version")
             .arg("--version")
             .output(self.env, self.out)
     }
 
+    /// Vagrant for its `plugin` commands, which work before the lab directory exists. Every
+    /// command but `--version` first creates a `Vagrant::Environment`, and that refuses a
+    /// working directory (`VAGRANT_CWD`) that does not exist: "The working directory for
+    /// Vagrant doesn't exist!" (hashicorp/vagrant v2.3.4 `bin/vagrant` lines 27-31 and 211,
+    /// `lib/vagrant/environment.rb` lines 90-95, `templates/locales/en.yml` lines 926-930).
+    /// Plugin commands read no Vagrantfile (`bin/vagrant` lines 45-55: `vagrantfile_name`
+    /// emptied without `--local`), so the nearest existing directory of the lab's will do.
+    fn plugin_cmd(&self, description: impl Into<String>) -> Cmd {
+        let cwd = self
+            .lab_dir
+            .ancestors()
+            .find(|d| d.is_dir())
+            .unwrap_or(Path::new("/"));
+        Cmd::new(self.path, description)
+            .env("VAGRANT_CWD", cwd.display().to_string())
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .env("VAGRANT_NO_COLOR", "1")
+    }
+
     /// Installed plugins as `name (version…)` lines.
     pub fn plugins(&self) -> Result<String> {
-        self.cmd("listing Vagrant plugins")
+        self.plugin_cmd("listing Vagrant plugins")
             .args(["plugin", "list"])
             .output(self.env, self.out)
+    }
+
+    /// `vagrant plugin install NAME`.
+    pub fn plugin_install_cmd(&self, name: &str) -> Cmd {
+        self.plugin_cmd(format!("installing {name}"))
+            .args(["plugin", "install", name])
     }
 }
 

@@ -498,7 +498,7 @@ fn a_node_that_stays_not_ready_until_the_wait_runs_out() {
     );
     assert!(out.contains("up but NOT healthy"), "{out}");
     assert!(
-        stderr(&o).contains("not healthy: 1 of 6 checks failed (node worker-1)"),
+        stderr(&o).contains("not healthy: 1 of 7 checks failed (node worker-1)"),
         "{}",
         stderr(&o)
     );
@@ -523,7 +523,8 @@ fn health_waits_for_nodes_that_become_ready() {
     let sb = Sandbox::new();
     let o = sb.k0slab(
         &["up", "--wait", "20s"],
-        &[("STANDIN_NOT_READY_SECONDS", "1.5")],
+        // Longer than one round of health's questions to kubectl and Vagrant on a busy host.
+        &[("STANDIN_NOT_READY_SECONDS", "4")],
     );
     assert!(o.status.success(), "{}", both(&o));
     let readyz = sb
@@ -1175,5 +1176,298 @@ fn restore_brings_back_the_shape_of_the_backups_lab() {
     assert_eq!(
         fs::metadata(&record_path).unwrap().permissions().mode() & 0o777,
         0o600
+    );
+}
+
+/// A fresh checkout has no lab directory yet, and Vagrant refuses a `VAGRANT_CWD` that does not
+/// exist for every command but `--version` (the stand-in as hashicorp/vagrant v2.3.4
+/// `lib/vagrant/environment.rb` lines 90-95): doctor, install-plugin and up still ask it for its
+/// plugins, from a directory that exists, and doctor writes nothing.
+#[test]
+fn doctor_install_plugin_and_up_work_before_the_lab_directory_exists() {
+    let mut sb = Sandbox::new();
+    assert!(!sb.lab().exists());
+    // The stand-in refuses a missing working directory as Vagrant does.
+    let missing = sb.lab().display().to_string();
+    let o = sb.command("vagrant", &["plugin", "list"], &[("VAGRANT_CWD", &missing)]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("The working directory for Vagrant doesn't exist!"),
+        "{}",
+        both(&o)
+    );
+    let o = sb.command("vagrant", &["--version"], &[("VAGRANT_CWD", &missing)]);
+    assert!(o.status.success(), "{}", both(&o));
+
+    let (code, row) = sb.doctor_row(&[], "vagrant-tart");
+    assert_eq!(row["status"], "ok", "{row}");
+    assert_eq!(code, Some(0), "{row}");
+    assert!(!sb.lab().exists(), "doctor wrote nothing");
+    sb.set("STANDIN_NO_TART_PLUGIN", "1");
+    let o = sb.k0slab(&["install-plugin"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!sb.lab().exists(), "install-plugin wrote nothing");
+    let o = up(&sb, &[]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+// --- health: bounded, any layout, stopped machines ------------------------------------------
+
+/// Stops `machines` of the lab with the stand-in Vagrant itself, behind k0slab's back.
+fn halt_behind_k0slabs_back(sb: &Sandbox, machines: &[&str]) {
+    let mut args = vec!["halt"];
+    args.extend_from_slice(machines);
+    let lab = sb.lab().display().to_string();
+    let o = sb.command("vagrant", &args, &[("VAGRANT_CWD", &lab)]);
+    assert!(o.status.success(), "{}", both(&o));
+}
+
+/// `k0slab health -o json`, which must end within `limit` (killed and failed otherwise).
+fn health_within(sb: &Sandbox, limit: Duration) -> (Option<i32>, Value) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k0slab"))
+        .args(["health", "-o", "json"])
+        .current_dir(sb.work())
+        .env_clear()
+        .envs(&sb.env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("health still ran after {limit:?}: {}", both(&o));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let report: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&o)));
+    (o.status.code(), report)
+}
+
+fn health_check(report: &Value, name: &str) -> Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
+        .clone()
+}
+
+/// Without quorum `k0s etcd member-list` retries for minutes (the stand-in hangs as it does):
+/// health bounds it and says why etcd did not answer.
+#[test]
+fn health_without_quorum_ends_in_time_and_says_etcd_did_not_answer() {
+    let sb = Sandbox::new();
+    assert!(
+        up(&sb, &[("control_plane_count", "3"), ("worker_count", "1")])
+            .status
+            .success()
+    );
+    halt_behind_k0slabs_back(&sb, &["control-plane-2", "control-plane-3"]);
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{report}");
+    let etcd = health_check(&report, "etcd");
+    assert_eq!(etcd["ok"], false, "{etcd}");
+    assert_eq!(
+        etcd["detail"],
+        "etcd on control-plane-1 did not answer `k0s etcd member-list` within 10s (etcd \
+         lists its members only with quorum)"
+    );
+    let machines = health_check(&report, "machines");
+    assert_eq!(
+        machines["detail"], "stopped: control-plane-2, control-plane-3: run `k0slab up`",
+        "{machines}"
+    );
+    // Bounded on the controller itself, not only on k0slab's side.
+    assert!(sb
+        .calls_of("vagrant", "ssh")
+        .iter()
+        .any(|a| a.last().unwrap() == "sudo timeout 10 k0s etcd member-list"));
+}
+
+/// Health asks every controller that runs, not only the first three: with control-plane-1..3
+/// of 7 stopped, 4 members keep quorum and control-plane-4 answers.
+#[test]
+fn health_reads_etcd_from_a_surviving_controller_in_any_layout() {
+    let sb = Sandbox::new();
+    assert!(
+        up(&sb, &[("control_plane_count", "7"), ("worker_count", "0")])
+            .status
+            .success()
+    );
+    halt_behind_k0slabs_back(
+        &sb,
+        &["control-plane-1", "control-plane-2", "control-plane-3"],
+    );
+    sb.clear_calls();
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(
+        code,
+        Some(1),
+        "the stopped machines fail their check: {report}"
+    );
+    let etcd = health_check(&report, "etcd");
+    assert_eq!(etcd["ok"], true, "{etcd}");
+    assert_eq!(etcd["detail"], "7 members, one per controller");
+    let asked: Vec<String> = sb
+        .calls_of("vagrant", "ssh")
+        .iter()
+        .filter(|a| a.last().unwrap().contains("etcd member-list"))
+        .map(|a| a[1].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        ["control-plane-4"],
+        "stopped controllers are not asked"
+    );
+}
+
+/// A stopped machine is named as stopped with what starts it, not as Vagrant's last line.
+#[test]
+fn health_names_a_stopped_machine_and_how_to_start_it() {
+    let sb = Sandbox::new();
+    assert!(up(&sb, &[("worker_count", "0")]).status.success());
+    halt_behind_k0slabs_back(&sb, &["control-plane-1"]);
+    let (code, report) = health_within(&sb, Duration::from_secs(60));
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        health_check(&report, "machines")["detail"],
+        "stopped: control-plane-1: run `k0slab up`"
+    );
+    assert_eq!(
+        health_check(&report, "storage")["detail"],
+        "no controller is running (control-plane-1 stopped): run `k0slab up`"
+    );
+    let o = sb.k0slab(&["status"], &[]);
+    assert!(
+        stdout(&o).contains("not running: control-plane-1 (stopped): run `k0slab up`"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+// --- doctor: what README says it checks ------------------------------------------------------
+
+fn doctor_rows(sb: &Sandbox, extra: &[(&str, &str)]) -> (Option<i32>, Vec<Value>) {
+    let o = sb.k0slab(&["doctor", "-o", "json"], extra);
+    let rows: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&o)));
+    (o.status.code(), rows.as_array().unwrap().clone())
+}
+
+fn names(rows: &[Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["check"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn doctor_checks_softnets_set_up_sudo_and_bootpd_and_names_the_load_balancers_needs() {
+    let mut sb = Sandbox::new();
+    let (code, rows) = doctor_rows(&sb, &[]);
+    assert_eq!(code, Some(0), "{rows:?}");
+    let all = names(&rows);
+    for check in ["macOS", "softnet", "softnet set-up", "sudo", "bootpd"] {
+        assert!(all.contains(&check), "{check} in {all:?}");
+    }
+    assert!(!all.contains(&"load balancer"), "1+1 has none: {all:?}");
+    let (_, row) = sb.doctor_row(&[], "sudo");
+    assert_eq!(row["status"], "ok");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("k0slab runs as root"),
+        "the tests run as root: {row}"
+    );
+    let (_, row) = sb.doctor_row(&[], "bootpd");
+    assert_eq!(row["status"], "ok");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.starts_with("running (pid "), "{row}");
+    assert!(detail.contains("measures that it answers"), "{row}");
+
+    // bootpd gone idle: its pid file stays behind.
+    sb.stop_bootpd();
+    let (_, row) = sb.doctor_row(&[], "bootpd");
+    assert_eq!(row["status"], "ok");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not running now (")
+            && row["detail"]
+                .as_str()
+                .unwrap()
+                .contains("is left from an earlier run"),
+        "{row}"
+    );
+    let (code, row) = sb.doctor_row(&[("K0SLAB_BOOTPD_EXE", "/nonexistent/bootpd")], "bootpd");
+    assert_eq!(
+        (code, row["status"].as_str()),
+        (Some(1), Some("fail")),
+        "{row}"
+    );
+
+    // The load balancer's first boot needs the internet once.
+    let (_, row) = sb.doctor_row(THREE_TWO, "load balancer");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install haproxy"),
+        "{row}"
+    );
+
+    // Softnet without its SUID bit: the set-up row fails naming the fix, the version row stays.
+    let cellar = fs::read_link(sb.root.path().join("bin/softnet")).unwrap();
+    fs::set_permissions(&cellar, fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, rows) = doctor_rows(&sb, &[]);
+    assert_eq!(code, Some(1));
+    let row = |n: &str| rows.iter().find(|r| r["check"] == n).unwrap().clone();
+    assert_eq!(row("softnet")["status"], "ok", "{:?}", row("softnet"));
+    let setup = row("softnet set-up");
+    assert_eq!(setup["status"], "fail", "{setup}");
+    let detail = setup["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("is not owned by root with the SUID bit"),
+        "{detail}"
+    );
+    assert!(detail.contains("sudo chmod u+s"), "{detail}");
+
+    // Off bootpd's networks neither sudo nor bootpd is needed; off Softnet no Softnet.
+    let (_, rows) = doctor_rows(&sb, &[("K0SLAB_NETWORK", "bridged:en0")]);
+    let all = names(&rows);
+    for check in ["softnet", "softnet set-up", "sudo", "bootpd"] {
+        assert!(!all.contains(&check), "{check} in {all:?}");
+    }
+}
+
+#[test]
+fn doctor_says_when_this_is_not_macos() {
+    let mut sb = Sandbox::new();
+    // Every stand-in but sw_vers, which every Mac has.
+    let no_sw_vers = sb.root.path().join("no-sw-vers");
+    fs::create_dir_all(&no_sw_vers).unwrap();
+    for entry in fs::read_dir(common::standins::standins_bin()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "sw_vers" {
+            std::os::unix::fs::symlink(entry.path(), no_sw_vers.join(entry.file_name())).unwrap();
+        }
+    }
+    let full_path = sb.env["PATH"].clone();
+    let rest = full_path.split_once(':').unwrap().1.to_string();
+    sb.set("PATH", &format!("{}:{rest}", no_sw_vers.display()));
+    let (code, row) = sb.doctor_row(&[], "macOS");
+    assert_eq!(code, Some(1), "{row}");
+    assert_eq!(row["status"], "fail", "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(detail.starts_with("this is not macOS (linux"), "{detail}");
+    assert!(
+        detail.contains("`plan`, `render` and `up --dry-run` work here"),
+        "{detail}"
     );
 }

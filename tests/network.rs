@@ -515,6 +515,59 @@ fn doctor_network_fails_naming_a_reserved_address_the_guest_did_not_take() {
     assert_probe_removed(&sb);
 }
 
+/// When bootpd does not answer a probe VM after the assignment, the probe says so (and gives
+/// no `k0slab halt`/`up` advice: its VMs are not a lab's), within its own minute.
+#[test]
+fn doctor_network_says_bootpd_did_not_answer() {
+    let sb = Sandbox::new();
+    // The probe's own wait, a minute (a lab's machines get 3), is not shortened here.
+    let o = sb.k0slab(
+        &["doctor", "--network", "-o", "json"],
+        &[("STANDIN_BOOTPD_SILENT", "probe-a")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let m = measurement(&report, "softnet", "reserved_address");
+    assert_eq!(m["observed"], false, "{m}");
+    let detail = m["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "bootpd did not answer probe-a: within 60s of k0slab assigning it 192.168.64."
+        ),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("(its DHCP client has no lease)"),
+        "{detail}"
+    );
+    assert!(!both(&o).contains("k0slab halt"), "{}", both(&o));
+    assert!(
+        stderr(&o).contains("bootpd did not answer probe-a"),
+        "{}",
+        both(&o)
+    );
+    // A guest that ignored the move is told apart: it still has its earlier lease.
+    let sb = Sandbox::new();
+    let o = sb.k0slab(
+        &["doctor", "--network", "-o", "json"],
+        &[
+            ("STANDIN_GUEST_IGNORES_MOVE", "probe-b"),
+            ("K0SLAB_ADDRESS_TIMEOUT", "1s"),
+        ],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let detail = measurement(&report, "softnet", "reserved_address")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.starts_with("probe-b still has 192.168.64."),
+        "{detail}"
+    );
+    assert!(!detail.contains("k0slab halt"), "{detail}");
+    assert_probe_removed(&sb);
+}
+
 #[test]
 fn doctor_network_removes_its_vms_when_one_does_not_boot() {
     let sb = Sandbox::new();

@@ -1,7 +1,9 @@
-//! `k0slab doctor`: is this host ready for the lab? macOS, tools with versions (each against the
-//! oldest release k0slab works with), the vagrant-tart plugin, Softnet on the Softnet network,
-//! CPUs and memory against the planned VMs, and DHCP leases that would collide with the lab's
-//! static addresses.
+//! `k0slab doctor`: is this host ready for the lab? macOS (and that this is macOS at all),
+//! tools with versions (each against the oldest release k0slab works with), the vagrant-tart
+//! plugin, Softnet and its one-time set-up on the Softnet network, sudo and bootpd on bootpd's
+//! networks, CPUs and memory against the planned VMs, the subnet bootpd serves, DHCP leases
+//! that would collide with the lab's addresses, and what the load balancer's first boot needs.
+//! Nothing here needs root or a VM; `--network` boots two throwaway VMs.
 
 use std::net::Ipv4Addr;
 
@@ -113,13 +115,17 @@ fn plugin_row(ctx: &Context<'_>) -> Row {
 /// This Mac's version against Tart's; also what Softnet's row compares with.
 fn macos_row(ctx: &Context<'_>) -> (Row, Option<versions::Version>) {
     match versions::macos(ctx.env, &ctx.out) {
+        // Every Mac has /usr/bin/sw_vers; without it this is another system.
         None => (
             row(
                 "macOS",
-                Status::Warn,
+                Status::Fail,
                 format!(
-                    "sw_vers not found: not macOS? Tart runs on macOS {} or newer",
-                    versions::shown(versions::MACOS_FOR_TART)
+                    "this is not macOS ({}: no sw_vers): the lab's VMs need Tart, which runs on \
+                     macOS {} or newer on Apple Silicon; `plan`, `render` and `up --dry-run` \
+                     work here",
+                    std::env::consts::OS,
+                    versions::shown_macos(versions::MACOS_FOR_TART)
                 ),
             ),
             None,
@@ -135,8 +141,32 @@ fn macos_row(ctx: &Context<'_>) -> (Row, Option<versions::Version>) {
     }
 }
 
-/// Softnet, on the Softnet network: there, set up (SUID bit or passwordless sudo), and a
-/// release that lets VMs reach each other and runs on this Mac.
+/// Softnet's one-time set-up, on the Softnet network: owned by root with the SUID bit, or run
+/// by sudo without a password (see [`softnet::check`]).
+fn softnet_setup_row(ctx: &Context<'_>) -> Row {
+    if softnet::find(ctx.env).is_none() {
+        return row("softnet set-up", Status::Fail, "needs softnet (above)");
+    }
+    match softnet::check(ctx.env, &ctx.out) {
+        Ok(_) => row(
+            "softnet set-up",
+            Status::Ok,
+            "Tart can start it for Vagrant's VMs (owned by root with the SUID bit, or sudo runs \
+             it without a password)",
+        ),
+        Err(problem) => row(
+            "softnet set-up",
+            Status::Fail,
+            format!(
+                "{problem}; set it up once with: sudo chown root \"$(which softnet)\" && sudo \
+                 chmod u+s \"$(which softnet)\""
+            ),
+        ),
+    }
+}
+
+/// Softnet, on the Softnet network: a release that lets VMs reach each other and runs on this
+/// Mac.
 fn softnet_row(ctx: &Context<'_>, macos: Option<versions::Version>) -> Row {
     let Some(path) = softnet::find(ctx.env) else {
         return row(
@@ -145,13 +175,6 @@ fn softnet_row(ctx: &Context<'_>, macos: Option<versions::Version>) -> Row {
             format!("not found; install with: {}", softnet::SETUP_HINT),
         );
     };
-    if let Err(problem) = softnet::check(ctx.env, &ctx.out) {
-        return row(
-            "softnet",
-            Status::Fail,
-            format!("{problem}; set it up with: {}", softnet::SETUP_HINT),
-        );
-    }
     match versions::check_softnet(&path, macos) {
         Ok(None) => {
             let resolved = std::fs::canonicalize(&path).unwrap_or(path);
@@ -166,6 +189,115 @@ fn softnet_row(ctx: &Context<'_>, macos: Option<versions::Version>) -> Row {
         Ok(Some(warning)) => row("softnet", Status::Warn, warning),
         Err(e) => row("softnet", Status::Fail, e.to_string()),
     }
+}
+
+/// The root step of `up` and `destroy` (bootpd's files): root acts directly, otherwise sudo,
+/// which asks for the password on a terminal (src/network/dhcp.rs `route`). `passwordless` is
+/// asked only when there is a sudo.
+fn sudo_row(
+    root: bool,
+    sudo: Option<&std::path::Path>,
+    passwordless: impl FnOnce() -> bool,
+) -> Row {
+    const FILES: &str = "/etc/bootptab and /var/db/dhcpd_leases";
+    match (root, sudo) {
+        (true, _) => row(
+            "sudo",
+            Status::Ok,
+            format!("k0slab runs as root: `up` and `destroy` edit {FILES} themselves"),
+        ),
+        (false, None) => row(
+            "sudo",
+            Status::Fail,
+            format!(
+                "sudo not found: `up` and `destroy` need root to edit {FILES} (sudo ships with \
+                 macOS)"
+            ),
+        ),
+        (false, Some(path)) if passwordless() => row(
+            "sudo",
+            Status::Ok,
+            format!(
+                "{} runs commands without a password: `up` and `destroy` edit {FILES} through \
+                 `sudo k0slab bootptab apply`",
+                path.display()
+            ),
+        ),
+        (false, Some(path)) => row(
+            "sudo",
+            Status::Ok,
+            format!(
+                "{}: `up` and `destroy` say why, then ask for your password to edit {FILES}; \
+                 without a terminal they stop and print the command (or see README, The root \
+                 step, for a sudoers rule)",
+                path.display()
+            ),
+        ),
+    }
+}
+
+/// What can be told of bootpd without root and without a VM. launchd runs
+/// `/usr/libexec/bootpd` for DHCP packets on the `bootps` socket (apple-oss-distributions/bootp
+/// bootp-494.60.3 `bootpd.tproj/bootps.plist`: `ProgramArguments`, `Sockets`; the job ships
+/// `Disabled`, enabled by macOS' network sharing, which Tart's shared network uses); bootpd
+/// writes `/var/run/bootpd.pid` when it starts and leaves it when it exits after five idle
+/// minutes (`bootpd.c` lines 163, 247-257, 1134-1169, 1319); it rewrites the leases file after
+/// every lease it grants (`dhcpd.c` lines 1281-1284). Whether it answers a VM now, only
+/// `doctor --network` can tell.
+fn bootpd_row(ctx: &Context<'_>) -> Row {
+    let files = crate::network::dhcp::Files::from_env(ctx.env);
+    if !files.bootpd.exists() {
+        return row(
+            "bootpd",
+            Status::Fail,
+            format!(
+                "{} not found: the lab's VMs get their addresses from macOS' DHCP server",
+                files.bootpd.display()
+            ),
+        );
+    }
+    let now = match crate::network::dhcp::running_bootpd(&files) {
+        Some(pid) => format!("running (pid {pid})"),
+        None => format!(
+            "not running now{}: launchd starts {} at the next DHCP packet",
+            if files.pid_file.exists() {
+                format!(
+                    " ({} is left from an earlier run)",
+                    files.pid_file.display()
+                )
+            } else {
+                String::new()
+            },
+            files.bootpd.display()
+        ),
+    };
+    let answered = match std::fs::metadata(&files.leases).and_then(|m| m.modified()) {
+        Ok(written) => format!(
+            "it last granted a lease {} ago ({} written)",
+            crate::progress::format_duration(written.elapsed().unwrap_or_default()),
+            files.leases.display()
+        ),
+        Err(_) => format!(
+            "{} is not there yet: no VM had a lease on this host",
+            files.leases.display()
+        ),
+    };
+    row(
+        "bootpd",
+        Status::Ok,
+        format!("{now}; {answered}; `k0slab doctor --network` measures that it answers"),
+    )
+}
+
+/// The load balancer VM installs HAProxy from Ubuntu's archive on its first boot
+/// (templates/load-balancer-setup.sh.tera: `apt-get install haproxy` unless it is there).
+fn load_balancer_row() -> Row {
+    row(
+        "load balancer",
+        Status::Ok,
+        "not checked: its first boot runs apt-get install haproxy, so that boot needs the \
+         internet once; later boots need none",
+    )
 }
 
 fn resource_rows(nodes: &[Node]) -> Vec<Row> {
@@ -289,9 +421,19 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
     rows.push(plugin_row(ctx));
     if planned.topology.network == NetworkMode::Softnet {
         rows.push(softnet_row(ctx, macos_version));
+        rows.push(softnet_setup_row(ctx));
+    }
+    let bootpd = planned.topology.network.served_by_bootpd();
+    if bootpd {
+        let root = crate::network::dhcp::is_root();
+        let sudo = which::which("sudo").ok();
+        rows.push(sudo_row(root, sudo.as_deref(), || {
+            crate::network::dhcp::passwordless_sudo(ctx.env, &ctx.out)
+        }));
+        rows.push(bootpd_row(ctx));
     }
     rows.extend(resource_rows(&planned.topology.nodes));
-    if planned.topology.network.served_by_bootpd() {
+    if bootpd {
         rows.push(served_subnet_row(ctx, &planned.topology));
     }
     rows.push(lease_row(
@@ -299,6 +441,9 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
         &planned.topology.nodes,
         planned.topology.endpoint.address,
     ));
+    if planned.topology.endpoint.kind == crate::topology::EndpointKind::Haproxy {
+        rows.push(load_balancer_row());
+    }
     let failed: Vec<&str> = rows
         .iter()
         .filter(|r| r.status == Status::Fail)
@@ -396,5 +541,32 @@ fn print_rows(
                  (UNEXPECTED above): please paste `k0slab doctor --network -o json` into an issue"
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sudo_by_how_k0slab_gets_root() {
+        let sudo = std::path::Path::new("/usr/bin/sudo");
+        let asked = std::cell::Cell::new(false);
+        let r = sudo_row(true, Some(sudo), || {
+            asked.set(true);
+            false
+        });
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.detail.starts_with("k0slab runs as root"), "{}", r.detail);
+        assert!(!asked.get(), "root needs no sudo");
+        let r = sudo_row(false, None, || true);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.detail.starts_with("sudo not found"), "{}", r.detail);
+        let r = sudo_row(false, Some(sudo), || true);
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.detail.contains("without a password"), "{}", r.detail);
+        let r = sudo_row(false, Some(sudo), || false);
+        assert_eq!(r.status, Status::Ok);
+        assert!(r.detail.contains("ask for your password"), "{}", r.detail);
     }
 }

@@ -15,6 +15,70 @@ use crate::output;
 use crate::process::check_interrupted;
 use crate::progress::{format_duration, Progress};
 use crate::tools::Tool;
+use crate::vagrant::MachineState;
+
+/// How long `k0s etcd member-list` may take on a controller. The list is a linearizable read:
+/// without quorum etcd answers "request timed out" after about 7 s and the client retries up
+/// to 100 times (etcd-io/etcd `client/v3/cluster.go` line 127, `client/v3/retry.go` lines
+/// 54-75, `client/v3/options.go` line 45), and k0s gives it no deadline of its own
+/// (k0sproject/k0s `cmd/etcd/list.go` lines 39-49: the command's context). `timeout` ends it
+/// with exit status 124.
+const MEMBER_LIST_SECONDS: u32 = 10;
+/// How long one `vagrant ssh` may take in all: Vagrant's start, `tart ip`, the SSH connection
+/// (Vagrant passes `ssh` no ConnectTimeout: hashicorp/vagrant v2.3.4 `lib/vagrant/util/ssh.rb`
+/// lines 122-213) and the command.
+const SSH_LIMIT: Duration = Duration::from_secs(30);
+
+/// `k0s etcd member-list` from the first running controller that answers, in any layout; a
+/// controller whose etcd does not answer in time stops the search (every member's list needs
+/// the same quorum). Stopped controllers are not asked.
+fn member_list(
+    vagrant: &crate::vagrant::Vagrant<'_>,
+    record: &LabRecord,
+    states: Option<&std::collections::BTreeMap<String, MachineState>>,
+) -> std::result::Result<String, String> {
+    let controllers: Vec<&crate::topology::Node> =
+        record.nodes.iter().filter(|n| n.is_controller()).collect();
+    let state = |name: &str| states.and_then(|s| s.get(name));
+    let running: Vec<&&crate::topology::Node> = controllers
+        .iter()
+        .filter(|n| state(&n.name).is_none_or(|s| *s == MachineState::Running))
+        .collect();
+    if running.is_empty() {
+        let stopped: Vec<String> = controllers
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {}",
+                    n.name,
+                    state(&n.name).map_or_else(|| "unknown".into(), ToString::to_string)
+                )
+            })
+            .collect();
+        return Err(format!(
+            "no controller is running ({}): {}",
+            stopped.join(", "),
+            health::START_HINT
+        ));
+    }
+    let command = format!("sudo timeout {MEMBER_LIST_SECONDS} k0s etcd member-list");
+    let mut problems = Vec::new();
+    for n in running {
+        match vagrant.ssh_output_within(&n.name, &command, SSH_LIMIT) {
+            Ok(out) => return Ok(out),
+            Err(Error::CommandFailed { status, .. }) if status == "exited with status 124" => {
+                return Err(format!(
+                    "etcd on {} did not answer `k0s etcd member-list` within {MEMBER_LIST_SECONDS}s \
+                     (etcd lists its members only with quorum)",
+                    n.name
+                ));
+            }
+            Err(Error::Interrupted) => return Err("interrupted".into()),
+            Err(e) => problems.push(format!("{}: {}", n.name, output::last_line(&e.to_string()))),
+        }
+    }
+    Err(problems.join("; "))
+}
 
 /// Asks kubectl and Vagrant for the facts the checks judge.
 fn gather(ctx: &Context<'_>, record: &LabRecord) -> Result<Facts> {
@@ -54,16 +118,12 @@ fn gather(ctx: &Context<'_>, record: &LabRecord) -> Result<Facts> {
     });
     check_interrupted()?;
     let vagrant = ctx.vagrant()?;
-    let mut etcd = Err("no controller answered".to_string());
-    for controller in record.nodes.iter().filter(|n| n.is_controller()).take(3) {
-        etcd = vagrant
-            .ssh_output(&controller.name, "sudo k0s etcd member-list")
-            .map_err(|e| e.to_string());
-        if etcd.is_ok() {
-            break;
-        }
-    }
+    let machines = vagrant.status().map_err(|e| e.to_string());
+    check_interrupted()?;
+    let etcd = member_list(&vagrant, record, machines.as_ref().ok());
+    check_interrupted()?;
     Ok(Facts {
+        machines,
         readyz,
         nodes,
         pods,

@@ -2,8 +2,6 @@
 
 use super::Context;
 use crate::error::Result;
-use crate::process::Cmd;
-use crate::tools::Tool;
 
 pub const PLUGIN: &str = "vagrant-tart";
 
@@ -17,12 +15,9 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
         ctx.out.info(&format!("{PLUGIN} is already installed"));
         return Ok(());
     }
-    Cmd::new(
-        ctx.tools.get(Tool::Vagrant)?,
-        format!("installing {PLUGIN}"),
-    )
-    .args(["plugin", "install", PLUGIN])
-    .stream(ctx.env, &ctx.out, |line| ctx.out.info(line))?;
+    vagrant
+        .plugin_install_cmd(PLUGIN)
+        .stream(ctx.env, &ctx.out, |line| ctx.out.info(line))?;
     ctx.out.info(&format!("installed {PLUGIN}"));
     Ok(())
 }

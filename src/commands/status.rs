@@ -141,6 +141,21 @@ pub fn run(ctx: &Context<'_>, format: OutputFormat) -> Result<()> {
             ));
             ctx.out
                 .result(&format!("\nlab {}: cluster {}", status.lab, status.cluster));
+            if let Ok(states) = &states {
+                let down: Vec<String> = status
+                    .machines
+                    .iter()
+                    .filter(|m| states.get(m.name) != Some(&crate::vagrant::MachineState::Running))
+                    .map(|m| format!("{} ({})", m.name, m.vm_state))
+                    .collect();
+                if !down.is_empty() {
+                    ctx.out.result(&format!(
+                        "not running: {}: {}",
+                        down.join(", "),
+                        health::START_HINT
+                    ));
+                }
+            }
         }
     }
     Ok(())

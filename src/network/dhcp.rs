@@ -562,9 +562,20 @@ pub fn apply_directly(change: &Change, files: &Files) -> Result<Applied> {
     )))
 }
 
-fn is_root() -> bool {
+/// Whether k0slab runs as root.
+pub fn is_root() -> bool {
     // SAFETY: geteuid(2) cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether `sudo -n true` succeeds: sudo runs commands without asking for a password.
+pub fn passwordless_sudo(env: &Environment, out: &Output) -> bool {
+    which::which("sudo").is_ok_and(|sudo| {
+        Cmd::new(&sudo, "checking for passwordless sudo")
+            .args(["-n", "true"])
+            .output(env, out)
+            .is_ok()
+    })
 }
 
 /// How a change gets the rights it needs.
@@ -614,14 +625,7 @@ fn apply_locked(
     }
     change.bootptab_text(&current.bootptab)?;
     change.leases_text(&current.leases, leases::now())?;
-    let passwordless = || {
-        which::which("sudo").is_ok_and(|sudo| {
-            Cmd::new(&sudo, "checking for passwordless sudo")
-                .args(["-n", "true"])
-                .output(env, out)
-                .is_ok()
-        })
-    };
+    let passwordless = || passwordless_sudo(env, out);
     let interactive = out.interactive() && std::io::IsTerminal::is_terminal(&std::io::stdin());
     let chosen = if is_root() {
         Route::Directly

@@ -42,6 +42,14 @@ const VXLAN_VNI: u32 = 4242;
 const VXLAN_PORT: u16 = 4789;
 const VXLAN_INNER: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 255, 42, 1), Ipv4Addr::new(10, 255, 42, 2)];
 
+/// How long the probe's guests get to take their assigned address, unless
+/// `K0SLAB_ADDRESS_TIMEOUT` says otherwise (a lab's machines get 3 minutes). A fresh probe VM
+/// asks again at once; a DHCP client without an answer retransmits after about 4, 8, 16 and 32
+/// seconds (RFC 2131 section 4.1), so in a minute bootpd had four chances to answer.
+const ADDRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long one question to a probe guest over `vagrant ssh` may take.
+const GUEST_ANSWER: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The guest's interface with the default route, as a shell expression.
 const IFACE: &str = "\"$(ip -4 route show default | awk '{print $5; exit}')\"";
 
@@ -167,7 +175,7 @@ impl Report {
                     || m.check == Check::ReservedAddress
             })
             .filter(|m| m.observed != Some(true))
-            .map(|m| format!("{}: {}", m.network, m.check.label()))
+            .map(|m| format!("{}: {} ({})", m.network, m.check.label(), m.detail))
             .collect()
     }
 
@@ -368,7 +376,7 @@ impl Probe<'_> {
     fn on(&self, machine: &str, command: &str) -> std::result::Result<String, String> {
         self.vagrant()
             .map_err(|e| e.to_string())?
-            .ssh_output(machine, command)
+            .ssh_output_within(machine, command, GUEST_ANSWER)
             .map_err(|e| first_line(&e.to_string()))
     }
 
@@ -387,6 +395,68 @@ impl Probe<'_> {
                 .output(self.ctx.env, &self.ctx.out)
                 .is_ok(),
         )
+    }
+
+    /// Why `machine` is not at `planned` after the assignment, from where its guest answers:
+    /// at the planned address after all, at the lease it had before (`earlier`), or nowhere,
+    /// which means its DHCP client is without a lease: bootpd did not answer it.
+    fn why_not_at(
+        &self,
+        lab: &Planned,
+        addresses: &[Ipv4Addr; 4],
+        mode: &NetworkMode,
+        machine: &str,
+        planned: Ipv4Addr,
+        earlier: Option<Ipv4Addr>,
+    ) -> Option<String> {
+        let ask = || {
+            self.vagrant()
+                .ok()?
+                .ssh_output_within(machine, ADDRESS_QUERY, GUEST_ANSWER)
+                .ok()
+                .map(|o| assign::guest_in(&o))
+        };
+        if let Some((host, at)) = ask() {
+            if host == machine && assign::only_planned(&at, planned, None) {
+                return None;
+            }
+        }
+        if let Some(earlier) = earlier.filter(|e| *e != planned) {
+            let mut plan = probe_plan(lab, addresses, mode);
+            plan.record = self.ctx.dir.read_record().ok().flatten();
+            let assigned = plan
+                .record
+                .as_ref()
+                .map(|r| r.assigned.clone())
+                .unwrap_or_default();
+            let at = BTreeMap::from([(machine.to_string(), earlier)]);
+            if render::write_lab_with(&self.ctx, &plan, &assigned, &at).is_ok() {
+                let seen = ask();
+                let _ = render::write_lab_with(&self.ctx, &plan, &assigned, &BTreeMap::new());
+                if let Some((_, at)) = seen.filter(|(host, _)| host == machine) {
+                    return Some(format!(
+                        "{machine} still has {} instead of {planned}: bootpd answered its DHCP \
+                         request with its earlier lease, or its DHCP client did not ask again",
+                        at.iter()
+                            .map(|a| a.address.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+            }
+        }
+        Some(format!(
+            "bootpd did not answer {machine}: within {}s of k0slab assigning it {planned} its \
+             guest answers neither there{} (its DHCP client has no lease)",
+            self.address_timeout().as_secs(),
+            earlier.map_or_else(String::new, |e| format!(" nor at its earlier {e}"))
+        ))
+    }
+
+    /// How long the probe waits for a guest to take its assigned address.
+    fn address_timeout(&self) -> std::time::Duration {
+        crate::inputs::duration_var(self.ctx.env, "K0SLAB_ADDRESS_TIMEOUT", ADDRESS_TIMEOUT)
+            .unwrap_or(ADDRESS_TIMEOUT)
     }
 
     fn lease(&self, machine: &str) -> std::result::Result<Ipv4Addr, String> {
@@ -573,9 +643,24 @@ fn reply(got: bool) -> &'static str {
 /// happens, the probe's VMs and files are removed again.
 pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
     let dir = crate::host::k0slab_home(ctx.env).join("network-probe");
+    // The probe's own wait for the assigned addresses (see ADDRESS_TIMEOUT).
+    let env = if ctx.env.get("K0SLAB_ADDRESS_TIMEOUT").is_some() {
+        ctx.env.clone()
+    } else {
+        Environment::from_pairs(
+            ctx.env
+                .vars()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(std::iter::once((
+                    "K0SLAB_ADDRESS_TIMEOUT".to_string(),
+                    format!("{}s", ADDRESS_TIMEOUT.as_secs()),
+                ))),
+        )
+    };
     let probe = Probe {
         ctx: Context {
-            env: ctx.env,
+            env: &env,
             out: ctx.out.clone(),
             dir: LabDir::new(dir)?,
             tools: ctx.tools.clone(),
@@ -620,18 +705,49 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
             if mode.served_by_bootpd() && !reserved {
                 reserved = true;
                 let record = probe.ctx.record()?;
-                let observed = assign::planned_addresses(&probe.ctx, &probe.progress, &record);
+                let earlier = MACHINES.map(|m| probe.lease(m).ok());
+                // Its failures are said below, of the probe's guests: a lab's advice (`k0slab
+                // halt`, `up`) does not fit VMs the probe deletes.
+                let assigning = Context {
+                    env: probe.ctx.env,
+                    out: probe.ctx.out.clone().problems_as_details(),
+                    dir: probe.ctx.dir.clone(),
+                    tools: probe.ctx.tools.clone(),
+                };
+                let observed = assign::planned_addresses(&assigning, &probe.progress, &record);
+                let detail = match &observed {
+                    Ok(_) => format!(
+                        "{} and {} took {} and {}",
+                        MACHINES[0], MACHINES[1], addresses[0], addresses[1]
+                    ),
+                    // Said of the probe's guests, not of a lab's: no `k0slab halt`/`up` advice,
+                    // the probe deletes its VMs.
+                    Err(e) => {
+                        let why: Vec<String> = (0..2)
+                            .filter_map(|i| {
+                                probe.why_not_at(
+                                    lab,
+                                    &addresses,
+                                    mode,
+                                    MACHINES[i],
+                                    addresses[i],
+                                    earlier[i],
+                                )
+                            })
+                            .collect();
+                        probe.ctx.out.detail(&e.to_string());
+                        if why.is_empty() {
+                            first_line(&e.to_string())
+                        } else {
+                            why.join("; ")
+                        }
+                    }
+                };
                 measurements.push(Measurement::new(
                     mode,
                     Check::ReservedAddress,
                     Some(observed.is_ok()),
-                    match observed {
-                        Ok(_) => format!(
-                            "{} and {} took {} and {}",
-                            MACHINES[0], MACHINES[1], addresses[0], addresses[1]
-                        ),
-                        Err(e) => first_line(&e.to_string()),
-                    },
+                    detail,
                 ));
             }
         }
