@@ -103,24 +103,36 @@ fn gather(ctx: &Context<'_>, record: &LabRecord) -> Result<Facts> {
             Err(missing())
         }
     };
-    let readyz = if have_kubeconfig {
-        kubectl.readyz().map_err(|e| e.to_string())
-    } else {
-        Err(missing())
-    };
-    check_interrupted()?;
-    let nodes = ask(&|| kubectl.get_json("listing the nodes", &["nodes"]));
-    let pods = ask(&|| {
-        kubectl.get_json(
-            "listing kube-system pods",
-            &["pods", "--namespace", "kube-system"],
+    let vagrant = ctx.vagrant()?;
+    // The API, the nodes, the pods and the machines (then etcd on them) are asked at once:
+    // none depends on another, and each is a process start (benches/up_parallel.rs).
+    let (readyz, nodes, pods, (machines, etcd)) = std::thread::scope(|s| {
+        let readyz = s.spawn(|| {
+            if have_kubeconfig {
+                kubectl.readyz().map_err(|e| e.to_string())
+            } else {
+                Err(missing())
+            }
+        });
+        let nodes = s.spawn(|| ask(&|| kubectl.get_json("listing the nodes", &["nodes"])));
+        let pods = s.spawn(|| {
+            ask(&|| {
+                kubectl.get_json(
+                    "listing kube-system pods",
+                    &["pods", "--namespace", "kube-system"],
+                )
+            })
+        });
+        let machines = vagrant.status().map_err(|e| e.to_string());
+        let etcd = member_list(&vagrant, record, machines.as_ref().ok());
+        let joined = "a health question does not panic";
+        (
+            readyz.join().expect(joined),
+            nodes.join().expect(joined),
+            pods.join().expect(joined),
+            (machines, etcd),
         )
     });
-    check_interrupted()?;
-    let vagrant = ctx.vagrant()?;
-    let machines = vagrant.status().map_err(|e| e.to_string());
-    check_interrupted()?;
-    let etcd = member_list(&vagrant, record, machines.as_ref().ok());
     check_interrupted()?;
     Ok(Facts {
         machines,

@@ -236,6 +236,15 @@ module Standin
     macos_version.split(".").first.to_i
   end
 
+  # Whether release `version` ("1.32.1", "v1.29.9+k0s.0") is `floor` or newer, compared by
+  # its numbers (RubyGems' Gem::Version is not loaded: the stand-ins start without RubyGems).
+  def version_at_least?(version, floor)
+    numbers = ->(v) { v.to_s[/\d+(\.\d+)*/].to_s.split(".").map(&:to_i) }
+    have, need = numbers.call(version), numbers.call(floor)
+    width = [have.size, need.size].max
+    (have + [0] * (width - have.size) <=> need + [0] * (width - need.size)) >= 0
+  end
+
   def fail!(message, status = 1)
     warn message
     exit status
