@@ -72,6 +72,10 @@ fn guest_tree() -> PathBuf {
 }
 
 /// One guest and its DHCP server, torn down on drop.
+/// One guest at a time: the tests of this file run in one process (the namespaces are named
+/// after it), and each times its guest against a few seconds on a 2-core machine.
+static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct Lab {
     dir: tempfile::TempDir,
     guest_ns: String,
@@ -81,6 +85,8 @@ struct Lab {
     nspawn: Option<Child>,
     /// The guest's PID 1, as this machine sees it.
     init: Option<u32>,
+    /// Held until the lab is gone (fields drop after `Drop::drop` has cleaned up).
+    _one: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Lab {
@@ -94,6 +100,7 @@ impl Lab {
             0,
             "the real-guest test needs root (namespaces, veth, mounts): run `bash tests/run.sh` as root"
         );
+        let one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
         let id = std::process::id();
         let dir = tempfile::Builder::new()
             .prefix("k0slab-guest-")
@@ -107,6 +114,7 @@ impl Lab {
             dnsmasq: None,
             nspawn: None,
             init: None,
+            _one: one,
         };
         lab.overlay(&guest_tree());
         lab.network();

@@ -235,7 +235,7 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     lines.push(format!(
         "  the admin kubeconfig it wrote, its names made the lab's, into {dir}/kubeconfig"
     ));
-    lines.push(format!("  k0slab --dir {dir} health    (kubectl get --raw /readyz, nodes, kube-system pods; sudo k0s etcd member-list on a controller)"));
+    lines.push(format!("  k0slab --dir {dir} health    (kubectl get --raw /readyz, nodes, kube-system pods; vagrant status; sudo timeout 10 k0s etcd member-list on each running controller until one answers)"));
     ctx.out.result(&lines.join("\n"));
     if let Err(e) = ctx
         .tools
