@@ -273,6 +273,7 @@ pub(crate) fn machines_up(
             .map(|()| true);
         match &outcome {
             Ok(_) => bar.done("running"),
+            Err(Error::Interrupted) => bar.failed("interrupted"),
             // The whole message follows once, from `machine_failures`.
             Err(_) => bar.failed("vagrant up failed (the cause follows)"),
         }
