@@ -179,31 +179,26 @@ impl Drill<'_, '_> {
     /// The node controller's grace period for this lab's Kubernetes release, read from the
     /// kubelet version its nodes report.
     fn grace_period(&self) -> Duration {
-        let version = self
-            .kubectl()
-            .get_json("listing the nodes", &["nodes"])
-            .ok()
-            .and_then(|v| {
-                v["items"]
-                    .as_array()?
-                    .iter()
-                    .find_map(crate::health::kubelet_version)
-            });
+        let version = self.nodes().iter().find_map(crate::health::kubelet_version);
         drill::node_grace_period(version)
     }
 
     fn node_ready(&self, name: &str) -> bool {
-        self.kubectl()
-            .get_json("listing the nodes", &["nodes"])
-            .ok()
-            .and_then(|v| {
-                v["items"]
-                    .as_array()?
-                    .iter()
-                    .find(|n| n["metadata"]["name"] == name)
-                    .map(|n| crate::health::condition_true(n, "Ready"))
-            })
-            .unwrap_or(false)
+        self.nodes()
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .is_some_and(|n| crate::health::condition_true(n, "Ready"))
+    }
+
+    /// The cluster's Node objects through the endpoint; none when the API does not answer.
+    fn nodes(&self) -> Vec<serde_json::Value> {
+        match self.kubectl().get_json("listing the nodes", &["nodes"]) {
+            Ok(serde_json::Value::Object(mut list)) => match list.remove("items") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
     }
 
     /// Marks the cluster's data (a ConfigMap) and backs it up, while it is healthy.
