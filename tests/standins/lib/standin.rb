@@ -187,8 +187,7 @@ module Standin
     vip = cluster && cluster["vip"].to_s
     return if vip.nil? || vip.empty?
 
-    File.open(File.join(state_dir, "keepalived.lock"), File::CREAT | File::RDWR) do |lock|
-      lock.flock(File::LOCK_EX)
+    power_lock do
       controllers = cluster["hosts"].reject { |h| h["role"] == "worker" }.filter_map do |h|
         booting && runs_on?(h, booting) ? booting : host_vm(h)
       end
@@ -200,6 +199,23 @@ module Standin
 
       master["extra_addresses"] = Array(master["extra_addresses"]) + [vip]
       save_vm(master) unless booting && master["name"] == booting["name"]
+    end
+  end
+
+  # Serialises a VM's power change (running, stopped) with keepalived's choice of master:
+  # with `vagrant up`/`halt` of several machines at once, a change written outside it could be
+  # overwritten by a settle that read the VM before it (one controller stopped, yet saved as
+  # running with the VIP). Reentrant within a process: flock(2) on a second open of the same
+  # file would wait for the first.
+  def power_lock
+    return yield if @power_locked
+
+    File.open(File.join(state_dir, "keepalived.lock"), File::CREAT | File::RDWR) do |lock|
+      lock.flock(File::LOCK_EX)
+      @power_locked = true
+      yield
+    ensure
+      @power_locked = false
     end
   end
 
