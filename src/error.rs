@@ -144,11 +144,12 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 for input errors, 1 otherwise.
+    /// The process exit code for this error: 2 for input errors, 130 for an interruption
+    /// (the signal's own code comes from [`crate::exit_code`]), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Input(_) => EXIT_INPUT,
-            Error::Interrupted => crate::process::interrupted_exit_code(),
+            Error::Interrupted => EXIT_INTERRUPTED,
             Error::Exit(code) => *code,
             _ => EXIT_FAILURE,
         }

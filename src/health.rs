@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use crate::output::last_line;
 use crate::roles::Role;
+use crate::tools::vagrant::MachineState;
 use crate::topology::{Endpoint, Node};
-use crate::vagrant::MachineState;
 
 /// One check's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -36,7 +36,7 @@ pub struct Record {
 }
 
 fn path(env: &Environment) -> PathBuf {
-    crate::host::k0slab_home(env).join("addresses.json")
+    crate::tools::host::k0slab_home(env).join("addresses.json")
 }
 
 fn load(env: &Environment) -> Result<Record> {
@@ -62,7 +62,7 @@ fn save(env: &Environment, record: &Record) -> Result<()> {
 
 /// Runs `f` holding the host-wide lock on the record (`addresses.json.lock`).
 pub fn with_lock<T>(env: &Environment, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    crate::host::with_lock(env, "addresses.json.lock", f)
+    crate::tools::host::with_lock(env, "addresses.json.lock", f)
 }
 
 /// The addresses other labs (and the user's own bootptab lines) hold, with who holds each, as

@@ -35,7 +35,7 @@ fn key(dir: &Path) -> PathBuf {
 
 fn lock_path(env: &Environment, dir: &Path) -> PathBuf {
     let digest = crate::fsutil::digest(key(dir).as_os_str().as_encoded_bytes());
-    crate::host::k0slab_home(env)
+    crate::tools::host::k0slab_home(env)
         .join("locks")
         .join(format!("{}.lock", &digest[..16]))
 }
@@ -64,7 +64,7 @@ pub fn acquire(env: &Environment, dir: &Path, command: &str) -> Result<LabLock> 
         match file.try_lock() {
             Ok(()) => break,
             Err(TryLockError::WouldBlock) if started.elapsed() < limit => {
-                crate::process::check_interrupted()?;
+                crate::tools::process::check_interrupted()?;
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(TryLockError::WouldBlock) => {

@@ -21,29 +21,23 @@ pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod health;
-pub mod host;
 pub mod host_addresses;
 pub mod image;
 pub mod inputs;
-pub mod k0sctl;
 pub mod kairos;
 pub mod kubeconfig;
-pub mod kubectl;
 pub mod lab_dir;
 pub mod lab_json;
 pub mod lab_lock;
 pub mod network;
 pub mod output;
-pub mod process;
 pub mod progress;
 pub mod render;
 pub mod roles;
 pub mod sshkey;
-pub mod tart;
 pub mod templates;
 pub mod tools;
 pub mod topology;
-pub mod vagrant;
 pub mod versions;
 pub mod vm_registry;
 
@@ -52,12 +46,21 @@ pub use error::{Error, Result};
 /// This k0slab's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The process exit code for `err`: [`Error::exit_code`], with an interruption's own signal
+/// (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+pub fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::Interrupted => tools::process::interrupted_exit_code(),
+        _ => err.exit_code(),
+    }
+}
+
 /// Runs one k0slab command.
 pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     use cli::Command;
     use commands::*;
 
-    process::install_interrupt_handler();
+    tools::process::install_interrupt_handler();
     let out = output::Output::new(cli.verbosity()).with_term(env.get("TERM"));
     if let Command::Bootptab {
         command: cli::BootptabCommand::Apply,

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             if !matches!(err, k0slab::Error::Exit(_)) {
                 eprintln!("error: {err}");
             }
-            ExitCode::from(err.exit_code())
+            ExitCode::from(k0slab::exit_code(&err))
         }
     }
 }

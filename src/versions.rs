@@ -24,10 +24,11 @@ use std::sync::LazyLock;
 use crate::commands::plugin::PLUGIN;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::network::{softnet, NetworkMode};
+use crate::network::NetworkMode;
 use crate::output::Output;
-use crate::process::Cmd;
-use crate::tart::Tart;
+use crate::tools::process::Cmd;
+use crate::tools::softnet;
+use crate::tools::tart::Tart;
 use crate::tools::{self, Tool};
 
 /// `major.minor.patch`.

@@ -53,7 +53,7 @@ pub fn canonical(dir: &Path) -> PathBuf {
 }
 
 fn path(env: &Environment) -> PathBuf {
-    crate::host::k0slab_home(env).join("vms.json")
+    crate::tools::host::k0slab_home(env).join("vms.json")
 }
 
 /// The registry as it is now (empty when there is none yet).

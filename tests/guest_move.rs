@@ -24,7 +24,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use k0slab::network::assign::{addresses_in, move_command, ADDRESS_QUERY};
-use k0slab::process::shell_quote;
+use k0slab::tools::process::shell_quote;
 
 /// Where tests/guest/build.sh leaves the guest tree.
 const CACHE: &str = "target/guest-cache";

@@ -253,7 +253,7 @@ fn the_readme_set_up_line_installs_what_the_taskfile_and_up_run() {
         );
     }
     // Softnet, the default network, and its one-time set-up as k0slab states it.
-    let hint = k0slab::network::softnet::SETUP_HINT;
+    let hint = k0slab::tools::softnet::SETUP_HINT;
     let (install, setup) = hint.split_once(", then once: ").unwrap();
     assert!(
         has(install.strip_prefix("brew install ").unwrap()),

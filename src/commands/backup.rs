@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Flags, Inputs, Key, LabName};
-use crate::k0sctl::K0sctl;
 use crate::render::K0SCTL_YAML;
+use crate::tools::k0sctl::K0sctl;
 use crate::tools::Tool;
 
 /// Where backups go, inside the lab directory (kept by `destroy`).

@@ -11,7 +11,7 @@ use crate::kubeconfig;
 use crate::lab_dir::GITIGNORE;
 use crate::lab_json::LabRecord;
 use crate::render::VAGRANTFILE;
-use crate::tart::{Tart, TartVm};
+use crate::tools::tart::{Tart, TartVm};
 use crate::tools::Tool;
 use crate::vm_registry;
 
@@ -151,7 +151,7 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     let tart = tart(ctx).expect("tart listed the VMs");
     let mut macs = Vec::new();
     for vm in &present {
-        if let Ok(mac) = crate::tart::mac_of(ctx.env, &vm.name) {
+        if let Ok(mac) = crate::tools::tart::mac_of(ctx.env, &vm.name) {
             macs.push(mac);
         }
         delete_vm(ctx, &tart, vm)?;

@@ -12,13 +12,14 @@ use serde::Serialize;
 use super::{plan_lab, Context};
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
-use crate::host;
 use crate::inputs::Flags;
-use crate::k0sctl::K0sctl;
-use crate::kubectl::Kubectl;
-use crate::network::{softnet, NetworkMode};
+use crate::network::NetworkMode;
 use crate::output::{self, first_line};
-use crate::tart::Tart;
+use crate::tools::host;
+use crate::tools::k0sctl::K0sctl;
+use crate::tools::kubectl::Kubectl;
+use crate::tools::softnet;
+use crate::tools::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::Node;
 use crate::versions;
@@ -71,9 +72,11 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
                     .version(),
                     Tool::K0sctl => K0sctl::version(path, ctx.env, &ctx.out),
                     Tool::Kubectl => Kubectl::version(path, ctx.env, &ctx.out),
-                    Tool::Curl => crate::process::Cmd::new(path, "asking curl for its version")
-                        .arg("--version")
-                        .output(ctx.env, &ctx.out),
+                    Tool::Curl => {
+                        crate::tools::process::Cmd::new(path, "asking curl for its version")
+                            .arg("--version")
+                            .output(ctx.env, &ctx.out)
+                    }
                 };
                 match version.and_then(|v| crate::tools::check_version(tool, &v).map(|()| v)) {
                     Ok(v) => row(

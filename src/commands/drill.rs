@@ -12,10 +12,10 @@ use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
-use crate::kubectl::Kubectl;
 use crate::lab_json::LabRecord;
 use crate::output::first_line;
 use crate::progress::{format_duration, Progress};
+use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
 use crate::topology::LOAD_BALANCER_NAME;
 
@@ -335,7 +335,7 @@ impl Drill<'_, '_> {
         let mut polls: Vec<(Instant, bool)> = Vec::new();
         let started = Instant::now();
         while started.elapsed() < self.timing.observe {
-            crate::process::check_interrupted()?;
+            crate::tools::process::check_interrupted()?;
             polls.push((Instant::now(), self.api_ok()));
             std::thread::sleep(self.timing.poll);
         }
@@ -413,7 +413,7 @@ impl Drill<'_, '_> {
         spinner.message("waiting for the lab to be whole again");
         // At least one look, also when starting the machines again took the whole time.
         loop {
-            crate::process::check_interrupted()?;
+            crate::tools::process::check_interrupted()?;
             let ok = self.api_ok();
             polls.push((Instant::now(), ok));
             if ok && node_ready_again.is_none() && kubelet.iter().all(|m| self.node_ready(m)) {

@@ -9,13 +9,13 @@ use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::health::{self, Check, Facts};
 use crate::kubeconfig;
-use crate::kubectl::Kubectl;
 use crate::lab_json::LabRecord;
 use crate::output;
-use crate::process::check_interrupted;
 use crate::progress::{format_duration, Progress};
+use crate::tools::kubectl::Kubectl;
+use crate::tools::process::check_interrupted;
+use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
-use crate::vagrant::MachineState;
 
 /// How long `k0s etcd member-list` may take on a controller. The list is a linearizable read:
 /// without quorum etcd answers "request timed out" after about 7 s and the client retries up
@@ -33,7 +33,7 @@ const SSH_LIMIT: Duration = Duration::from_secs(30);
 /// controller whose etcd does not answer in time stops the search (every member's list needs
 /// the same quorum). Stopped controllers are not asked.
 fn member_list(
-    vagrant: &crate::vagrant::Vagrant<'_>,
+    vagrant: &crate::tools::vagrant::Vagrant<'_>,
     record: &LabRecord,
     states: Option<&std::collections::BTreeMap<String, MachineState>>,
 ) -> std::result::Result<String, String> {

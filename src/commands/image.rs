@@ -179,7 +179,7 @@ fn send(
     // The source first: a failing export stops before any node is touched.
     enum Opened {
         File(File),
-        Save(crate::process::ByteReader),
+        Save(crate::tools::process::ByteReader),
     }
     let mut opened = match &load.open {
         Opener::File(p) => Opened::File(File::open(p).map_err(|e| Error::io("reading", p, e))?),

@@ -29,9 +29,9 @@ use crate::lab_dir::LabDir;
 use crate::lab_json::LabRecord;
 use crate::output::Output;
 use crate::progress::{Bar, Progress};
+use crate::tools::vagrant::Vagrant;
 use crate::tools::{Tool, Tools};
 use crate::topology::{Node, Topology};
-use crate::vagrant::Vagrant;
 
 /// The default lab directory.
 pub const DEFAULT_DIR: &str = "lab";
@@ -90,7 +90,7 @@ pub fn per_machine<'n, T: Send>(
     let bars: Vec<Bar> = nodes
         .iter()
         .map(|n| {
-            let bar = progress.bar(&n.name, width, crate::vagrant::UpStage::COUNT);
+            let bar = progress.bar(&n.name, width, crate::tools::vagrant::UpStage::COUNT);
             bar.message("queued");
             bar
         })
@@ -134,7 +134,7 @@ pub fn on_created_machines(
     record: &LabRecord,
     step: &str,
     (doing, done): (&str, &str),
-    command: impl Fn(&Vagrant<'_>, &str) -> crate::process::Cmd + Sync,
+    command: impl Fn(&Vagrant<'_>, &str) -> crate::tools::process::Cmd + Sync,
     resume_hint: &str,
 ) -> Result<()> {
     let vagrant = ctx.vagrant()?;
@@ -144,7 +144,7 @@ pub fn on_created_machines(
     let results = per_machine(ctx, &progress, &nodes, |node, bar| {
         if matches!(
             states.get(&node.name),
-            None | Some(crate::vagrant::MachineState::NotCreated)
+            None | Some(crate::tools::vagrant::MachineState::NotCreated)
         ) {
             bar.done("not created");
             return Ok(());

@@ -2,7 +2,7 @@
 
 use super::Context;
 use crate::error::{Error, InputError, Result};
-use crate::process::shell_quote;
+use crate::tools::process::shell_quote;
 
 pub fn run(ctx: &Context<'_>, node: &str, command: &[String]) -> Result<()> {
     let record = ctx.record()?;

@@ -10,9 +10,9 @@ use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::health;
 use crate::kubeconfig;
-use crate::kubectl::Kubectl;
 use crate::output;
 use crate::roles::Role;
+use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
 
 #[derive(Serialize)]
@@ -145,7 +145,9 @@ pub fn run(ctx: &Context<'_>, format: OutputFormat) -> Result<()> {
                 let down: Vec<String> = status
                     .machines
                     .iter()
-                    .filter(|m| states.get(m.name) != Some(&crate::vagrant::MachineState::Running))
+                    .filter(|m| {
+                        states.get(m.name) != Some(&crate::tools::vagrant::MachineState::Running)
+                    })
                     .map(|m| format!("{} ({})", m.name, m.vm_state))
                     .collect();
                 if !down.is_empty() {

@@ -11,19 +11,20 @@ use super::{
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::Check;
-use crate::host;
 use crate::inputs::Flags;
-use crate::k0sctl::K0sctl;
 use crate::kubeconfig;
 use crate::lab_json::LabRecord;
-use crate::network::{self, leases, softnet, NetworkMode};
-use crate::process::{check_interrupted, shell_quote};
+use crate::network::{self, leases, NetworkMode};
 use crate::progress::{format_duration, Progress};
 use crate::render::{K0SCTL_YAML, MODE_PRIVATE};
-use crate::tart::Tart;
+use crate::tools::host;
+use crate::tools::k0sctl::K0sctl;
+use crate::tools::process::{check_interrupted, shell_quote};
+use crate::tools::softnet;
+use crate::tools::tart::Tart;
+use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
 use crate::topology::{Node, NodeKind};
-use crate::vagrant::MachineState;
 
 /// A copy of the k0sctl.yaml that was last applied successfully.
 pub const APPLIED_MARKER: &str = ".k0sctl-applied.yaml";
@@ -169,7 +170,7 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         env: ctx.env,
         out: &ctx.out,
     };
-    let vagrant = crate::vagrant::Vagrant {
+    let vagrant = crate::tools::vagrant::Vagrant {
         path: &vagrant_path,
         lab_dir: ctx.dir.absolute(),
         env: ctx.env,
@@ -198,7 +199,7 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             "  read each VM's MAC from {}/vms/<VM>/config.json, then as root (sudo, after saying \
              why): assign each planned address to its VM's MAC in {}, reserve it in {}, and send \
              a running bootpd SIGHUP",
-            crate::tart::home(ctx.env).display(),
+            crate::tools::tart::home(ctx.env).display(),
             paths.leases.display(),
             paths.bootptab.display()
         ));
@@ -293,7 +294,7 @@ fn preflight(
     ctx: &Context<'_>,
     record: &LabRecord,
     states: &std::collections::BTreeMap<String, MachineState>,
-    listed: &[crate::tart::TartVm],
+    listed: &[crate::tools::tart::TartVm],
 ) -> Result<()> {
     let existing: Vec<&str> = listed.iter().map(|vm| vm.name.as_str()).collect();
     let registry = crate::vm_registry::load(ctx.env)?;
@@ -352,7 +353,7 @@ fn preflight(
                 record
                     .nodes
                     .iter()
-                    .filter_map(|n| crate::tart::mac_of(ctx.env, &record.vm_name(n)).ok()),
+                    .filter_map(|n| crate::tools::tart::mac_of(ctx.env, &record.vm_name(n)).ok()),
             )
             .collect();
         let now = leases::now();
@@ -387,7 +388,7 @@ pub(crate) fn pull_image(
     ctx: &Context<'_>,
     progress: &Progress,
     image: &str,
-    listed: Option<&[crate::tart::TartVm]>,
+    listed: Option<&[crate::tools::tart::TartVm]>,
 ) -> Result<()> {
     let tart = Tart {
         path: ctx.tools.get(Tool::Tart)?,
@@ -395,7 +396,7 @@ pub(crate) fn pull_image(
         out: &ctx.out,
     };
     let cached = match listed {
-        Some(listed) => crate::tart::listed_image(listed, image),
+        Some(listed) => crate::tools::tart::listed_image(listed, image),
         None => tart.has_image(image)?,
     };
     if cached {

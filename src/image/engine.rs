@@ -13,7 +13,7 @@ use clap::ValueEnum;
 use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
 use crate::output::Output;
-use crate::process::{ByteReader, Cmd};
+use crate::tools::process::{ByteReader, Cmd};
 
 /// A container engine with a Docker-compatible CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

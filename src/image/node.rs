@@ -20,8 +20,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::ID_LABEL;
-use crate::process::{shell_quote, Cmd};
 use crate::render::{KNOWN_HOSTS, PRIVATE_KEY, SSH_USER};
+use crate::tools::process::{shell_quote, Cmd};
 use crate::topology::Node;
 
 const K0S: &str = "/usr/local/bin/k0s";

@@ -8,8 +8,8 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::process::ByteWriter;
 use crate::progress::Bar;
+use crate::tools::process::ByteWriter;
 
 /// Bytes read from the source at a time.
 pub const CHUNK: usize = 1024 * 1024;
@@ -55,7 +55,7 @@ pub fn fan_out(source: &mut dyn Read, sinks: Vec<Sink<'_>>) -> (Vec<Result<Strin
         }
         let mut total = 0u64;
         let read = loop {
-            if let Err(e) = crate::process::check_interrupted() {
+            if let Err(e) = crate::tools::process::check_interrupted() {
                 break Err(e);
             }
             let mut chunk = Vec::with_capacity(CHUNK);

@@ -18,9 +18,9 @@ use super::{leases, Binding, Mac};
 use crate::commands::{machine_failures, per_machine, render, Context};
 use crate::error::{Error, Result};
 use crate::lab_json::LabRecord;
-use crate::process::shell_quote;
 use crate::progress::Progress;
-use crate::tart::{self, Tart};
+use crate::tools::process::shell_quote;
+use crate::tools::tart::{self, Tart};
 use crate::tools::Tool;
 use crate::topology::{Endpoint, EndpointKind, Node, NodeKind};
 
@@ -404,7 +404,7 @@ fn wait_for_planned(
         let extra = allowed_extra(&record.endpoint, node);
         let deadline = Instant::now() + timeout;
         loop {
-            crate::process::check_interrupted()?;
+            crate::tools::process::check_interrupted()?;
             if !restorer.entry_kept(ctx, node) {
                 restorer.restore(ctx, node, prefix)?;
             }

@@ -49,7 +49,7 @@ use crate::error::{Error, InputError, Result};
 use crate::fsutil::{write_atomic, write_atomic_if};
 use crate::inputs::LabName;
 use crate::output::Output;
-use crate::process::{shell_quote, Cmd};
+use crate::tools::process::{shell_quote, Cmd};
 
 /// Where bootpd writes its process id (`bootpd.tproj/bootpd.c` lines 247-257).
 pub const DEFAULT_PID_FILE: &str = "/var/run/bootpd.pid";
@@ -607,7 +607,7 @@ pub fn apply(env: &Environment, out: &Output, change: &Change, why: &str) -> Res
     // Refuse what root would refuse before asking for a password.
     change.validate(files.served().as_deref())?;
     // Two labs' edits of bootpd's files never interleave.
-    crate::host::with_lock(env, "bootpd.lock", || {
+    crate::tools::host::with_lock(env, "bootpd.lock", || {
         apply_locked(env, out, change, why, &files)
     })
 }

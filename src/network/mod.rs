@@ -26,7 +26,6 @@ pub mod dhcp;
 pub mod leases;
 pub mod mode;
 pub mod probe;
-pub mod softnet;
 
 pub use bootptab::{Binding, Mac};
 pub use mode::NetworkMode;

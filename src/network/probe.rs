@@ -24,11 +24,11 @@ use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
 use crate::lab_dir::LabDir;
 use crate::lab_json::LabRecord;
 use crate::output::{first_line, Output, Verbosity};
-use crate::process::Cmd;
 use crate::progress::Progress;
 use crate::roles::Role;
+use crate::tools::process::Cmd;
+use crate::tools::vagrant::Vagrant;
 use crate::topology::{Endpoint, EndpointKind, Node, NodeKind, Topology};
-use crate::vagrant::Vagrant;
 
 /// The probe's lab name (its Tart VMs are `k0slab-probe-probe-a` and `-b`).
 pub const LAB_NAME: &str = "k0slab-probe";
@@ -205,7 +205,7 @@ impl Report {
 }
 
 fn report_path(env: &Environment) -> PathBuf {
-    crate::host::k0slab_home(env).join("network-probe.json")
+    crate::tools::host::k0slab_home(env).join("network-probe.json")
 }
 
 /// The last report on this host, if any.
@@ -355,7 +355,7 @@ fn modes(ctx: &Context<'_>, lab: &NetworkMode) -> (Vec<NetworkMode>, Option<Stri
         modes.push(lab.clone());
     }
     let mut skipped = None;
-    match super::softnet::check(ctx.env, &ctx.out) {
+    match crate::tools::softnet::check(ctx.env, &ctx.out) {
         Ok(_) => modes.push(NetworkMode::Softnet),
         Err(problem) => skipped = Some(problem),
     }
@@ -642,7 +642,7 @@ fn reply(got: bool) -> &'static str {
 /// Runs the probe for the lab `lab` was planned from; saves and returns the report. Whatever
 /// happens, the probe's VMs and files are removed again.
 pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
-    let dir = crate::host::k0slab_home(ctx.env).join("network-probe");
+    let dir = crate::tools::host::k0slab_home(ctx.env).join("network-probe");
     // The probe's own wait for the assigned addresses (see ADDRESS_TIMEOUT).
     let env = if ctx.env.get("K0SLAB_ADDRESS_TIMEOUT").is_some() {
         ctx.env.clone()
@@ -680,7 +680,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
     if let Some(problem) = &softnet_problem {
         ctx.out.warn(&format!(
             "not measuring softnet: {problem}. Set it up once with: {}",
-            super::softnet::SETUP_HINT
+            crate::tools::softnet::SETUP_HINT
         ));
         measurements.extend([Check::VmToVm, Check::Vxlan].map(|c| {
             Measurement::new(

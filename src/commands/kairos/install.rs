@@ -26,10 +26,10 @@ use crate::health::condition_true;
 use crate::kairos::components::{self, Component, Source, Versions};
 use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
 use crate::kairos::milestones;
-use crate::kubectl::Kubectl;
-use crate::process::{check_interrupted, Cmd};
 use crate::progress::{format_duration, Bar, Progress};
 use crate::render::MODE_PRIVATE;
+use crate::tools::kubectl::Kubectl;
+use crate::tools::process::{check_interrupted, Cmd};
 use crate::tools::Tool;
 
 /// What `uninstall` deletes by provider label, besides the recorded manifests: built-in kinds

@@ -17,7 +17,7 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::kairos::components::Component;
 use crate::kubeconfig;
-use crate::kubectl::Kubectl;
+use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
 
 /// Where `install` keeps the manifests it applied (for `uninstall`).

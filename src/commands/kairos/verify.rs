@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::kairos::manifest;
 use crate::kairos::milestones::{self, Expected, Milestone, Observation, State};
-use crate::kubectl::Kubectl;
 use crate::output;
-use crate::process::check_interrupted;
 use crate::progress::{format_duration, Progress};
 use crate::render::MODE_PRIVATE;
+use crate::tools::kubectl::Kubectl;
+use crate::tools::process::check_interrupted;
 
 /// Options of `kairos verify`.
 pub struct VerifyOptions {

@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::output::Output;
-use crate::process::Cmd;
+use crate::tools::process::Cmd;
 
 /// k0sctl, for one lab's k0sctl.yaml.
 pub struct K0sctl<'a> {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::environment::Environment;
 use crate::output::Output;
-use crate::process::Cmd;
+use crate::tools::process::Cmd;
 
 /// The command that sets Softnet up once.
 pub const SETUP_HINT: &str =

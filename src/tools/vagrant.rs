@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::output::Output;
-use crate::process::Cmd;
+use crate::tools::process::Cmd;
 
 /// The provider every lab machine uses.
 pub const PROVIDER: &str = "tart";

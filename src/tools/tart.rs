@@ -9,7 +9,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::network::Mac;
 use crate::output::Output;
-use crate::process::Cmd;
+use crate::tools::process::Cmd;
 
 pub struct Tart<'a> {
     pub path: &'a Path,

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::output::Output;
-use crate::process::Cmd;
+use crate::tools::process::Cmd;
 
 pub struct Kubectl<'a> {
     pub path: &'a Path,

@@ -1,8 +1,23 @@
-//! The external tools k0slab drives, found once.
+//! The tool adapters, the bottom of k0slab above `error`, `environment` and `output`: each
+//! runs one external program with the arguments it is given and turns its output into values;
+//! none knows what a lab is beyond the paths and names it is handed.
+//!
+//! - [`process`]: running a program (deadlines, interrupts, captured output).
+//! - [`vagrant`], [`tart`], [`k0sctl`], [`kubectl`], [`softnet`]: one module per tool.
+//! - [`host`]: what the host itself says (CPUs, memory, OS).
+//! - this module: finding the tools, once.
 //!
 //! Each tool can be pointed at explicitly with an override variable (`K0SLAB_VAGRANT`, …);
 //! otherwise it is looked up on the environment's PATH. A missing tool is an error that names
 //! it and says how to install it.
+
+pub mod host;
+pub mod k0sctl;
+pub mod kubectl;
+pub mod process;
+pub mod softnet;
+pub mod tart;
+pub mod vagrant;
 
 use std::collections::BTreeMap;
 use std::fmt;
