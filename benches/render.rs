@@ -8,7 +8,7 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use k0slab::environment::Environment;
 use k0slab::inputs::{self, Flags, LabName};
-use k0slab::lab_json::Secrets;
+use k0slab::lab::record::Secrets;
 use k0slab::render::{self, RenderContext};
 use k0slab::topology::Topology;
 

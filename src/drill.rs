@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::roles::Role;
 use crate::topology::{EndpointKind, Node, NodeKind};
 
@@ -383,7 +383,7 @@ mod tests {
             inputs,
             nodes: t.nodes.clone(),
             endpoint: t.endpoint,
-            secrets: crate::lab_json::Secrets {
+            secrets: crate::lab::record::Secrets {
                 vrrp_auth_pass: "x".into(),
             },
             files: vec![],

@@ -9,7 +9,7 @@
 //! - [`inputs`]: flags and environment variables into typed, validated values.
 //! - [`topology`], [`roles`], [`addresses`]: the machines, their roles and addresses.
 //! - [`render`], [`templates`]: the Vagrantfile, k0sctl.yaml, haproxy.cfg and lab.json.
-//! - [`lab_dir`], [`fsutil`], [`sshkey`]: the lab directory on disk.
+//! - [`lab`], [`fsutil`]: the lab directory on disk.
 //! - [`network`]: one address per VM from a DHCP binding (bootptab), the network modes, the probe.
 //! - [`commands`]: one module per command; [`cli`] is the clap layer.
 
@@ -21,25 +21,20 @@ pub mod environment;
 pub mod error;
 pub mod fsutil;
 pub mod health;
-pub mod host_addresses;
 pub mod image;
 pub mod inputs;
 pub mod kairos;
 pub mod kubeconfig;
-pub mod lab_dir;
-pub mod lab_json;
-pub mod lab_lock;
+pub mod lab;
 pub mod network;
 pub mod output;
 pub mod progress;
 pub mod render;
 pub mod roles;
-pub mod sshkey;
 pub mod templates;
 pub mod tools;
 pub mod topology;
 pub mod versions;
-pub mod vm_registry;
 
 pub use error::{Error, Result};
 
@@ -86,7 +81,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     };
     // Held until the command returns: one command that changes a lab at a time.
     let _lock = match changes_lab(&cli.command) {
-        Some(name) => Some(lab_lock::acquire(
+        Some(name) => Some(lab::lock::acquire(
             env,
             ctx.dir.absolute(),
             &format!("k0slab {name}"),

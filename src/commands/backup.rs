@@ -97,7 +97,7 @@ pub fn backup(ctx: &Context<'_>) -> Result<()> {
 }
 
 /// Takes a backup into `<lab>/backups/`; returns its path.
-pub fn take(ctx: &Context<'_>, record: &crate::lab_json::LabRecord) -> Result<PathBuf> {
+pub fn take(ctx: &Context<'_>, record: &crate::lab::record::LabRecord) -> Result<PathBuf> {
     if !ctx.dir.join(crate::kubeconfig::FILE_NAME).is_file() {
         return Err(Error::Step(format!(
             "lab {} was never applied: there is no cluster to back up (`k0slab up` first)",
@@ -122,7 +122,7 @@ pub fn take(ctx: &Context<'_>, record: &crate::lab_json::LabRecord) -> Result<Pa
     fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io("setting the mode of", &file, e))?;
     let mut json = serde_json::to_string_pretty(&BackupRecord {
-        schema: crate::lab_json::SCHEMA,
+        schema: crate::lab::record::SCHEMA,
         k0slab_version: crate::VERSION.to_string(),
         inputs: record.inputs.clone(),
     })
@@ -160,7 +160,7 @@ fn read_backup_record(file: &Path) -> std::result::Result<Option<BackupRecord>, 
     };
     serde_json::from_str::<BackupRecord>(&text)
         .ok()
-        .filter(|r| r.schema == crate::lab_json::SCHEMA)
+        .filter(|r| r.schema == crate::lab::record::SCHEMA)
         .map(Some)
         .ok_or_else(|| {
             InputError::Rule(format!(

@@ -8,12 +8,12 @@ use std::path::{Component, Path};
 use super::{on_created_machines, render, Context};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
-use crate::lab_dir::GITIGNORE;
-use crate::lab_json::LabRecord;
+use crate::lab::dir::GITIGNORE;
+use crate::lab::record::LabRecord;
+use crate::lab::registry;
 use crate::render::VAGRANTFILE;
 use crate::tools::tart::{Tart, TartVm};
 use crate::tools::Tool;
-use crate::vm_registry;
 
 /// Files k0slab may write after `render`, besides those `lab.json` lists.
 const RUNTIME_FILES: [&str; 4] = [
@@ -56,7 +56,7 @@ fn delete_vm(ctx: &Context<'_>, tart: &Tart<'_>, vm: &TartVm) -> Result<()> {
 /// `vagrant destroy` (e.g. `.vagrant` was removed, or a machine is missing from lab.json).
 /// Never a VM only because it has a lab VM's name: it may be another lab's.
 fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
-    let registry = vm_registry::load(ctx.env)?;
+    let registry = registry::load(ctx.env)?;
     let ours: Vec<String> = registry
         .of_lab(ctx.dir.absolute())
         .into_iter()
@@ -85,7 +85,7 @@ fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
             ));
         }
     }
-    vm_registry::forget(ctx.env, &ours)
+    registry::forget(ctx.env, &ours)
 }
 
 /// `destroy` when `lab.json` is gone or unreadable: the lab's VMs are still found from the
@@ -93,7 +93,7 @@ fn delete_leftovers(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
 /// deleted with their addresses. The lab's other files are kept (without lab.json k0slab
 /// cannot tell which it wrote).
 fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Result<()> {
-    let registry = vm_registry::load(ctx.env)?;
+    let registry = registry::load(ctx.env)?;
     let mut owned = registry.of_lab(ctx.dir.absolute());
     for machine_vm in ctx.dir.tracked_vms() {
         if !owned.iter().any(|(vm, _)| *vm == machine_vm) {
@@ -102,9 +102,9 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
             if owner.is_none() {
                 owned.push((
                     machine_vm,
-                    vm_registry::Owner {
+                    registry::Owner {
                         lab: String::new(),
-                        lab_dir: vm_registry::canonical(ctx.dir.absolute()),
+                        lab_dir: registry::canonical(ctx.dir.absolute()),
                     },
                 ));
             }
@@ -130,7 +130,7 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         .filter(|vm| owned.iter().any(|(name, _)| *name == vm.name))
         .collect();
     if present.is_empty() {
-        vm_registry::forget(
+        registry::forget(
             ctx.env,
             &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
         )?;
@@ -170,11 +170,11 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
             )),
         }
     }
-    vm_registry::forget(
+    registry::forget(
         ctx.env,
         &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
     )?;
-    crate::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
+    crate::lab::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
     let vagrant_state = ctx.dir.join(".vagrant");
     if vagrant_state.is_dir() {
         fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
@@ -289,7 +289,7 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     // lab.json goes last: while it exists, `destroy` can be run again.
     for name in names
         .iter()
-        .filter(|n| ![crate::lab_json::FILE_NAME, crate::lab_json::COPY_NAME].contains(*n))
+        .filter(|n| ![crate::lab::record::FILE_NAME, crate::lab::record::COPY_NAME].contains(*n))
     {
         if !plain_name(name) {
             ctx.out.warn(&format!(
@@ -320,9 +320,9 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
             fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
     }
-    remove_file(ctx, crate::lab_json::FILE_NAME)?;
+    remove_file(ctx, crate::lab::record::FILE_NAME)?;
     // k0slab's copy of lab.json last: until it goes, a destroy finds the lab by it.
-    remove_file(ctx, crate::lab_json::COPY_NAME)?;
+    remove_file(ctx, crate::lab::record::COPY_NAME)?;
     let left: Vec<String> = fs::read_dir(ctx.dir.absolute())
         .map(|d| {
             d.flatten()
@@ -396,8 +396,11 @@ fn from_copy(ctx: &Context<'_>, problem: Option<&Error>) -> Result<Option<LabRec
     };
     ctx.out.info(&format!(
         "{} {about}: k0slab put it back from its copy ({}) and destroys the lab it describes",
-        ctx.dir.shown().join(crate::lab_json::FILE_NAME).display(),
-        crate::lab_json::COPY_NAME
+        ctx.dir
+            .shown()
+            .join(crate::lab::record::FILE_NAME)
+            .display(),
+        crate::lab::record::COPY_NAME
     ));
     ctx.dir.write_record(&copy)?;
     Ok(Some(copy))
@@ -427,7 +430,7 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
     )?;
     delete_leftovers(ctx, &record)?;
     crate::network::assign::release(ctx, &record)?;
-    crate::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
+    crate::lab::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
     remove_merged_contexts(ctx, &record)?;
     remove_files(ctx, &record)?;
     ctx.out.info(&format!(

@@ -12,7 +12,7 @@ use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::output::first_line;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;

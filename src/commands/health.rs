@@ -9,7 +9,7 @@ use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::health::{self, Check, Facts};
 use crate::kubeconfig;
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::output;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;

@@ -13,7 +13,7 @@ use crate::image::engine::{self, Engine};
 use crate::image::node::{self, NodeImage};
 use crate::image::stream::{self, Sink};
 use crate::image::{archive, reference, Image};
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::output::{count, first_line};
 use crate::progress::Progress;
 use crate::topology::Node;

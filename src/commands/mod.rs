@@ -25,8 +25,8 @@ use std::time::Duration;
 use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Change, Flags, Inputs, LabName};
-use crate::lab_dir::LabDir;
-use crate::lab_json::LabRecord;
+use crate::lab::dir::LabDir;
+use crate::lab::record::LabRecord;
 use crate::output::Output;
 use crate::progress::{Bar, Progress};
 use crate::tools::vagrant::Vagrant;
@@ -261,7 +261,7 @@ pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
             .as_ref()
             .map(|r| crate::topology::Hosts::kept_from(&r.nodes, &r.endpoint))
             .unwrap_or_default(),
-        held: crate::host_addresses::held_by_others(
+        held: crate::lab::host_addresses::held_by_others(
             ctx.env,
             ctx.dir.absolute(),
             resolved.inputs.name.as_str(),

@@ -7,7 +7,7 @@ use super::{describe_changes, plan_lab, Context, Planned};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
-use crate::lab_dir::{new_secrets, GITIGNORE, GITIGNORE_CONTENTS};
+use crate::lab::dir::{new_secrets, GITIGNORE, GITIGNORE_CONTENTS};
 use crate::network::Mac;
 use crate::render::{self, RenderContext};
 
@@ -94,7 +94,7 @@ fn write_files(
     planned: &Planned,
     assigned: &BTreeMap<String, Mac>,
     ssh_hosts: &BTreeMap<String, Ipv4Addr>,
-    secrets: &crate::lab_json::Secrets,
+    secrets: &crate::lab::record::Secrets,
     merged_into: &[std::path::PathBuf],
     gitignore_ours: bool,
 ) -> Result<Vec<(String, Written)>> {

@@ -13,7 +13,7 @@ use crate::fsutil::write_atomic;
 use crate::health::Check;
 use crate::inputs::Flags;
 use crate::kubeconfig;
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::network::{self, leases, NetworkMode};
 use crate::progress::{format_duration, Progress};
 use crate::render::{K0SCTL_YAML, MODE_PRIVATE};
@@ -297,8 +297,8 @@ fn preflight(
     listed: &[crate::tools::tart::TartVm],
 ) -> Result<()> {
     let existing: Vec<&str> = listed.iter().map(|vm| vm.name.as_str()).collect();
-    let registry = crate::vm_registry::load(ctx.env)?;
-    let here = crate::vm_registry::canonical(ctx.dir.absolute());
+    let registry = crate::lab::registry::load(ctx.env)?;
+    let here = crate::lab::registry::canonical(ctx.dir.absolute());
     let mut foreign = Vec::new();
     let mut untracked = Vec::new();
     for node in &record.nodes {
@@ -530,10 +530,10 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     prerequisites(ctx, &planned)?;
     // Planned again and recorded under the host-wide lock: two labs started at once never
     // take the same addresses (`host_addresses`).
-    let planned = crate::host_addresses::with_lock(ctx.env, || {
+    let planned = crate::lab::host_addresses::with_lock(ctx.env, || {
         let planned = plan_lab(ctx, flags)?;
         render::write_lab(ctx, &planned)?;
-        crate::host_addresses::record(
+        crate::lab::host_addresses::record(
             ctx.env,
             ctx.dir.absolute(),
             planned.topology.name.as_str(),
@@ -579,7 +579,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
         pull_image(ctx, &progress, &record.inputs.image, Some(&listed))?;
     }
     // Recorded before Vagrant clones them: whatever happens next, destroy finds them.
-    crate::vm_registry::claim(
+    crate::lab::registry::claim(
         ctx.env,
         ctx.dir.absolute(),
         record.name(),

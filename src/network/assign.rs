@@ -17,7 +17,7 @@ use super::dhcp::{self, Change, Edit, Files};
 use super::{leases, Binding, Mac};
 use crate::commands::{machine_failures, per_machine, render, Context};
 use crate::error::{Error, Result};
-use crate::lab_json::LabRecord;
+use crate::lab::record::LabRecord;
 use crate::progress::Progress;
 use crate::tools::process::shell_quote;
 use crate::tools::tart::{self, Tart};

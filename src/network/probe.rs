@@ -21,8 +21,8 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
-use crate::lab_dir::LabDir;
-use crate::lab_json::LabRecord;
+use crate::lab::dir::LabDir;
+use crate::lab::record::LabRecord;
 use crate::output::{first_line, Output, Verbosity};
 use crate::progress::Progress;
 use crate::roles::Role;
@@ -477,7 +477,7 @@ impl Probe<'_> {
             .map(|r| r.assigned.clone())
             .unwrap_or_default();
         render::write_lab_with(&self.ctx, &planned, &assigned, &BTreeMap::new())?;
-        crate::vm_registry::claim(
+        crate::lab::registry::claim(
             self.ctx.env,
             self.ctx.dir.absolute(),
             LAB_NAME,
@@ -668,7 +668,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         progress: Progress::new(&ctx.out),
     };
     let _lock =
-        crate::lab_lock::acquire(ctx.env, probe.ctx.dir.absolute(), "k0slab doctor --network")?;
+        crate::lab::lock::acquire(ctx.env, probe.ctx.dir.absolute(), "k0slab doctor --network")?;
     if probe.ctx.dir.read_record()?.is_some() {
         ctx.out
             .info("an earlier probe was interrupted: removing its VMs first");

@@ -1,5 +1,5 @@
 //! Rendering: the topology turned into the lab's files, as pure data. Writing them to disk is
-//! [`crate::lab_dir`]'s job.
+//! [`crate::lab::dir`]'s job.
 
 mod haproxy;
 mod k0sctl;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
-use crate::lab_json::{self, LabRecord, Secrets};
+use crate::lab::record::{self, LabRecord, Secrets};
 use crate::network::Mac;
 use crate::topology::{EndpointKind, Topology};
 
@@ -97,7 +97,7 @@ pub fn render_lab(
     written.extend([PRIVATE_KEY.to_string(), PUBLIC_KEY.to_string()]);
     // Written by k0sctl (through rig) on k0slab's behalf: SSH_KNOWN_HOSTS points here.
     written.push(KNOWN_HOSTS.to_string());
-    written.push(lab_json::FILE_NAME.to_string());
+    written.push(record::FILE_NAME.to_string());
     let mut hashes: BTreeMap<String, String> = files
         .iter()
         .map(|f| {
@@ -108,14 +108,14 @@ pub fn render_lab(
         })
         .collect();
     if let Some(gitignore) = ctx.gitignore {
-        written.push(crate::lab_dir::GITIGNORE.to_string());
+        written.push(crate::lab::dir::GITIGNORE.to_string());
         hashes.insert(
-            crate::lab_dir::GITIGNORE.to_string(),
+            crate::lab::dir::GITIGNORE.to_string(),
             crate::fsutil::digest(gitignore.as_bytes()),
         );
     }
     let record = LabRecord {
-        schema: lab_json::SCHEMA,
+        schema: record::SCHEMA,
         k0slab_version: crate::VERSION.to_string(),
         inputs: inputs.clone(),
         nodes: topology.nodes.clone(),
@@ -127,12 +127,12 @@ pub fn render_lab(
         assigned: ctx.assigned.clone(),
     };
     let mut json = serde_json::to_string_pretty(&record).map_err(|e| Error::Render {
-        name: lab_json::FILE_NAME.into(),
+        name: record::FILE_NAME.into(),
         reason: e.to_string(),
     })?;
     json.push('\n');
     files.push(RenderedFile {
-        name: lab_json::FILE_NAME,
+        name: record::FILE_NAME,
         contents: json,
         mode: MODE_PRIVATE,
     });

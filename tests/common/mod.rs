@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use k0slab::environment::Environment;
 use k0slab::inputs::{self, Flags, Inputs, LabName};
-use k0slab::lab_json::Secrets;
+use k0slab::lab::record::Secrets;
 use k0slab::render::{self, RenderContext, RenderedFile};
 use k0slab::topology::Topology;
 

@@ -8,9 +8,9 @@ use rand_core::{OsRng, RngCore};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
-use crate::lab_json::{self, LabRecord, Secrets};
+use crate::lab::record::{self, LabRecord, Secrets};
+use crate::lab::sshkey;
 use crate::render::{PRIVATE_KEY, PUBLIC_KEY};
-use crate::sshkey;
 
 /// A `.gitignore` that keeps everything in the lab directory out of git.
 pub const GITIGNORE: &str = ".gitignore";
@@ -55,7 +55,7 @@ impl LabDir {
 
     /// The lab's record, if the directory holds one.
     pub fn read_record(&self) -> Result<Option<LabRecord>> {
-        let path = self.join(lab_json::FILE_NAME);
+        let path = self.join(record::FILE_NAME);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -64,7 +64,7 @@ impl LabDir {
         // Another k0slab version's record first: its layout may not parse here at all.
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) {
             let schema = value.get("schema").and_then(serde_json::Value::as_u64);
-            if let Some(schema) = schema.filter(|s| *s != u64::from(lab_json::SCHEMA)) {
+            if let Some(schema) = schema.filter(|s| *s != u64::from(record::SCHEMA)) {
                 let version = value
                     .get("k0slab_version")
                     .and_then(serde_json::Value::as_str)
@@ -75,7 +75,7 @@ impl LabDir {
                         "k0slab {version} wrote it (schema {schema}), and this k0slab ({}) \
                          reads schema {}: use k0slab {version} for this lab",
                         crate::VERSION,
-                        lab_json::SCHEMA
+                        record::SCHEMA
                     ),
                 });
             }
@@ -83,20 +83,20 @@ impl LabDir {
         let record: LabRecord = serde_json::from_str(&text).map_err(|e| Error::DamagedRecord {
             path: path.clone(),
             reason: e.to_string(),
-            copy: lab_json::COPY_NAME,
+            copy: record::COPY_NAME,
         })?;
         Ok(Some(record))
     }
 
-    /// Replaces `lab.json` and k0slab's copy of it ([`lab_json::COPY_NAME`]), both or
+    /// Replaces `lab.json` and k0slab's copy of it ([`record::COPY_NAME`]), both or
     /// neither.
     pub fn write_record(&self, record: &LabRecord) -> Result<()> {
         let json = record_json(record).map_err(|reason| Error::LabFile {
-            path: self.join(lab_json::FILE_NAME),
+            path: self.join(record::FILE_NAME),
             reason,
         })?;
         self.write_files(&[(
-            lab_json::FILE_NAME,
+            record::FILE_NAME,
             json.as_bytes(),
             crate::render::MODE_PRIVATE,
         )])?;
@@ -106,10 +106,10 @@ impl LabDir {
     /// k0slab's copy of `lab.json`, written with it: what `destroy` goes by when `lab.json`
     /// is gone or unreadable. `None` when there is no copy or it cannot be read either.
     pub fn read_copy(&self) -> Option<LabRecord> {
-        let text = fs::read_to_string(self.join(lab_json::COPY_NAME)).ok()?;
+        let text = fs::read_to_string(self.join(record::COPY_NAME)).ok()?;
         serde_json::from_str::<LabRecord>(&text)
             .ok()
-            .filter(|r| r.schema == lab_json::SCHEMA)
+            .filter(|r| r.schema == record::SCHEMA)
     }
 
     /// Machines Vagrant has created in this directory (`.vagrant/machines/<name>/<provider>/id`).
@@ -224,7 +224,7 @@ impl LabDir {
     /// ([`write_all_or_none`]); with `lab.json` goes k0slab's copy of it.
     pub fn write_files(&self, files: &[(&str, &[u8], u32)]) -> Result<Vec<(String, Written)>> {
         let paths: Vec<PathBuf> = files.iter().map(|(name, _, _)| self.join(name)).collect();
-        let copy_path = self.join(lab_json::COPY_NAME);
+        let copy_path = self.join(record::COPY_NAME);
         let mut planned: Vec<Planned<'_>> = files
             .iter()
             .zip(&paths)
@@ -234,7 +234,7 @@ impl LabDir {
                 mode: *mode,
             })
             .collect();
-        if let Some((_, record, mode)) = files.iter().find(|(n, _, _)| *n == lab_json::FILE_NAME) {
+        if let Some((_, record, mode)) = files.iter().find(|(n, _, _)| *n == record::FILE_NAME) {
             planned.push(Planned {
                 path: &copy_path,
                 contents: record,

@@ -72,11 +72,11 @@ pub fn held_by_others(
     lab_dir: &Path,
     lab: &str,
 ) -> Result<BTreeMap<Ipv4Addr, String>> {
-    let here = crate::vm_registry::canonical(lab_dir);
+    let here = crate::lab::registry::canonical(lab_dir);
     let mut held = BTreeMap::new();
     for (dir, h) in load(env)?.labs {
         // A lab whose directory lost its lab.json is gone (or never got past render).
-        if dir == here || !dir.join(crate::lab_json::FILE_NAME).is_file() {
+        if dir == here || !dir.join(crate::lab::record::FILE_NAME).is_file() {
             continue;
         }
         for a in h.addresses {
@@ -107,7 +107,7 @@ pub fn record(
         lab: lab.to_string(),
         addresses,
     };
-    let dir = crate::vm_registry::canonical(lab_dir);
+    let dir = crate::lab::registry::canonical(lab_dir);
     if record.labs.get(&dir) == Some(&held) {
         return Ok(());
     }
@@ -121,7 +121,7 @@ pub fn forget(env: &Environment, lab_dir: &Path) -> Result<()> {
         let mut record = load(env)?;
         if record
             .labs
-            .remove(&crate::vm_registry::canonical(lab_dir))
+            .remove(&crate::lab::registry::canonical(lab_dir))
             .is_some()
         {
             save(env, &record)?;
