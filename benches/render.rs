@@ -8,7 +8,8 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use k0slab::environment::Environment;
 use k0slab::inputs::{self, Flags, LabName};
-use k0slab::lab::record::Secrets;
+use k0slab::lab::files;
+use k0slab::lab::record::{self, Kept, Secrets};
 use k0slab::render::{self, RenderContext};
 use k0slab::topology::Topology;
 
@@ -21,18 +22,29 @@ fn plan_and_render(env: &Environment) -> usize {
         .unwrap()
         .inputs;
     let topology = Topology::resolve(&inputs).unwrap();
-    let files = render::render_lab(
-        &inputs,
+    let secrets = Secrets {
+        vrrp_auth_pass: "Bench123".into(),
+    };
+    let rendered = render::render(
         &topology,
         &RenderContext {
-            lab_dir: Path::new("/Users/dev/k0slab/lab"),
+            private_key: &Path::new("/Users/dev/k0slab/lab").join(files::PRIVATE_KEY),
+            haproxy_cfg: files::HAPROXY_CFG,
             public_key: KEY,
-            secrets: &Secrets {
-                vrrp_auth_pass: "Bench123".into(),
-            },
-            merged_into: &[],
+            vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
+        },
+    )
+    .unwrap();
+    let files = record::lab_files(
+        &inputs,
+        &topology,
+        rendered,
+        &Kept {
+            secrets: &secrets,
+            merged_into: &[],
+            assigned: &Default::default(),
             gitignore: None,
         },
     )

@@ -3,6 +3,9 @@
 //! Everything that depends on the environment takes an [`Environment`], so tests fill it from a
 //! map and never touch the process environment.
 
+/// This k0slab's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use std::collections::BTreeMap;
 
 /// A snapshot of environment variables.

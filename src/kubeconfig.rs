@@ -43,9 +43,6 @@ use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 
-/// The lab's kubeconfig, inside the lab directory.
-pub const FILE_NAME: &str = "kubeconfig";
-
 fn bad(path: &str, reason: impl Into<String>) -> Error {
     Error::Unreadable {
         path: PathBuf::from(path),

@@ -38,8 +38,7 @@ pub mod versions;
 
 pub use error::{Error, Result};
 
-/// This k0slab's version.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use environment::VERSION;
 
 /// The process exit code for `err`: [`Error::exit_code`], with an interruption's own signal
 /// (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).

@@ -19,19 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Flags, Inputs, Key, LabName};
-use crate::render::K0SCTL_YAML;
+use crate::lab::files::K0SCTL_YAML;
+use crate::lab::files::{BACKUPS, BACKUP_RECORD_SUFFIX as RECORD_SUFFIX};
 use crate::tools::k0sctl::K0sctl;
 use crate::tools::Tool;
-
-/// Where backups go, inside the lab directory (kept by `destroy`).
-pub const BACKUPS: &str = "backups";
-
-/// The suffix of k0slab's record beside a backup: `<backup>.tar.gz.lab.json`. k0sctl's archive
-/// is k0s' own backup as k0s wrote it (k0sproject/k0sctl f4005b6 `phase/backup.go` lines
-/// 105-112 and 132-144 stream the one file `k0s backup` leaves in its temporary directory),
-/// which holds the cluster's data but not the lab's shape; k0slab leaves the archive as it is
-/// and keeps the shape beside it.
-pub const RECORD_SUFFIX: &str = ".lab.json";
 
 /// The settings that make a lab's shape: a backup is restored only into a lab of the same
 /// shape. The others (resources, image, subnet, network, version) come from the backup's lab
@@ -98,7 +89,7 @@ pub fn backup(ctx: &Context<'_>) -> Result<()> {
 
 /// Takes a backup into `<lab>/backups/`; returns its path.
 pub fn take(ctx: &Context<'_>, record: &crate::lab::record::LabRecord) -> Result<PathBuf> {
-    if !ctx.dir.join(crate::kubeconfig::FILE_NAME).is_file() {
+    if !ctx.dir.join(crate::lab::files::KUBECONFIG).is_file() {
         return Err(Error::Step(format!(
             "lab {} was never applied: there is no cluster to back up (`k0slab up` first)",
             record.name()
@@ -113,6 +104,7 @@ pub fn take(ctx: &Context<'_>, record: &crate::lab::record::LabRecord) -> Result
     let k0sctl = K0sctl {
         path: ctx.tools.get(Tool::K0sctl)?,
         config: &config,
+        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
         env: ctx.env,
         out: &ctx.out,
     };
@@ -123,7 +115,7 @@ pub fn take(ctx: &Context<'_>, record: &crate::lab::record::LabRecord) -> Result
         .map_err(|e| Error::io("setting the mode of", &file, e))?;
     let mut json = serde_json::to_string_pretty(&BackupRecord {
         schema: crate::lab::record::SCHEMA,
-        k0slab_version: crate::VERSION.to_string(),
+        k0slab_version: crate::environment::VERSION.to_string(),
         inputs: record.inputs.clone(),
     })
     .expect("the record serialises");
@@ -274,7 +266,7 @@ pub fn restore(ctx: &Context<'_>, flags: &Flags, file: &Path, wait: Duration) ->
     check_archive(file)?;
     let file: PathBuf = std::path::absolute(file).map_err(|e| Error::io("resolving", file, e))?;
     let flags = &restore_flags(ctx, flags, &file)?;
-    if super::up::already_applied(ctx) || ctx.dir.join(crate::kubeconfig::FILE_NAME).is_file() {
+    if super::up::already_applied(ctx) || ctx.dir.join(crate::lab::files::KUBECONFIG).is_file() {
         return Err(InputError::Rule(format!(
             "the lab in {} runs a cluster already, and k0sctl restores only where k0s does not \
              run yet (it would skip the restore without a word): `k0slab destroy`, then \

@@ -8,21 +8,13 @@ use std::path::{Component, Path};
 use super::{on_created_machines, render, Context};
 use crate::error::{Error, Result};
 use crate::kubeconfig;
-use crate::lab::dir::GITIGNORE;
+use crate::lab::files::GITIGNORE;
+use crate::lab::files::RUNTIME_FILES;
+use crate::lab::files::VAGRANTFILE;
 use crate::lab::record::LabRecord;
 use crate::lab::registry;
-use crate::render::VAGRANTFILE;
 use crate::tools::tart::{Tart, TartVm};
 use crate::tools::Tool;
-
-/// Files k0slab may write after `render`, besides those `lab.json` lists.
-const RUNTIME_FILES: [&str; 4] = [
-    kubeconfig::FILE_NAME,
-    super::up::APPLIED_MARKER,
-    crate::render::KNOWN_HOSTS,
-    // Where k0slab before 0.2 staged the root half's change (it now goes on standard input).
-    ".k0slab-bootpd-change.json",
-];
 
 /// Puts the Vagrantfile back from `lab.json` if it was deleted: Vagrant needs it to destroy.
 fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
@@ -214,7 +206,7 @@ fn kept_without_record(ctx: &Context<'_>, damaged: bool) {
 /// kubeconfig that cannot be read or written does not fail `destroy`: a warning names the file
 /// and the entries left in it, as it does for entries with the lab's names that are kept.
 fn remove_merged_contexts(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
-    let lab_file = ctx.dir.join(kubeconfig::FILE_NAME);
+    let lab_file = ctx.dir.join(crate::lab::files::KUBECONFIG);
     let lab_kubeconfig = fs::read_to_string(&lab_file).unwrap_or_default();
     let dir = kubeconfig::canonical_dir(ctx.dir.absolute());
     let lab = kubeconfig::Lab {
@@ -287,10 +279,13 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         .collect();
     let mut kept = Vec::new();
     // lab.json goes last: while it exists, `destroy` can be run again.
-    for name in names
-        .iter()
-        .filter(|n| ![crate::lab::record::FILE_NAME, crate::lab::record::COPY_NAME].contains(*n))
-    {
+    for name in names.iter().filter(|n| {
+        ![
+            crate::lab::files::LAB_JSON,
+            crate::lab::files::LAB_JSON_COPY,
+        ]
+        .contains(*n)
+    }) {
         if !plain_name(name) {
             ctx.out.warn(&format!(
                 "lab.json lists {name:?}, which is not a file of the lab directory: left alone"
@@ -314,15 +309,15 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         }
     }
     // Vagrant's state of the lab's machines, and the manifests `kairos install` applied.
-    for dir in [".vagrant", super::kairos::KAIROS_DIR] {
+    for dir in [".vagrant", crate::lab::files::KAIROS_DIR] {
         let path = ctx.dir.join(dir);
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
         }
     }
-    remove_file(ctx, crate::lab::record::FILE_NAME)?;
+    remove_file(ctx, crate::lab::files::LAB_JSON)?;
     // k0slab's copy of lab.json last: until it goes, a destroy finds the lab by it.
-    remove_file(ctx, crate::lab::record::COPY_NAME)?;
+    remove_file(ctx, crate::lab::files::LAB_JSON_COPY)?;
     let left: Vec<String> = fs::read_dir(ctx.dir.absolute())
         .map(|d| {
             d.flatten()
@@ -338,13 +333,13 @@ fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
         let others: Vec<&String> = left
             .iter()
             .filter(|l| !kept.iter().any(|k| k.starts_with(&format!("{l} "))))
-            .filter(|l| *l != super::backup::BACKUPS)
+            .filter(|l| *l != crate::lab::files::BACKUPS)
             .collect();
         let mut lines = Vec::new();
-        if left.iter().any(|l| l == super::backup::BACKUPS) {
+        if left.iter().any(|l| l == crate::lab::files::BACKUPS) {
             lines.push(format!(
                 "kept {}/ (the cluster's backups, for `k0slab restore`)",
-                super::backup::BACKUPS
+                crate::lab::files::BACKUPS
             ));
         }
         if !changed.is_empty() {
@@ -396,11 +391,8 @@ fn from_copy(ctx: &Context<'_>, problem: Option<&Error>) -> Result<Option<LabRec
     };
     ctx.out.info(&format!(
         "{} {about}: k0slab put it back from its copy ({}) and destroys the lab it describes",
-        ctx.dir
-            .shown()
-            .join(crate::lab::record::FILE_NAME)
-            .display(),
-        crate::lab::record::COPY_NAME
+        ctx.dir.shown().join(crate::lab::files::LAB_JSON).display(),
+        crate::lab::files::LAB_JSON_COPY
     ));
     ctx.dir.write_record(&copy)?;
     Ok(Some(copy))

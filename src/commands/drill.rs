@@ -11,7 +11,6 @@ use super::Context;
 use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
 use crate::error::{Error, Result};
-use crate::kubeconfig;
 use crate::lab::record::LabRecord;
 use crate::output::first_line;
 use crate::progress::{format_duration, Progress};
@@ -210,7 +209,7 @@ impl Drill<'_, '_> {
         let yaml = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {MARKER}\n  namespace: default\ndata:\n  written: \"{stamp}\"\n"
         );
-        crate::fsutil::write_atomic(&manifest, yaml.as_bytes(), crate::render::MODE_PRIVATE)?;
+        crate::fsutil::write_atomic(&manifest, yaml.as_bytes(), crate::lab::files::MODE_PRIVATE)?;
         let applied = self
             .kubectl()
             .apply("writing the drill's marker ConfigMap", &manifest);
@@ -245,9 +244,9 @@ impl Drill<'_, '_> {
         record.assigned.clear();
         self.ctx.dir.write_record(&record)?;
         for file in [
-            super::up::APPLIED_MARKER,
-            kubeconfig::FILE_NAME,
-            crate::render::KNOWN_HOSTS,
+            crate::lab::files::APPLIED_MARKER,
+            crate::lab::files::KUBECONFIG,
+            crate::lab::files::KNOWN_HOSTS,
         ] {
             let _ = std::fs::remove_file(self.ctx.dir.join(file));
         }
@@ -538,7 +537,7 @@ pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<()> {
     let drill = Drill {
         ctx,
         kubectl_path: ctx.tools.get(Tool::Kubectl)?.to_path_buf(),
-        kubeconfig: ctx.dir.join(kubeconfig::FILE_NAME),
+        kubeconfig: ctx.dir.join(crate::lab::files::KUBECONFIG),
         record,
         timing,
         hard: o.hard,

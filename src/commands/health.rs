@@ -8,7 +8,6 @@ use super::Context;
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::health::{self, Check, Facts};
-use crate::kubeconfig;
 use crate::lab::record::LabRecord;
 use crate::output;
 use crate::progress::{format_duration, Progress};
@@ -82,11 +81,14 @@ fn member_list(
 
 /// Asks kubectl and Vagrant for the facts the checks judge.
 fn gather(ctx: &Context<'_>, record: &LabRecord) -> Result<Facts> {
-    let kubeconfig = ctx.dir.join(kubeconfig::FILE_NAME);
+    let kubeconfig = ctx.dir.join(crate::lab::files::KUBECONFIG);
     let missing = || {
         format!(
             "no kubeconfig at {}: run `k0slab up`",
-            ctx.dir.shown().join(kubeconfig::FILE_NAME).display()
+            ctx.dir
+                .shown()
+                .join(crate::lab::files::KUBECONFIG)
+                .display()
         )
     };
     let kubectl = Kubectl {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use super::{machine_failures, per_machine, Context};
 use crate::cli::OutputFormat;
 use crate::error::{Error, InputError, Result};
 use crate::image::engine::{self, Engine};
-use crate::image::node::{self, NodeImage};
+use crate::image::node::{self, NodeImage, SshClient};
 use crate::image::stream::{self, Sink};
 use crate::image::{archive, reference, Image};
 use crate::lab::record::LabRecord;
@@ -36,11 +36,16 @@ pub struct LoadOptions {
     pub nodes: Vec<String>,
 }
 
-fn ssh_path(ctx: &Context<'_>) -> Result<PathBuf> {
-    crate::tools::on_path(ctx.env, "ssh").ok_or_else(|| Error::ToolMissing {
+fn ssh_client(ctx: &Context<'_>) -> Result<SshClient> {
+    let program = crate::tools::on_path(ctx.env, "ssh").ok_or_else(|| Error::ToolMissing {
         tool: "ssh",
         reason: "the OpenSSH client is not on PATH".into(),
         hint: "it ships with macOS (/usr/bin/ssh)",
+    })?;
+    Ok(SshClient {
+        program,
+        private_key: ctx.dir.join(crate::lab::files::PRIVATE_KEY),
+        known_hosts: ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
     })
 }
 
@@ -135,16 +140,10 @@ fn plan(ctx: &Context<'_>, source: &Source) -> Result<Vec<Load>> {
     }
 }
 
-fn list(ctx: &Context<'_>, ssh: &Path, node: &Node) -> Result<Vec<NodeImage>> {
-    node::ssh(
-        ssh,
-        ctx.dir.absolute(),
-        node,
-        &node::list_command(),
-        "listing images",
-    )
-    .output(ctx.env, &ctx.out)
-    .map(|t| node::parse_list(&t))
+fn list(ctx: &Context<'_>, ssh: &SshClient, node: &Node) -> Result<Vec<NodeImage>> {
+    node::ssh(ssh, node, &node::list_command(), "listing images")
+        .output(ctx.env, &ctx.out)
+        .map(|t| node::parse_list(&t))
 }
 
 /// Whether `node` has every image of `load` with the host's ID.
@@ -166,7 +165,7 @@ struct Outcome {
 
 fn send(
     ctx: &Context<'_>,
-    ssh: &Path,
+    ssh: &SshClient,
     progress: &Progress,
     load: &Load,
     nodes: &[&Node],
@@ -188,14 +187,8 @@ fn send(
     let mut started = Vec::new();
     let mut sinks = Vec::new();
     for (node, bar) in nodes.iter().zip(&bars) {
-        let writer = node::ssh(
-            ssh,
-            ctx.dir.absolute(),
-            node,
-            &node::import_command(),
-            "importing the image",
-        )
-        .write_bytes(ctx.env, &ctx.out)?;
+        let writer = node::ssh(ssh, node, &node::import_command(), "importing the image")
+            .write_bytes(ctx.env, &ctx.out)?;
         started.push(node.name.clone());
         sinks.push(Sink { writer, bar });
     }
@@ -233,7 +226,7 @@ fn fail(failed: &mut BTreeSet<String>, outcomes: &mut Vec<Outcome>, node: &str, 
 pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
     let record = ctx.record()?;
     let nodes = targets(&record, &o.nodes)?;
-    let ssh = ssh_path(ctx)?;
+    let ssh = ssh_client(ctx)?;
     let loads = plan(ctx, &o.source)?;
     let progress = Progress::new(&ctx.out);
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -288,7 +281,6 @@ pub fn load(ctx: &Context<'_>, o: &LoadOptions) -> Result<()> {
             for image in &load.images {
                 node::ssh(
                     &ssh,
-                    ctx.dir.absolute(),
                     node,
                     &node::label_command(&image.name, &image.id),
                     "labelling the image",
@@ -371,7 +363,7 @@ struct Listed<'a> {
 pub fn ls(ctx: &Context<'_>, format: OutputFormat) -> Result<()> {
     let record = ctx.record()?;
     let nodes = targets(&record, &[])?;
-    let ssh = ssh_path(ctx)?;
+    let ssh = ssh_client(ctx)?;
     let progress = Progress::new(&ctx.out);
     let results = per_machine(ctx, &progress, &nodes, |node, bar| {
         bar.message("listing images");

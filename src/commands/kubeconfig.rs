@@ -8,12 +8,15 @@ use crate::kubeconfig;
 
 pub fn run(ctx: &Context<'_>, merge: bool) -> Result<()> {
     let mut record = ctx.record()?;
-    let path = ctx.dir.join(kubeconfig::FILE_NAME);
+    let path = ctx.dir.join(crate::lab::files::KUBECONFIG);
     let lab_kubeconfig = std::fs::read_to_string(&path).map_err(|_| {
         Error::Step(format!(
             "lab {} has no kubeconfig yet ({}): run `k0slab up` first",
             record.name(),
-            ctx.dir.shown().join(kubeconfig::FILE_NAME).display()
+            ctx.dir
+                .shown()
+                .join(crate::lab::files::KUBECONFIG)
+                .display()
         ))
     })?;
     if !merge {

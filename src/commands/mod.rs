@@ -26,15 +26,13 @@ use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Change, Flags, Inputs, LabName};
 use crate::lab::dir::LabDir;
+use crate::lab::files::DEFAULT_DIR;
 use crate::lab::record::LabRecord;
 use crate::output::Output;
 use crate::progress::{Bar, Progress};
 use crate::tools::vagrant::Vagrant;
 use crate::tools::{Tool, Tools};
 use crate::topology::{Node, Topology};
-
-/// The default lab directory.
-pub const DEFAULT_DIR: &str = "lab";
 
 /// What every command gets.
 pub struct Context<'a> {

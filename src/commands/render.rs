@@ -7,7 +7,8 @@ use super::{describe_changes, plan_lab, Context, Planned};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
-use crate::lab::dir::{new_secrets, GITIGNORE, GITIGNORE_CONTENTS};
+use crate::lab::dir::new_secrets;
+use crate::lab::files::{GITIGNORE, GITIGNORE_CONTENTS};
 use crate::network::Mac;
 use crate::render::{self, RenderContext};
 
@@ -54,9 +55,12 @@ pub fn write_lab_with(
         .as_ref()
         .map(|r| r.merged_into.clone())
         .unwrap_or_default();
-    let mut names = vec![render::VAGRANTFILE, render::K0SCTL_YAML];
+    let mut names = vec![
+        crate::lab::files::VAGRANTFILE,
+        crate::lab::files::K0SCTL_YAML,
+    ];
     if planned.topology.endpoint.kind == crate::topology::EndpointKind::Haproxy {
-        names.push(render::HAPROXY_CFG);
+        names.push(crate::lab::files::HAPROXY_CFG);
     }
     // What lab.json says now: an earlier write of this same run may have changed the files.
     let on_disk = ctx.dir.read_record()?;
@@ -101,16 +105,26 @@ fn write_files(
     let comment = format!("k0slab@{}", planned.topology.name);
     let key = ctx.dir.key_pair(&comment)?;
     let new_gitignore = !ctx.dir.join(GITIGNORE).exists() && gitignore_ours;
-    let files = render::render_lab(
-        &planned.inputs,
+    let private_key = ctx.dir.join(crate::lab::files::PRIVATE_KEY);
+    let rendered = render::render(
         &planned.topology,
         &RenderContext {
-            lab_dir: ctx.dir.absolute(),
+            private_key: &private_key,
+            haproxy_cfg: crate::lab::files::HAPROXY_CFG,
             public_key: &key.line,
+            vrrp_auth_pass: &secrets.vrrp_auth_pass,
+            assigned,
+            ssh_hosts,
+        },
+    )?;
+    let files = crate::lab::record::lab_files(
+        &planned.inputs,
+        &planned.topology,
+        rendered,
+        &crate::lab::record::Kept {
             secrets,
             merged_into,
             assigned,
-            ssh_hosts,
             gitignore: gitignore_ours.then_some(GITIGNORE_CONTENTS),
         },
     )?;
@@ -127,11 +141,15 @@ fn write_files(
         set.push((
             GITIGNORE,
             GITIGNORE_CONTENTS.as_bytes(),
-            render::MODE_PUBLIC,
+            crate::lab::files::MODE_PUBLIC,
         ));
     }
     for (name, text) in &key_files {
-        set.push((name.as_str(), text.as_bytes(), render::MODE_PRIVATE));
+        set.push((
+            name.as_str(),
+            text.as_bytes(),
+            crate::lab::files::MODE_PRIVATE,
+        ));
     }
     set.extend(
         files
@@ -154,8 +172,8 @@ fn write_files(
     )];
     // The public half alone (derived from the kept private key) reports as the pair does.
     written.by_ref().take(key_files.len()).for_each(drop);
-    report.push((render::PRIVATE_KEY.to_string(), key_written));
-    report.push((render::PUBLIC_KEY.to_string(), key_written));
+    report.push((crate::lab::files::PRIVATE_KEY.to_string(), key_written));
+    report.push((crate::lab::files::PUBLIC_KEY.to_string(), key_written));
     report.extend(written);
     Ok(report)
 }

@@ -9,7 +9,6 @@ use super::Context;
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::health;
-use crate::kubeconfig;
 use crate::output;
 use crate::roles::Role;
 use crate::tools::kubectl::Kubectl;
@@ -41,7 +40,7 @@ struct Status<'a> {
 }
 
 fn nodes(ctx: &Context<'_>) -> std::result::Result<BTreeMap<String, NodeStatus>, String> {
-    let path = ctx.dir.join(kubeconfig::FILE_NAME);
+    let path = ctx.dir.join(crate::lab::files::KUBECONFIG);
     if !path.is_file() {
         return Err("no kubeconfig yet".into());
     }
@@ -92,7 +91,7 @@ pub fn run(ctx: &Context<'_>, format: OutputFormat) -> Result<()> {
             node: nodes.remove(&n.name),
         })
         .collect();
-    let kubeconfig_path = ctx.dir.join(kubeconfig::FILE_NAME);
+    let kubeconfig_path = ctx.dir.join(crate::lab::files::KUBECONFIG);
     let status = Status {
         lab: record.name(),
         endpoint: record.endpoint.url(),

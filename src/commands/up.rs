@@ -13,10 +13,11 @@ use crate::fsutil::write_atomic;
 use crate::health::Check;
 use crate::inputs::Flags;
 use crate::kubeconfig;
+use crate::lab::files::APPLIED_MARKER;
+use crate::lab::files::{K0SCTL_YAML, MODE_PRIVATE};
 use crate::lab::record::LabRecord;
 use crate::network::{self, leases, NetworkMode};
 use crate::progress::{format_duration, Progress};
-use crate::render::{K0SCTL_YAML, MODE_PRIVATE};
 use crate::tools::host;
 use crate::tools::k0sctl::K0sctl;
 use crate::tools::process::{check_interrupted, shell_quote};
@@ -25,9 +26,6 @@ use crate::tools::tart::Tart;
 use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
 use crate::topology::{Node, NodeKind};
-
-/// A copy of the k0sctl.yaml that was last applied successfully.
-pub const APPLIED_MARKER: &str = ".k0sctl-applied.yaml";
 
 const RESUME_HINT: &str = "Fix the cause and run `k0slab up` again: machines that are up are kept.";
 
@@ -180,6 +178,7 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     let k0sctl = K0sctl {
         path: &k0sctl_path,
         config: &config,
+        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
         env: ctx.env,
         out: &ctx.out,
     };
@@ -453,7 +452,7 @@ pub(crate) fn already_applied(ctx: &Context<'_>) -> bool {
         fs::read(ctx.dir.join(APPLIED_MARKER)),
         fs::read(ctx.dir.join(K0SCTL_YAML)),
     ) {
-        (Ok(a), Ok(b)) => a == b && ctx.dir.join(kubeconfig::FILE_NAME).is_file(),
+        (Ok(a), Ok(b)) => a == b && ctx.dir.join(crate::lab::files::KUBECONFIG).is_file(),
         _ => false,
     }
 }
@@ -484,7 +483,7 @@ fn apply_and_write_kubeconfig(
     };
     let normalized = kubeconfig::normalize(&raw, record.name())?;
     write_atomic(
-        &ctx.dir.join(kubeconfig::FILE_NAME),
+        &ctx.dir.join(crate::lab::files::KUBECONFIG),
         normalized.as_bytes(),
         MODE_PRIVATE,
     )?;
@@ -492,7 +491,7 @@ fn apply_and_write_kubeconfig(
 }
 
 fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Check]) {
-    let kubeconfig_path = ctx.dir.join(kubeconfig::FILE_NAME);
+    let kubeconfig_path = ctx.dir.join(crate::lab::files::KUBECONFIG);
     let healthy = checks.iter().all(|c| c.ok);
     ctx.out.result(&super::health::table(checks));
     ctx.out.result(&format!(
@@ -501,7 +500,7 @@ fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Ch
         if healthy { "up and healthy" } else { "up but NOT healthy" },
         format_duration(started.elapsed()),
         record.endpoint.url(),
-        ctx.dir.shown().join(kubeconfig::FILE_NAME).display(),
+        ctx.dir.shown().join(crate::lab::files::KUBECONFIG).display(),
         shell_quote(&kubeconfig_path.display().to_string()),
     ));
 }
@@ -603,6 +602,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     let k0sctl = K0sctl {
         path: ctx.tools.get(Tool::K0sctl)?,
         config: &config,
+        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
         env: ctx.env,
         out: &ctx.out,
     };

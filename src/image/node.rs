@@ -15,27 +15,32 @@
 //!   connection.go` lines 118-128, 295-298): batch mode, the lab's `known_hosts`, new host keys
 //!   accepted, changed ones refused (`hostkey/callbacks.go` lines 161-200).
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::ID_LABEL;
-use crate::render::{KNOWN_HOSTS, PRIVATE_KEY, SSH_USER};
+use crate::render::SSH_USER;
 use crate::tools::process::{shell_quote, Cmd};
 use crate::topology::Node;
 
 const K0S: &str = "/usr/local/bin/k0s";
 
+/// How the lab's machines are reached: the OpenSSH client, the lab's key and its known_hosts.
+#[derive(Debug, Clone)]
+pub struct SshClient {
+    pub program: PathBuf,
+    pub private_key: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
 /// `ssh … admin@<node address> -- <remote>`, with the lab's key and known_hosts.
-pub fn ssh(ssh: &Path, lab_dir: &Path, node: &Node, remote: &str, what: &str) -> Cmd {
-    Cmd::new(ssh, format!("{what} on {}", node.name))
+pub fn ssh(ssh: &SshClient, node: &Node, remote: &str, what: &str) -> Cmd {
+    Cmd::new(&ssh.program, format!("{what} on {}", node.name))
         .args(["-i"])
-        .arg(lab_dir.join(PRIVATE_KEY))
+        .arg(&ssh.private_key)
         .args(["-p", "22", "-o"])
-        .arg(format!(
-            "UserKnownHostsFile={}",
-            lab_dir.join(KNOWN_HOSTS).display()
-        ))
+        .arg(format!("UserKnownHostsFile={}", ssh.known_hosts.display()))
         .args([
             "-o",
             "StrictHostKeyChecking=accept-new",

@@ -8,14 +8,9 @@ use rand_core::{OsRng, RngCore};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
+use crate::lab::files::{PRIVATE_KEY, PUBLIC_KEY};
 use crate::lab::record::{self, LabRecord, Secrets};
 use crate::lab::sshkey;
-use crate::render::{PRIVATE_KEY, PUBLIC_KEY};
-
-/// A `.gitignore` that keeps everything in the lab directory out of git.
-pub const GITIGNORE: &str = ".gitignore";
-pub const GITIGNORE_CONTENTS: &str =
-    "# Written by k0slab: a lab directory holds keys and generated files.\n*\n";
 
 /// A lab directory, as the user named it and as an absolute path.
 #[derive(Debug, Clone)]
@@ -55,7 +50,7 @@ impl LabDir {
 
     /// The lab's record, if the directory holds one.
     pub fn read_record(&self) -> Result<Option<LabRecord>> {
-        let path = self.join(record::FILE_NAME);
+        let path = self.join(crate::lab::files::LAB_JSON);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -74,7 +69,7 @@ impl LabDir {
                     reason: format!(
                         "k0slab {version} wrote it (schema {schema}), and this k0slab ({}) \
                          reads schema {}: use k0slab {version} for this lab",
-                        crate::VERSION,
+                        crate::environment::VERSION,
                         record::SCHEMA
                     ),
                 });
@@ -83,22 +78,22 @@ impl LabDir {
         let record: LabRecord = serde_json::from_str(&text).map_err(|e| Error::DamagedRecord {
             path: path.clone(),
             reason: e.to_string(),
-            copy: record::COPY_NAME,
+            copy: crate::lab::files::LAB_JSON_COPY,
         })?;
         Ok(Some(record))
     }
 
-    /// Replaces `lab.json` and k0slab's copy of it ([`record::COPY_NAME`]), both or
+    /// Replaces `lab.json` and k0slab's copy of it ([`crate::lab::files::LAB_JSON_COPY`]), both or
     /// neither.
     pub fn write_record(&self, record: &LabRecord) -> Result<()> {
         let json = record_json(record).map_err(|reason| Error::LabFile {
-            path: self.join(record::FILE_NAME),
+            path: self.join(crate::lab::files::LAB_JSON),
             reason,
         })?;
         self.write_files(&[(
-            record::FILE_NAME,
+            crate::lab::files::LAB_JSON,
             json.as_bytes(),
-            crate::render::MODE_PRIVATE,
+            crate::lab::files::MODE_PRIVATE,
         )])?;
         Ok(())
     }
@@ -106,7 +101,7 @@ impl LabDir {
     /// k0slab's copy of `lab.json`, written with it: what `destroy` goes by when `lab.json`
     /// is gone or unreadable. `None` when there is no copy or it cannot be read either.
     pub fn read_copy(&self) -> Option<LabRecord> {
-        let text = fs::read_to_string(self.join(record::COPY_NAME)).ok()?;
+        let text = fs::read_to_string(self.join(crate::lab::files::LAB_JSON_COPY)).ok()?;
         serde_json::from_str::<LabRecord>(&text)
             .ok()
             .filter(|r| r.schema == record::SCHEMA)
@@ -224,7 +219,7 @@ impl LabDir {
     /// ([`write_all_or_none`]); with `lab.json` goes k0slab's copy of it.
     pub fn write_files(&self, files: &[(&str, &[u8], u32)]) -> Result<Vec<(String, Written)>> {
         let paths: Vec<PathBuf> = files.iter().map(|(name, _, _)| self.join(name)).collect();
-        let copy_path = self.join(record::COPY_NAME);
+        let copy_path = self.join(crate::lab::files::LAB_JSON_COPY);
         let mut planned: Vec<Planned<'_>> = files
             .iter()
             .zip(&paths)
@@ -234,7 +229,10 @@ impl LabDir {
                 mode: *mode,
             })
             .collect();
-        if let Some((_, record, mode)) = files.iter().find(|(n, _, _)| *n == record::FILE_NAME) {
+        if let Some((_, record, mode)) = files
+            .iter()
+            .find(|(n, _, _)| *n == crate::lab::files::LAB_JSON)
+        {
             planned.push(Planned {
                 path: &copy_path,
                 contents: record,

@@ -57,7 +57,7 @@ fn load(env: &Environment) -> Result<Record> {
 fn save(env: &Environment, record: &Record) -> Result<()> {
     let mut json = serde_json::to_string_pretty(record).expect("the record serialises");
     json.push('\n');
-    write_atomic(&path(env), json.as_bytes(), crate::render::MODE_PUBLIC).map(|_| ())
+    write_atomic(&path(env), json.as_bytes(), crate::lab::files::MODE_PUBLIC).map(|_| ())
 }
 
 /// Runs `f` holding the host-wide lock on the record (`addresses.json.lock`).
@@ -76,7 +76,7 @@ pub fn held_by_others(
     let mut held = BTreeMap::new();
     for (dir, h) in load(env)?.labs {
         // A lab whose directory lost its lab.json is gone (or never got past render).
-        if dir == here || !dir.join(crate::lab::record::FILE_NAME).is_file() {
+        if dir == here || !dir.join(crate::lab::files::LAB_JSON).is_file() {
             continue;
         }
         for a in h.addresses {

@@ -10,6 +10,7 @@
 //!   which Tart VM, and which addresses each lab holds.
 
 pub mod dir;
+pub mod files;
 pub mod host_addresses;
 pub mod lock;
 pub mod record;

@@ -6,17 +6,107 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::files::{self, LAB_JSON};
+use crate::error::{Error, Result};
+use crate::fsutil::digest;
 use crate::inputs::Inputs;
+use crate::lab::files::{GITIGNORE, MODE_PRIVATE, MODE_PUBLIC};
 use crate::network::Mac;
+use crate::render::Rendered;
 use crate::topology::{self, Endpoint, Node, Topology};
 
-/// The file name inside the lab directory.
-pub const FILE_NAME: &str = "lab.json";
-/// k0slab's copy of `lab.json`, written with it (both or neither): when `lab.json` is gone or
-/// damaged, `destroy` still knows the lab's machines and the files k0slab wrote by it.
-pub const COPY_NAME: &str = ".lab.json.copy";
 /// Bumped when the layout of `lab.json` changes incompatibly.
 pub const SCHEMA: u32 = 1;
+
+/// One file of the lab directory as k0slab writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabFile {
+    pub name: &'static str,
+    pub contents: String,
+    pub mode: u32,
+}
+
+/// What `lab.json` keeps besides the topology and the rendered files.
+#[derive(Debug, Clone)]
+pub struct Kept<'a> {
+    pub secrets: &'a Secrets,
+    /// Kubeconfigs the lab was merged into, carried over from the existing `lab.json`.
+    pub merged_into: &'a [PathBuf],
+    /// The MACs the lab's addresses are assigned to.
+    pub assigned: &'a BTreeMap<String, Mac>,
+    /// The lab directory's `.gitignore` as k0slab wrote it, if k0slab wrote it (`destroy`
+    /// removes it then, and only then).
+    pub gitignore: Option<&'a str>,
+}
+
+/// The rendered files under their names and modes, and `lab.json` last, which lists them
+/// (with the key pair, `known_hosts` and `.gitignore` k0slab writes beside them) and their
+/// digests.
+pub fn lab_files(
+    inputs: &Inputs,
+    topology: &Topology,
+    rendered: Rendered,
+    kept: &Kept<'_>,
+) -> Result<Vec<LabFile>> {
+    let mut out = vec![
+        LabFile {
+            name: files::VAGRANTFILE,
+            contents: rendered.vagrantfile,
+            mode: MODE_PUBLIC,
+        },
+        LabFile {
+            name: files::K0SCTL_YAML,
+            contents: rendered.k0sctl_yaml,
+            mode: MODE_PRIVATE,
+        },
+    ];
+    if let Some(cfg) = rendered.haproxy_cfg {
+        out.push(LabFile {
+            name: files::HAPROXY_CFG,
+            contents: cfg,
+            mode: MODE_PUBLIC,
+        });
+    }
+    let mut written: Vec<String> = out.iter().map(|f| f.name.to_string()).collect();
+    written.extend([
+        files::PRIVATE_KEY.to_string(),
+        files::PUBLIC_KEY.to_string(),
+    ]);
+    // Written by k0sctl (through rig) on k0slab's behalf: SSH_KNOWN_HOSTS points here.
+    written.push(files::KNOWN_HOSTS.to_string());
+    written.push(LAB_JSON.to_string());
+    let mut hashes: BTreeMap<String, String> = out
+        .iter()
+        .map(|f| (f.name.to_string(), digest(f.contents.as_bytes())))
+        .collect();
+    if let Some(gitignore) = kept.gitignore {
+        written.push(GITIGNORE.to_string());
+        hashes.insert(GITIGNORE.to_string(), digest(gitignore.as_bytes()));
+    }
+    let record = LabRecord {
+        schema: SCHEMA,
+        k0slab_version: crate::environment::VERSION.to_string(),
+        inputs: inputs.clone(),
+        nodes: topology.nodes.clone(),
+        endpoint: topology.endpoint,
+        secrets: kept.secrets.clone(),
+        files: written,
+        written: hashes,
+        merged_into: kept.merged_into.to_vec(),
+        assigned: kept.assigned.clone(),
+    };
+    let mut json = serde_json::to_string_pretty(&record).map_err(|e| Error::Render {
+        name: LAB_JSON.into(),
+        reason: e.to_string(),
+    })?;
+    json.push('\n');
+    out.push(LabFile {
+        name: LAB_JSON,
+        contents: json,
+        mode: MODE_PRIVATE,
+    });
+    Ok(out)
+}
 
 /// Values generated once per lab and kept for its lifetime.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,7 +85,7 @@ fn update(env: &Environment, change: impl FnOnce(&mut Registry)) -> Result<()> {
     change(&mut registry);
     let mut json = serde_json::to_string_pretty(&registry).expect("registry serialises");
     json.push('\n');
-    write_atomic(&path, json.as_bytes(), crate::render::MODE_PUBLIC).map(|_| ())
+    write_atomic(&path, json.as_bytes(), crate::lab::files::MODE_PUBLIC).map(|_| ())
 }
 
 /// Records `vms` as created for the lab `lab` in `dir`.

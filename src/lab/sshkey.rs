@@ -8,7 +8,7 @@ use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
-use crate::render::MODE_PRIVATE;
+use crate::lab::files::MODE_PRIVATE;
 
 /// The lab's key pair as it is to be: its public key line, and the files still to write
 /// (none when both exist; the public half when only it is missing; both for a new pair).

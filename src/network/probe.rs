@@ -221,7 +221,7 @@ fn save(env: &Environment, report: &Report) -> Result<()> {
     }
     let mut json = serde_json::to_string_pretty(report).expect("report serialises");
     json.push('\n');
-    write_atomic(&path, json.as_bytes(), crate::render::MODE_PUBLIC).map(|_| ())
+    write_atomic(&path, json.as_bytes(), crate::lab::files::MODE_PUBLIC).map(|_| ())
 }
 
 // --- what runs in the guests (iputils, iproute2: the image is Ubuntu) ------------------------
@@ -760,7 +760,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         tools: ctx.tools.clone(),
     });
     let report = Report {
-        k0slab_version: crate::VERSION.to_string(),
+        k0slab_version: crate::environment::VERSION.to_string(),
         measured_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),

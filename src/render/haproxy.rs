@@ -7,7 +7,6 @@ use crate::error::Result;
 use crate::templates;
 use crate::topology::Topology;
 
-pub const FILE_NAME: &str = "haproxy.cfg";
 /// The HAProxy statistics page.
 pub const STATS_PORT: u16 = 9000;
 
@@ -43,7 +42,7 @@ pub fn render(topology: &Topology) -> Result<String> {
     templates::render(
         templates::HAPROXY_CFG,
         &HaproxyCfg {
-            version: crate::VERSION,
+            version: crate::environment::VERSION,
             lab_name: topology.name.as_str(),
             services: SERVICES
                 .iter()

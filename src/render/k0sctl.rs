@@ -6,7 +6,6 @@ use super::{header, RenderContext, SSH_USER};
 use crate::error::{Error, Result};
 use crate::topology::{EndpointKind, Node, Topology};
 
-pub const FILE_NAME: &str = "k0sctl.yaml";
 pub const API_VERSION: &str = "k0sctl.k0sproject.io/v1beta1";
 const K0S_API_VERSION: &str = "k0s.k0sproject.io/v1beta1";
 
@@ -159,7 +158,7 @@ fn host(node: &Node, ctx: &RenderContext<'_>) -> Option<Host> {
             address: address.clone(),
             user: SSH_USER,
             port: 22,
-            key_path: ctx.private_key_path().display().to_string(),
+            key_path: ctx.private_key.display().to_string(),
         },
         private_address: address,
         install_flags,
@@ -192,7 +191,7 @@ pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
                         endpoint.address,
                         topology.subnet.prefix_len()
                     )],
-                    auth_pass: ctx.secrets.vrrp_auth_pass.clone(),
+                    auth_pass: ctx.vrrp_auth_pass.to_string(),
                     virtual_router_id: virtual_router_id(topology),
                 }],
             },
@@ -238,7 +237,7 @@ pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
 
 pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
     let yaml = serde_yaml_ng::to_string(&build(topology, ctx)).map_err(|e| Error::Render {
-        name: FILE_NAME.into(),
+        name: "the k0sctl configuration".into(),
         reason: e.to_string(),
     })?;
     Ok(format!("# {}\n{yaml}", header(topology)))

@@ -2,12 +2,11 @@
 
 use serde::Serialize;
 
-use super::{RenderContext, HAPROXY_CFG, SSH_PASSWORD, SSH_USER};
+use super::{RenderContext, SSH_PASSWORD, SSH_USER};
 use crate::error::Result;
 use crate::templates;
 use crate::topology::{NodeKind, Topology};
 
-pub const FILE_NAME: &str = "Vagrantfile";
 /// Where the file provisioner puts haproxy.cfg on the load balancer before it is installed.
 const UPLOADED_HAPROXY_CFG: &str = "/tmp/k0slab-haproxy.cfg";
 
@@ -114,13 +113,13 @@ pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
     templates::render(
         templates::VAGRANTFILE,
         &Vagrantfile {
-            version: crate::VERSION,
+            version: crate::environment::VERSION,
             lab_name: topology.name.as_str(),
             ssh_user: SSH_USER,
             ssh_password: SSH_PASSWORD,
             guest_setup,
             load_balancer_setup,
-            haproxy_cfg: HAPROXY_CFG,
+            haproxy_cfg: ctx.haproxy_cfg,
             uploaded_config: UPLOADED_HAPROXY_CFG,
             network: topology.network.to_string(),
             // Tart's `dhcp` resolver reads the host's bootpd leases, where k0slab assigns the

@@ -11,6 +11,8 @@ use crate::tools::process::Cmd;
 pub struct K0sctl<'a> {
     pub path: &'a Path,
     pub config: &'a Path,
+    /// The lab's own known_hosts file (see [`K0sctl::cmd`]).
+    pub known_hosts: &'a Path,
     pub env: &'a Environment,
     pub out: &'a Output,
 }
@@ -28,12 +30,8 @@ impl K0sctl<'_> {
     /// lines 54-68, 182-200), so the user's `~/.ssh/known_hosts` is never touched and `destroy`
     /// removes the lab's keys with the lab.
     fn cmd(&self, description: &str) -> Cmd {
-        let known_hosts = self
-            .config
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(crate::render::KNOWN_HOSTS);
-        Cmd::new(self.path, description).env("SSH_KNOWN_HOSTS", known_hosts.display().to_string())
+        Cmd::new(self.path, description)
+            .env("SSH_KNOWN_HOSTS", self.known_hosts.display().to_string())
     }
 
     /// `k0sctl apply --config …`, and with `kubeconfig` (a file and the API's URL) the admin

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use k0slab::environment::Environment;
 use k0slab::inputs::{self, Flags, Inputs, LabName};
+use k0slab::lab::files;
 use k0slab::lab::record::Secrets;
-use k0slab::render::{self, RenderContext, RenderedFile};
+use k0slab::lab::record::{self, Kept, LabFile as RenderedFile};
+use k0slab::render::{self, RenderContext};
 use k0slab::topology::Topology;
 
 /// A user's own kubeconfig with two clusters, for merge tests.
@@ -99,22 +101,33 @@ pub fn inputs(env: &[(&str, &str)]) -> Inputs {
 pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
     let inputs = inputs(env);
     let topology = Topology::resolve(&inputs).expect("valid scenario topology");
-    let files = render::render_lab(
-        &inputs,
+    let secrets = Secrets {
+        vrrp_auth_pass: "Test1234".into(),
+    };
+    let rendered = render::render(
         &topology,
         &RenderContext {
-            lab_dir: Path::new(LAB_DIR),
+            private_key: &Path::new(LAB_DIR).join(files::PRIVATE_KEY),
+            haproxy_cfg: files::HAPROXY_CFG,
             public_key: PUBLIC_KEY,
-            secrets: &Secrets {
-                vrrp_auth_pass: "Test1234".into(),
-            },
-            merged_into: &[],
+            vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
-            gitignore: None,
         },
     )
     .expect("scenario renders");
+    let files = record::lab_files(
+        &inputs,
+        &topology,
+        rendered,
+        &Kept {
+            secrets: &secrets,
+            merged_into: &[],
+            assigned: &Default::default(),
+            gitignore: None,
+        },
+    )
+    .expect("scenario's files");
     (topology, files)
 }
 

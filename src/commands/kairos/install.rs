@@ -18,7 +18,7 @@ use regex::Regex;
 
 use serde_json::Value;
 
-use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent, INSTALLED, KAIROS_DIR};
+use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent, INSTALLED};
 use crate::commands::Context;
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
@@ -26,8 +26,9 @@ use crate::health::condition_true;
 use crate::kairos::components::{self, Component, Source, Versions};
 use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
 use crate::kairos::milestones;
+use crate::lab::files::KAIROS_DIR;
+use crate::lab::files::MODE_PRIVATE;
 use crate::progress::{format_duration, Bar, Progress};
-use crate::render::MODE_PRIVATE;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::{check_interrupted, Cmd};
 use crate::tools::Tool;

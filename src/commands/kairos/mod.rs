@@ -16,13 +16,9 @@ pub use verify::{verify, VerifyOptions};
 use super::Context;
 use crate::error::{Error, Result};
 use crate::kairos::components::Component;
-use crate::kubeconfig;
+use crate::lab::files::KAIROS_INSTALLED as INSTALLED;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
-
-/// Where `install` keeps the manifests it applied (for `uninstall`).
-pub const KAIROS_DIR: &str = "kairos";
-const INSTALLED: &str = "installed.json";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Installed {
@@ -48,7 +44,7 @@ fn kubectl<'a>(ctx: &'a Context<'_>, kubeconfig: &'a Path) -> Result<Kubectl<'a>
 /// The lab's kubeconfig, which every kairos command talks to.
 fn lab_kubeconfig(ctx: &Context<'_>) -> Result<PathBuf> {
     let record = ctx.record()?;
-    let path = ctx.dir.join(kubeconfig::FILE_NAME);
+    let path = ctx.dir.join(crate::lab::files::KUBECONFIG);
     if path.is_file() {
         Ok(path)
     } else {

@@ -16,9 +16,9 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::kairos::manifest;
 use crate::kairos::milestones::{self, Expected, Milestone, Observation, State};
+use crate::lab::files::MODE_PRIVATE;
 use crate::output;
 use crate::progress::{format_duration, Progress};
-use crate::render::MODE_PRIVATE;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::check_interrupted;
 
