@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
-use crate::inputs::{self, Change, Flags, Inputs, LabName};
+use crate::inputs::{self, Change, Flags, LabName};
 use crate::lab::dir::LabDir;
 use crate::lab::files::DEFAULT_DIR;
 use crate::lab::record::LabRecord;
+use crate::lab::record::Planned;
 use crate::output::Output;
 use crate::progress::{Bar, Progress};
 use crate::tools::vagrant::Vagrant;
@@ -219,15 +220,6 @@ pub fn lab_dir(flag: Option<PathBuf>, env: &Environment) -> Result<LabDir> {
         .into());
     }
     LabDir::new(path)
-}
-
-/// A lab resolved from the inputs and the existing `lab.json`.
-pub struct Planned {
-    pub inputs: Inputs,
-    pub topology: Topology,
-    /// Explicit inputs that differ from the existing lab.
-    pub changes: Vec<Change>,
-    pub record: Option<LabRecord>,
 }
 
 /// Resolves inputs (flags > environment > existing lab > defaults) and the topology.

@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::{describe_changes, plan_lab, Context, Planned};
+use super::{describe_changes, plan_lab, Context};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
 use crate::lab::dir::new_secrets;
 use crate::lab::files::{GITIGNORE, GITIGNORE_CONTENTS};
+use crate::lab::record::Planned;
 use crate::network::Mac;
 use crate::render::{self, RenderContext};
 

@@ -5,9 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use super::{
-    describe_changes, machine_failures, per_machine, plan, plan_lab, render, Context, Planned,
-};
+use super::{describe_changes, machine_failures, per_machine, plan, plan_lab, render, Context};
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::Check;
@@ -16,6 +14,7 @@ use crate::kubeconfig;
 use crate::lab::files::APPLIED_MARKER;
 use crate::lab::files::{K0SCTL_YAML, MODE_PRIVATE};
 use crate::lab::record::LabRecord;
+use crate::lab::record::Planned;
 use crate::network::{self, leases, NetworkMode};
 use crate::progress::{format_duration, Progress};
 use crate::tools::host;

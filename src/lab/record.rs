@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::files::{self, LAB_JSON};
 use crate::error::{Error, Result};
 use crate::fsutil::digest;
-use crate::inputs::Inputs;
+use crate::inputs::{Change, Inputs};
 use crate::lab::files::{GITIGNORE, MODE_PRIVATE, MODE_PUBLIC};
 use crate::network::Mac;
 use crate::render::Rendered;
@@ -17,6 +17,15 @@ use crate::topology::{self, Endpoint, Node, Topology};
 
 /// Bumped when the layout of `lab.json` changes incompatibly.
 pub const SCHEMA: u32 = 1;
+
+/// A lab resolved from the inputs and the existing `lab.json`.
+pub struct Planned {
+    pub inputs: Inputs,
+    pub topology: Topology,
+    /// Explicit inputs that differ from the existing lab.
+    pub changes: Vec<Change>,
+    pub record: Option<LabRecord>,
+}
 
 /// One file of the lab directory as k0slab writes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,8 +190,8 @@ impl LabRecord {
     }
 
     /// The record as a plan with no changes: for rendering the lab's files again.
-    pub fn planned(&self) -> crate::commands::Planned {
-        crate::commands::Planned {
+    pub fn planned(&self) -> Planned {
+        Planned {
             inputs: self.inputs.clone(),
             topology: self.topology(),
             changes: Vec::new(),

@@ -317,7 +317,7 @@ fn start_move(ctx: &Context<'_>, node: &Node, prefix: u8, by_bootpd: bool) -> Re
 /// address again. At most [`MAX_RESTORES`] times.
 struct Restorer<'a> {
     change: Option<Change>,
-    planned: &'a crate::commands::Planned,
+    planned: &'a crate::lab::record::Planned,
     macs: &'a BTreeMap<String, Mac>,
     /// How often the entries were put back; held while one machine is put back and moved.
     restores: Mutex<u32>,

@@ -16,13 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::assign::{self, addresses_in, ADDRESS_QUERY};
 use super::NetworkMode;
-use crate::commands::{self, on_created_machines, render, Context, Planned};
+use crate::commands::{self, on_created_machines, render, Context};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
 use crate::lab::dir::LabDir;
 use crate::lab::record::LabRecord;
+use crate::lab::record::Planned;
 use crate::output::{first_line, Output, Verbosity};
 use crate::progress::Progress;
 use crate::roles::Role;
