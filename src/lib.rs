@@ -35,6 +35,7 @@ pub mod templates;
 pub mod tools;
 pub mod topology;
 pub mod versions;
+pub mod workflow;
 
 pub use error::{Error, Result};
 
@@ -66,13 +67,13 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         out.info(applied.describe());
         return Ok(());
     }
-    let dir = lab_dir(cli.dir, env)?;
+    let dir = lab::dir::resolve(cli.dir, env)?;
     let tools = tools::Tools::find(env);
     // Before anything runs or is written (the lock below writes ~/.k0slab): every variable,
     // also those the commands read late, and the lab flags.
     inputs::check_environment(env, &lab_flags(&cli.command))?;
     tools::check_overrides(env)?;
-    let ctx = Context {
+    let ctx = workflow::context::Context {
         env,
         out,
         dir,
@@ -201,7 +202,7 @@ fn changes_lab(command: &cli::Command) -> Option<&'static str> {
     }
 }
 
-fn run_kairos(ctx: &commands::Context<'_>, command: cli::KairosCommand) -> Result<()> {
+fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand) -> Result<()> {
     use cli::KairosCommand;
     use commands::kairos;
     match command {

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Context;
+use crate::workflow::context::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};

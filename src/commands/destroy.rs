@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Component, Path};
 
-use super::{on_created_machines, render, Context};
+use super::render;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::lab::files::GITIGNORE;
@@ -15,6 +15,8 @@ use crate::lab::record::LabRecord;
 use crate::lab::registry;
 use crate::tools::tart::{Tart, TartVm};
 use crate::tools::Tool;
+use crate::workflow::context::Context;
+use crate::workflow::machines::on_created_machines;
 
 /// Puts the Vagrantfile back from `lab.json` if it was deleted: Vagrant needs it to destroy.
 fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {

@@ -9,7 +9,6 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::{plan_lab, Context};
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::inputs::Flags;
@@ -23,6 +22,8 @@ use crate::tools::tart::Tart;
 use crate::tools::Tool;
 use crate::topology::Node;
 use crate::versions;
+use crate::workflow::context::Context;
+use crate::workflow::resolve::plan_lab;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

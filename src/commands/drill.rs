@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Context;
 use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
 use crate::error::{Error, Result};
@@ -17,6 +16,7 @@ use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
 use crate::topology::LOAD_BALANCER_NAME;
+use crate::workflow::context::Context;
 
 /// k0s' etcd client certificate and CA (k0sproject/k0s `pkg/apis/k0s/v1beta1/storage.go`
 /// lines 282-305, `pkg/config/cfgvars.go` lines 156, 172); etcd serves clients on
@@ -231,7 +231,7 @@ impl Drill<'_, '_> {
     /// The seed's recovery from a lost quorum: fresh VMs (k0sctl restores only where k0s never
     /// ran), the addresses assigned to their new MACs, `k0sctl apply --restore-from`.
     fn recover_by_restore(&self, backup: &std::path::Path) -> Result<()> {
-        super::on_created_machines(
+        crate::workflow::machines::on_created_machines(
             self.ctx,
             &self.record,
             "vagrant destroy",

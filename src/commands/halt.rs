@@ -1,7 +1,8 @@
 //! `k0slab halt`: stops every machine of the lab (`k0slab up` starts them again).
 
-use super::{on_created_machines, Context};
 use crate::error::Result;
+use crate::workflow::context::Context;
+use crate::workflow::machines::on_created_machines;
 
 pub fn run(ctx: &Context<'_>) -> Result<()> {
     let record = ctx.record()?;

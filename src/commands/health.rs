@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Context;
 use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::health::{self, Check, Facts};
@@ -15,6 +14,7 @@ use crate::tools::kubectl::Kubectl;
 use crate::tools::process::check_interrupted;
 use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
+use crate::workflow::context::Context;
 
 /// How long `k0s etcd member-list` may take on a controller. The list is a linearizable read:
 /// without quorum etcd answers "request timed out" after about 7 s and the client retries up

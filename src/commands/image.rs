@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{machine_failures, per_machine, Context};
 use crate::cli::OutputFormat;
 use crate::error::{Error, InputError, Result};
 use crate::image::engine::{self, Engine};
@@ -17,6 +16,9 @@ use crate::lab::record::LabRecord;
 use crate::output::{count, first_line};
 use crate::progress::Progress;
 use crate::topology::Node;
+use crate::workflow::context::Context;
+use crate::workflow::machines::machine_failures;
+use crate::workflow::machines::per_machine;
 
 /// What to load.
 pub enum Source {

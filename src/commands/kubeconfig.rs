@@ -2,9 +2,9 @@
 //! merged into the user's kubeconfig (backup first, atomic, every other entry kept, entries
 //! k0slab did not write refused; see the doc of `crate::kubeconfig`).
 
-use super::Context;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
+use crate::workflow::context::Context;
 
 pub fn run(ctx: &Context<'_>, merge: bool) -> Result<()> {
     let mut record = ctx.record()?;

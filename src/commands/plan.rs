@@ -4,13 +4,15 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::{describe_changes, plan_lab, Context};
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::inputs::Flags;
 use crate::output;
 use crate::roles::Role;
 use crate::topology::{EndpointKind, NodeKind, Topology};
+use crate::workflow::context::Context;
+use crate::workflow::resolve::describe_changes;
+use crate::workflow::resolve::plan_lab;
 
 #[derive(Serialize)]
 struct PlanView<'a> {

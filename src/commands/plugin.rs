@@ -1,7 +1,7 @@
 //! `k0slab install-plugin`: installs the vagrant-tart plugin unless Vagrant has it.
 
-use super::Context;
 use crate::error::Result;
+use crate::workflow::context::Context;
 
 pub const PLUGIN: &str = "vagrant-tart";
 

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use super::{describe_changes, plan_lab, Context};
 use crate::error::{InputError, Result};
 use crate::fsutil::Written;
 use crate::inputs::Flags;
@@ -12,6 +11,9 @@ use crate::lab::files::{GITIGNORE, GITIGNORE_CONTENTS};
 use crate::lab::record::Planned;
 use crate::network::Mac;
 use crate::render::{self, RenderContext};
+use crate::workflow::context::Context;
+use crate::workflow::resolve::describe_changes;
+use crate::workflow::resolve::plan_lab;
 
 /// Renders and writes the lab; returns what was written. Refuses (exit 2) to change the
 /// inputs of a lab whose machines exist, since that would orphan or mismatch VMs.

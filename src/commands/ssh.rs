@@ -1,8 +1,8 @@
 //! `k0slab ssh NODE [-- CMD…]`: a shell (or one command) on a lab machine, through Vagrant.
 
-use super::Context;
 use crate::error::{Error, InputError, Result};
 use crate::tools::process::shell_quote;
+use crate::workflow::context::Context;
 
 pub fn run(ctx: &Context<'_>, node: &str, command: &[String]) -> Result<()> {
     let record = ctx.record()?;

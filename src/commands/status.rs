@@ -5,7 +5,6 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::Context;
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::health;
@@ -13,6 +12,7 @@ use crate::output;
 use crate::roles::Role;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
+use crate::workflow::context::Context;
 
 #[derive(Serialize)]
 struct NodeStatus {

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use super::{describe_changes, machine_failures, per_machine, plan, plan_lab, render, Context};
+use super::{plan, render};
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::Check;
@@ -25,6 +25,11 @@ use crate::tools::tart::Tart;
 use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
 use crate::topology::{Node, NodeKind};
+use crate::workflow::context::Context;
+use crate::workflow::machines::machine_failures;
+use crate::workflow::machines::per_machine;
+use crate::workflow::resolve::describe_changes;
+use crate::workflow::resolve::plan_lab;
 
 const RESUME_HINT: &str = "Fix the cause and run `k0slab up` again: machines that are up are kept.";
 

@@ -1,8 +1,10 @@
 //! `k0slab validate`: render the lab, then `vagrant validate` its Vagrantfile.
 
-use super::{plan_lab, render, Context};
+use super::render;
 use crate::error::Result;
 use crate::inputs::Flags;
+use crate::workflow::context::Context;
+use crate::workflow::resolve::plan_lab;
 
 pub fn run(ctx: &Context<'_>, flags: &Flags) -> Result<()> {
     let planned = plan_lab(ctx, flags)?;

@@ -6,8 +6,11 @@ use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
 
-use crate::error::{Error, Result};
+use crate::environment::Environment;
+use crate::error::{Error, InputError, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
+use crate::inputs;
+use crate::lab::files::DEFAULT_DIR;
 use crate::lab::files::{PRIVATE_KEY, PUBLIC_KEY};
 use crate::lab::record::{self, LabRecord, Secrets};
 use crate::lab::sshkey;
@@ -267,6 +270,37 @@ pub fn new_secrets() -> Secrets {
     Secrets {
         vrrp_auth_pass: pass,
     }
+}
+
+/// The lab directory: `--dir`, else K0SLAB_DIR, else `lab`.
+pub fn resolve(flag: Option<PathBuf>, env: &Environment) -> Result<LabDir> {
+    let given = match flag {
+        Some(p) => Some(inputs::Raw {
+            value: p.display().to_string(),
+            origin: inputs::Origin::Flag("--dir"),
+        }),
+        None => inputs::lookup_env(env, "K0SLAB_DIR")?,
+    };
+    let Some(raw) = given else {
+        return LabDir::new(DEFAULT_DIR);
+    };
+    let path = PathBuf::from(&raw.value);
+    let problem = if raw.value.is_empty() {
+        Some("a directory path")
+    } else if path.exists() && !path.is_dir() {
+        Some("a directory, but this path is a file")
+    } else {
+        None
+    };
+    if let Some(allowed) = problem {
+        return Err(InputError::Invalid {
+            origin: raw.origin.to_string(),
+            value: raw.value,
+            allowed: allowed.into(),
+        }
+        .into());
+    }
+    LabDir::new(path)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use regex::Regex;
 
 use super::dhcp::{self, Change, Edit, Files};
 use super::{leases, Binding, Mac};
-use crate::commands::{machine_failures, per_machine, render, Context};
+use crate::commands::render;
 use crate::error::{Error, Result};
 use crate::lab::record::LabRecord;
 use crate::progress::Progress;
@@ -23,6 +23,9 @@ use crate::tools::process::shell_quote;
 use crate::tools::tart::{self, Tart};
 use crate::tools::Tool;
 use crate::topology::{Endpoint, EndpointKind, Node, NodeKind};
+use crate::workflow::context::Context;
+use crate::workflow::machines::machine_failures;
+use crate::workflow::machines::per_machine;
 
 /// How long a guest may take to reach its planned address, unless `K0SLAB_ADDRESS_TIMEOUT`.
 const MOVE_TIMEOUT: Duration = Duration::from_secs(180);

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::assign::{self, addresses_in, ADDRESS_QUERY};
 use super::NetworkMode;
-use crate::commands::{self, on_created_machines, render, Context};
+use crate::commands::{self, render};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -30,6 +30,8 @@ use crate::roles::Role;
 use crate::tools::process::Cmd;
 use crate::tools::vagrant::Vagrant;
 use crate::topology::{Endpoint, EndpointKind, Node, NodeKind, Topology};
+use crate::workflow::context::Context;
+use crate::workflow::machines::on_created_machines;
 
 /// The probe's lab name (its Tart VMs are `k0slab-probe-probe-a` and `-b`).
 pub const LAB_NAME: &str = "k0slab-probe";

@@ -19,7 +19,6 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent, INSTALLED};
-use crate::commands::Context;
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::condition_true;
@@ -32,6 +31,7 @@ use crate::progress::{format_duration, Bar, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::{check_interrupted, Cmd};
 use crate::tools::Tool;
+use crate::workflow::context::Context;
 
 /// What `uninstall` deletes by provider label, besides the recorded manifests: built-in kinds
 /// only (the CRD-based ones may be gone with their CRDs by then).

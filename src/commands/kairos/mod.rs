@@ -13,12 +13,12 @@ pub use install::{install, uninstall, InstallOptions};
 pub use lint::{lint, LintOptions};
 pub use verify::{verify, VerifyOptions};
 
-use super::Context;
 use crate::error::{Error, Result};
 use crate::kairos::components::Component;
 use crate::lab::files::KAIROS_INSTALLED as INSTALLED;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
+use crate::workflow::context::Context;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Installed {

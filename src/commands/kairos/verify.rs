@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::{kubectl, lab_kubeconfig};
 use crate::cli::OutputFormat;
-use crate::commands::Context;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::kairos::manifest;
@@ -21,6 +20,7 @@ use crate::output;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::check_interrupted;
+use crate::workflow::context::Context;
 
 /// Options of `kairos verify`.
 pub struct VerifyOptions {

@@ -1,0 +1,13 @@
+//! The lab workflow: the steps commands compose, each a function over one [`Context`].
+//!
+//! `up` runs them in this order ([`up`]): [`resolve`] the inputs and topology → [`render`] the
+//! lab's files → [`boot`] every machine at once → [`assign`] each its planned address →
+//! [`apply`] k0sctl and write the kubeconfig → [`health`]. `destroy`, `halt`, `backup` and
+//! `restore` are steps too; `restore` and `drill` compose `up`'s instead of calling a
+//! command.
+//!
+//! [`Context`]: context::Context
+
+pub mod context;
+pub mod machines;
+pub mod resolve;
