@@ -23,7 +23,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use k0slab::network::assign::{addresses_in, move_command, ADDRESS_QUERY};
+use k0slab::network::guest::{addresses_in, move_command, ADDRESS_QUERY};
 use k0slab::tools::process::shell_quote;
 
 /// Where tests/guest/build.sh leaves the guest tree.

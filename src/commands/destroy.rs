@@ -158,7 +158,7 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         .collect();
     for lab in labs {
         match crate::inputs::LabName::try_from(lab.to_string()) {
-            Ok(lab) => crate::network::assign::release_addresses(ctx, &lab, macs.clone())?,
+            Ok(lab) => crate::workflow::assign::release_addresses(ctx, &lab, macs.clone())?,
             Err(_) => ctx.out.warn(&format!(
                 "the record names lab {lab:?}, which is no lab name: its bootptab lines are left"
             )),
@@ -423,7 +423,7 @@ pub fn run(ctx: &Context<'_>) -> Result<()> {
         "Run `k0slab destroy` again: lab.json is kept until every machine is gone.",
     )?;
     delete_leftovers(ctx, &record)?;
-    crate::network::assign::release(ctx, &record)?;
+    crate::workflow::assign::release(ctx, &record)?;
     crate::lab::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
     remove_merged_contexts(ctx, &record)?;
     remove_files(ctx, &record)?;

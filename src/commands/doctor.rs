@@ -464,7 +464,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
             "probing this host's network with two throwaway VMs (a few minutes; they are \
              deleted at the end)",
         );
-        Some(crate::network::probe::run(ctx, &planned)?)
+        Some(crate::workflow::probe::run(ctx, &planned)?)
     } else {
         None
     };
@@ -492,14 +492,14 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
 #[derive(Serialize)]
 struct WithProbe<'a> {
     host: &'a [Row],
-    network: &'a crate::network::probe::Report,
+    network: &'a crate::workflow::probe::Report,
 }
 
 fn print_rows(
     ctx: &Context<'_>,
     format: OutputFormat,
     rows: &[Row],
-    report: Option<&crate::network::probe::Report>,
+    report: Option<&crate::workflow::probe::Report>,
 ) {
     match format {
         OutputFormat::Json => ctx.out.result(

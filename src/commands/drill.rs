@@ -239,7 +239,7 @@ impl Drill<'_, '_> {
             |vagrant, machine| vagrant.destroy_cmd(machine),
             "Run `k0slab destroy`, then `k0slab restore` with the backup.",
         )?;
-        crate::network::assign::release(self.ctx, &self.record)?;
+        crate::workflow::assign::release(self.ctx, &self.record)?;
         let mut record = self.record.clone();
         record.assigned.clear();
         self.ctx.dir.write_record(&record)?;

@@ -218,13 +218,13 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         "  then wait until each guest has exactly its planned address and its own hostname:".into(),
     );
     for n in &t.nodes {
-        let vip = network::assign::allowed_extra(&t.endpoint, n).map_or_else(String::new, |vip| {
+        let vip = network::guest::allowed_extra(&t.endpoint, n).map_or_else(String::new, |vip| {
             format!(", and the VIP {vip} as a secondary address once k0s runs")
         });
         lines.push(format!(
             "    {}    (expect {}{vip})",
             vagrant
-                .ssh_cmd(&n.name, Some(network::assign::ADDRESS_QUERY))
+                .ssh_cmd(&n.name, Some(network::guest::ADDRESS_QUERY))
                 .command_line(),
             n.address
         ));
@@ -593,13 +593,13 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
             .collect::<Vec<_>>(),
     )?;
     // Before anything boots: no VM's first lease may be a planned address of this lab.
-    network::assign::reserve(ctx, &record)?;
+    crate::workflow::assign::reserve(ctx, &record)?;
     // Every machine at once, the load balancer too: it is needed only by `k0sctl apply`, and
     // booting it first cost a whole VM boot (benches/up_parallel.rs).
     let settled = |node: &Node| record.assigned.contains_key(&node.name);
     let booted = machines_up(ctx, &progress, &nodes, &states, &settled, RESUME_HINT)?;
     check_interrupted()?;
-    let record = network::assign::planned_addresses(ctx, &progress, &record)?;
+    let record = crate::workflow::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;
 
     let config = ctx.dir.join(K0SCTL_YAML);

@@ -19,13 +19,12 @@
 //! - [`softnet`]: Softnet's one-time set-up (SUID bit or passwordless sudo).
 //! - [`probe`]: `k0slab doctor --network`, which measures what this host's network allows.
 
-pub mod assign;
 pub mod bootpd_plist;
 pub mod bootptab;
 pub mod dhcp;
+pub mod guest;
 pub mod leases;
 pub mod mode;
-pub mod probe;
 
 pub use bootptab::{Binding, Mac};
 pub use mode::NetworkMode;

@@ -8,6 +8,8 @@
 //!
 //! [`Context`]: context::Context
 
+pub mod assign;
 pub mod context;
 pub mod machines;
+pub mod probe;
 pub mod resolve;

@@ -14,8 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::assign::{self, addresses_in, ADDRESS_QUERY};
-use super::NetworkMode;
+use super::assign;
 use crate::commands::{self, render};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
@@ -24,6 +23,8 @@ use crate::inputs::{EndpointMode, Inputs, LabName, DISK_GB};
 use crate::lab::dir::LabDir;
 use crate::lab::record::LabRecord;
 use crate::lab::record::Planned;
+use crate::network::guest::{addresses_in, ADDRESS_QUERY};
+use crate::network::NetworkMode;
 use crate::output::{first_line, Output, Verbosity};
 use crate::progress::Progress;
 use crate::roles::Role;
@@ -417,10 +418,10 @@ impl Probe<'_> {
                 .ok()?
                 .ssh_output_within(machine, ADDRESS_QUERY, GUEST_ANSWER)
                 .ok()
-                .map(|o| assign::guest_in(&o))
+                .map(|o| crate::network::guest::guest_in(&o))
         };
         if let Some((host, at)) = ask() {
-            if host == machine && assign::only_planned(&at, planned, None) {
+            if host == machine && crate::network::guest::only_planned(&at, planned, None) {
                 return None;
             }
         }
