@@ -492,14 +492,14 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat, probe: bool) 
 #[derive(Serialize)]
 struct WithProbe<'a> {
     host: &'a [Row],
-    network: &'a crate::workflow::probe::Report,
+    network: &'a crate::network::probe::Report,
 }
 
 fn print_rows(
     ctx: &Context<'_>,
     format: OutputFormat,
     rows: &[Row],
-    report: Option<&crate::workflow::probe::Report>,
+    report: Option<&crate::network::probe::Report>,
 ) {
     match format {
         OutputFormat::Json => ctx.out.result(

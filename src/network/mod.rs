@@ -25,6 +25,7 @@ pub mod dhcp;
 pub mod guest;
 pub mod leases;
 pub mod mode;
+pub mod probe;
 
 pub use bootptab::{Binding, Mac};
 pub use mode::NetworkMode;

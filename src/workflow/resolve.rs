@@ -55,13 +55,13 @@ pub fn plan_lab(ctx: &Context<'_>, flags: &Flags) -> Result<Planned> {
     if topology.endpoint.kind == crate::topology::EndpointKind::Cplb
         && topology.network == crate::network::NetworkMode::Nat
     {
-        let proven = crate::workflow::probe::saved(ctx.env).is_some_and(|r| {
+        let proven = crate::network::probe::saved(ctx.env).is_some_and(|r| {
             r.works(
                 &crate::network::NetworkMode::Nat,
-                crate::workflow::probe::Check::VipMoved,
+                crate::network::probe::Check::VipMoved,
             ) && r.works(
                 &crate::network::NetworkMode::Nat,
-                crate::workflow::probe::Check::VmToVm,
+                crate::network::probe::Check::VmToVm,
             )
         });
         if !proven {
