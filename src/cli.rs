@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::inputs::{Flags, Key};
 use crate::kairos::components::{self, Infrastructure};
-use crate::output::Verbosity;
+use crate::output::{OutputFormat, Verbosity};
 
 const AFTER_HELP: &str = "\
 Every lab setting can also come from an environment variable, spelled as shown or upper-case:
@@ -294,15 +294,6 @@ pub enum BootptabCommand {
     /// lab, its subnet, the addresses to assign or the MACs to release) to /etc/bootptab and
     /// /var/db/dhcpd_leases, then signal bootpd. Takes no paths: every field is checked first.
     Apply,
-}
-
-/// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// A table for people
-    Table,
-    /// JSON for scripts
-    Json,
 }
 
 /// The lab settings, as flags. Values are validated by the library, so that a bad flag and a

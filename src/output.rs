@@ -4,6 +4,15 @@ use std::io::IsTerminal;
 
 use comfy_table::{presets, CellAlignment, ColumnConstraint, Table};
 
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people
+    Table,
+    /// JSON for scripts
+    Json,
+}
+
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {

@@ -21,7 +21,6 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
-use crate::commands::plugin::PLUGIN;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::network::NetworkMode;
@@ -29,6 +28,7 @@ use crate::output::Output;
 use crate::tools::process::Cmd;
 use crate::tools::softnet;
 use crate::tools::tart::Tart;
+use crate::tools::vagrant::PLUGIN;
 use crate::tools::{self, Tool};
 
 /// `major.minor.patch`.

@@ -9,10 +9,10 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::inputs::Flags;
 use crate::network::NetworkMode;
+use crate::output::OutputFormat;
 use crate::output::{self, first_line};
 use crate::tools::host;
 use crate::tools::k0sctl::K0sctl;
@@ -101,7 +101,7 @@ fn plugin_row(ctx: &Context<'_>) -> Row {
         return row("vagrant-tart", Status::Fail, "needs Vagrant");
     };
     match vagrant.plugins() {
-        Ok(list) => match list.lines().find(|l| l.trim_start().starts_with(super::plugin::PLUGIN)) {
+        Ok(list) => match crate::tools::vagrant::plugin_line(&list) {
             Some(line) => match versions::check_plugin(&list) {
                 Ok(()) => row("vagrant-tart", Status::Ok, line.trim()),
                 Err(e) => row("vagrant-tart", Status::Fail, e.to_string()),

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::drill::{self, Expectation, Kind, Scenario};
 use crate::error::{Error, Result};
 use crate::lab::record::LabRecord;
 use crate::output::first_line;
+use crate::output::OutputFormat;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;

@@ -4,11 +4,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::health::{self, Check, Facts};
 use crate::lab::record::LabRecord;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::check_interrupted;

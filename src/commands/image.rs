@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::{Error, InputError, Result};
 use crate::image::engine::{self, Engine};
 use crate::image::node::{self, NodeImage, SshClient};
 use crate::image::stream::{self, Sink};
 use crate::image::{archive, reference, Image};
 use crate::lab::record::LabRecord;
+use crate::output::OutputFormat;
 use crate::output::{count, first_line};
 use crate::progress::Progress;
 use crate::topology::Node;

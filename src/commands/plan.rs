@@ -4,10 +4,10 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::inputs::Flags;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::roles::Role;
 use crate::topology::{EndpointKind, NodeKind, Topology};
 use crate::workflow::context::Context;

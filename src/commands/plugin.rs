@@ -1,17 +1,12 @@
 //! `k0slab install-plugin`: installs the vagrant-tart plugin unless Vagrant has it.
 
 use crate::error::Result;
+use crate::tools::vagrant::{has_plugin, PLUGIN};
 use crate::workflow::context::Context;
-
-pub const PLUGIN: &str = "vagrant-tart";
 
 pub fn run(ctx: &Context<'_>) -> Result<()> {
     let vagrant = ctx.vagrant()?;
-    if vagrant
-        .plugins()?
-        .lines()
-        .any(|l| l.trim_start().starts_with(PLUGIN))
-    {
+    if has_plugin(&vagrant.plugins()?) {
         ctx.out.info(&format!("{PLUGIN} is already installed"));
         return Ok(());
     }

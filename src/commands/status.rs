@@ -5,10 +5,10 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::health;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::roles::Role;
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;

@@ -67,10 +67,7 @@ fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     crate::tools::check_version(Tool::Vagrant, &vagrant_version?)?;
     crate::tools::check_version(Tool::K0sctl, &k0sctl_version?)?;
     let plugins = plugins?;
-    if !plugins
-        .lines()
-        .any(|l| l.trim_start().starts_with(super::plugin::PLUGIN))
-    {
+    if !crate::tools::vagrant::has_plugin(&plugins) {
         return Err(Error::ToolMissing {
             tool: "vagrant-tart",
             reason: "Vagrant has no vagrant-tart plugin".into(),

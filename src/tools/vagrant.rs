@@ -14,6 +14,18 @@ use crate::tools::process::Cmd;
 
 /// The provider every lab machine uses.
 pub const PROVIDER: &str = "tart";
+/// The Vagrant plugin that provides it (letiemble/vagrant-tart).
+pub const PLUGIN: &str = "vagrant-tart";
+
+/// Whether `vagrant plugin list` output (`list`) shows the provider's plugin.
+pub fn has_plugin(list: &str) -> bool {
+    plugin_line(list).is_some()
+}
+
+/// The line of `vagrant plugin list` output that shows the provider's plugin.
+pub fn plugin_line(list: &str) -> Option<&str> {
+    list.lines().find(|l| l.trim_start().starts_with(PLUGIN))
+}
 
 /// A machine's state as Vagrant reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

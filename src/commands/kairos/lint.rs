@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
 use crate::error::{Error, InputError, Result};
 use crate::kairos::bootstrap_rules::{self, MachineBootstrap};
 use crate::output;
+use crate::output::OutputFormat;
 use crate::workflow::context::Context;
 
 /// Options of `kairos lint`.

@@ -10,13 +10,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{kubectl, lab_kubeconfig};
-use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::kairos::manifest;
 use crate::kairos::milestones::{self, Expected, Milestone, Observation, State};
 use crate::lab::files::MODE_PRIVATE;
 use crate::output;
+use crate::output::OutputFormat;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::check_interrupted;
