@@ -91,16 +91,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
     match cli.command {
         Command::Plan { lab, output } => plan::run(&ctx, &lab.flags(), output),
         Command::Render { lab } => render::run(&ctx, &lab.flags()),
-        Command::Up { lab, dry_run, wait } => up::run(
-            &ctx,
-            &lab.flags(),
-            &up::UpOptions {
-                dry_run,
-                restore_from: None,
-                wait,
-                summary: true,
-            },
-        ),
+        Command::Up { lab, dry_run, wait } => up::run(&ctx, &lab.flags(), dry_run, wait),
         Command::Destroy => destroy::run(&ctx),
         Command::Status { output } => status::run(&ctx, output),
         Command::Health { wait, output } => health::run(&ctx, wait, output),

@@ -387,6 +387,40 @@ impl Topology {
     }
 }
 
+impl Topology {
+    /// The machines, one row each.
+    pub fn table(&self) -> String {
+        let rows = self
+            .nodes
+            .iter()
+            .map(|n| {
+                vec![
+                    n.name.clone(),
+                    n.role.map_or_else(|| "haproxy".into(), |r| r.to_string()),
+                    n.address.to_string(),
+                    n.cpus.to_string(),
+                    format!("{} MB", n.memory_mb),
+                    format!("{} GB", n.disk_gb),
+                    if n.runs_workloads() { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect();
+        crate::output::table(
+            &[
+                "name",
+                "role",
+                "address",
+                "cpus",
+                "memory",
+                "disk",
+                "workloads",
+            ],
+            rows,
+            &[3, 4, 5],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,7 +266,9 @@ pub fn restore(ctx: &Context<'_>, flags: &Flags, file: &Path, wait: Duration) ->
     check_archive(file)?;
     let file: PathBuf = std::path::absolute(file).map_err(|e| Error::io("resolving", file, e))?;
     let flags = &restore_flags(ctx, flags, &file)?;
-    if super::up::already_applied(ctx) || ctx.dir.join(crate::lab::files::KUBECONFIG).is_file() {
+    if crate::workflow::apply::already_applied(ctx)
+        || ctx.dir.join(crate::lab::files::KUBECONFIG).is_file()
+    {
         return Err(InputError::Rule(format!(
             "the lab in {} runs a cluster already, and k0sctl restores only where k0s does not \
              run yet (it would skip the restore without a word): `k0slab destroy`, then \
@@ -276,10 +278,10 @@ pub fn restore(ctx: &Context<'_>, flags: &Flags, file: &Path, wait: Duration) ->
         ))
         .into());
     }
-    super::up::run(
+    crate::workflow::up::run(
         ctx,
         flags,
-        &super::up::UpOptions {
+        &crate::workflow::up::UpOptions {
             dry_run: false,
             restore_from: Some(file),
             wait,

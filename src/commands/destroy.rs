@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Component, Path};
 
-use super::render;
 use crate::error::{Error, Result};
 use crate::kubeconfig;
 use crate::lab::files::GITIGNORE;
@@ -17,6 +16,7 @@ use crate::tools::tart::{Tart, TartVm};
 use crate::tools::Tool;
 use crate::workflow::context::Context;
 use crate::workflow::machines::on_created_machines;
+use crate::workflow::render;
 
 /// Puts the Vagrantfile back from `lab.json` if it was deleted: Vagrant needs it to destroy.
 fn restore_vagrantfile(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {

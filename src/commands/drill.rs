@@ -250,10 +250,10 @@ impl Drill<'_, '_> {
         ] {
             let _ = std::fs::remove_file(self.ctx.dir.join(file));
         }
-        super::up::run(
+        crate::workflow::up::run(
             self.ctx,
             &crate::inputs::Flags::default(),
-            &super::up::UpOptions {
+            &crate::workflow::up::UpOptions {
                 dry_run: false,
                 restore_from: Some(backup.to_path_buf()),
                 wait: self.timing.recover,
@@ -263,7 +263,7 @@ impl Drill<'_, '_> {
     }
 
     fn healthy(&self, wait: Duration) -> Result<bool> {
-        let checks = super::health::check(self.ctx, &self.record, wait)?;
+        let checks = crate::workflow::health::check(self.ctx, &self.record, wait)?;
         Ok(checks.iter().all(|c| c.ok) && self.etcd_whole())
     }
 

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::inputs::Flags;
-use crate::output;
 use crate::output::OutputFormat;
 use crate::roles::Role;
 use crate::topology::{EndpointKind, NodeKind, Topology};
@@ -61,7 +60,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat) -> Result<()>
             for w in &t.warnings {
                 ctx.out.warn(w);
             }
-            ctx.out.result(&table(t));
+            ctx.out.result(&t.table());
             ctx.out.result(&summary(ctx, t));
         }
     }
@@ -106,38 +105,6 @@ fn view<'a>(ctx: &Context<'_>, t: &'a Topology) -> PlanView<'a> {
         total_memory_mb: t.total_memory_mb(),
         warnings: &t.warnings,
     }
-}
-
-/// The machines, one row each.
-pub fn table(t: &Topology) -> String {
-    let rows = t
-        .nodes
-        .iter()
-        .map(|n| {
-            vec![
-                n.name.clone(),
-                n.role.map_or_else(|| "haproxy".into(), |r| r.to_string()),
-                n.address.to_string(),
-                n.cpus.to_string(),
-                format!("{} MB", n.memory_mb),
-                format!("{} GB", n.disk_gb),
-                if n.runs_workloads() { "yes" } else { "no" }.into(),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "name",
-            "role",
-            "address",
-            "cpus",
-            "memory",
-            "disk",
-            "workloads",
-        ],
-        rows,
-        &[3, 4, 5],
-    )
 }
 
 fn summary(ctx: &Context<'_>, t: &Topology) -> String {

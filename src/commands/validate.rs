@@ -1,9 +1,9 @@
 //! `k0slab validate`: render the lab, then `vagrant validate` its Vagrantfile.
 
-use super::render;
 use crate::error::Result;
 use crate::inputs::Flags;
 use crate::workflow::context::Context;
+use crate::workflow::render;
 use crate::workflow::resolve::plan_lab;
 
 pub fn run(ctx: &Context<'_>, flags: &Flags) -> Result<()> {

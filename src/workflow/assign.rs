@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::commands::render;
+use super::render;
 use crate::error::{Error, Result};
 use crate::lab::record::LabRecord;
 use crate::network::dhcp::{self, Change, Edit, Files};

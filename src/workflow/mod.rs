@@ -8,8 +8,14 @@
 //!
 //! [`Context`]: context::Context
 
+pub mod apply;
 pub mod assign;
+pub mod boot;
 pub mod context;
+pub mod health;
 pub mod machines;
+pub mod preflight;
 pub mod probe;
+pub mod render;
 pub mod resolve;
+pub mod up;

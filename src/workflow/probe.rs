@@ -12,7 +12,8 @@ use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::assign;
-use crate::commands::{self, render};
+use super::render;
+use crate::commands;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -275,7 +276,7 @@ impl Probe<'_> {
             &MACHINES.map(|m| crate::topology::vm_name(LAB_NAME, m)),
         )?;
         let nodes: Vec<&Node> = planned.topology.nodes.iter().collect();
-        commands::up::machines_up(
+        super::boot::machines_up(
             &self.ctx,
             &self.progress,
             &nodes,
@@ -483,7 +484,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         }));
     }
     let outcome = (|| -> Result<()> {
-        commands::up::pull_image(&probe.ctx, &probe.progress, &lab.inputs.image, None)?;
+        super::boot::pull_image(&probe.ctx, &probe.progress, &lab.inputs.image, None)?;
         let prefix = lab.inputs.subnet.prefix_len();
         let mut reserved = false;
         for mode in &modes {

@@ -1,0 +1,294 @@
+//! `up`, step by step: [`resolve`](super::resolve) → [`preflight`](super::preflight) →
+//! [`render`](super::render) → [`boot`](super::boot) → [`assign`](super::assign) →
+//! [`apply`](super::apply) (with the kubeconfig) → [`health`](super::health). Idempotent:
+//! running machines are left alone, and a lab that is already applied and healthy is not
+//! applied again. A failed run resumes where it stopped.
+
+use std::time::{Duration, Instant};
+
+use super::apply::{already_applied, apply_and_write_kubeconfig};
+use super::boot::{machines_up, pull_image};
+use super::preflight::{preflight, prerequisites, served_subnet};
+use crate::error::{InputError, Result};
+use crate::health::Check;
+use crate::inputs::Flags;
+use crate::lab::files::K0SCTL_YAML;
+use crate::lab::record::LabRecord;
+use crate::lab::record::Planned;
+use crate::network::{self};
+use crate::progress::{format_duration, Progress};
+use crate::tools::k0sctl::K0sctl;
+use crate::tools::process::{check_interrupted, shell_quote};
+use crate::tools::tart::Tart;
+use crate::tools::vagrant::MachineState;
+use crate::tools::Tool;
+use crate::topology::{Node, NodeKind};
+use crate::workflow::context::Context;
+use crate::workflow::render;
+use crate::workflow::resolve::describe_changes;
+use crate::workflow::resolve::plan_lab;
+
+const RESUME_HINT: &str = "Fix the cause and run `k0slab up` again: machines that are up are kept.";
+
+/// Options of `up`.
+pub struct UpOptions {
+    pub dry_run: bool,
+    /// A `k0sctl backup` to restore the cluster from (`k0slab restore`).
+    pub restore_from: Option<std::path::PathBuf>,
+    /// Print the plan table and the health summary (not when another command runs `up`).
+    pub summary: bool,
+    /// How long to wait for the lab to become healthy at the end.
+    pub wait: Duration,
+}
+
+fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
+    let t = &planned.topology;
+    let dir = ctx.dir.shown().display().to_string();
+    let mut lines = vec![
+        "Dry run: nothing is written or started. `k0slab up` would:".to_string(),
+        format!(
+            "  write {dir}/Vagrantfile, {dir}/k0sctl.yaml, {dir}/lab.json{} and the lab's SSH key",
+            if t.nodes.iter().any(|n| n.kind == NodeKind::LoadBalancer) {
+                format!(", {dir}/haproxy.cfg")
+            } else {
+                String::new()
+            }
+        ),
+    ];
+    // Missing tools are shown by name; the commands are the ones a real run builds.
+    let path = |tool: Tool| {
+        ctx.tools.get(tool).map_or_else(
+            |_| std::path::PathBuf::from(tool.name()),
+            |p| p.to_path_buf(),
+        )
+    };
+    let (tart_path, vagrant_path, k0sctl_path) =
+        (path(Tool::Tart), path(Tool::Vagrant), path(Tool::K0sctl));
+    let tart = Tart {
+        path: &tart_path,
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    let vagrant = crate::tools::vagrant::Vagrant {
+        path: &vagrant_path,
+        lab_dir: ctx.dir.absolute(),
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    let config = ctx.dir.join(K0SCTL_YAML);
+    let k0sctl = K0sctl {
+        path: &k0sctl_path,
+        config: &config,
+        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    lines.push(format!(
+        "  {}    (unless the image is cached)",
+        tart.pull_cmd(&t.image).command_line()
+    ));
+    lines.push(format!(
+        "  in parallel, in {dir}/ (machines already running are skipped):"
+    ));
+    for n in &t.nodes {
+        lines.push(format!("    {}", vagrant.up_cmd(&n.name).command_line()));
+    }
+    if t.network.served_by_bootpd() {
+        let paths = network::dhcp::Files::from_env(ctx.env);
+        lines.push(format!(
+            "  read each VM's MAC from {}/vms/<VM>/config.json, then as root (sudo, after saying \
+             why): assign each planned address to its VM's MAC in {}, reserve it in {}, and send \
+             a running bootpd SIGHUP",
+            crate::tools::tart::home(ctx.env).display(),
+            paths.leases.display(),
+            paths.bootptab.display()
+        ));
+        lines.push(
+            "  per machine that holds another address (those that sit on another's planned \
+             address first): make its DHCP client start over"
+                .into(),
+        );
+    } else {
+        lines.push("  per machine: make its planned address its only, static address".into());
+    }
+    lines.push(
+        "  then wait until each guest has exactly its planned address and its own hostname:".into(),
+    );
+    for n in &t.nodes {
+        let vip = network::guest::allowed_extra(&t.endpoint, n).map_or_else(String::new, |vip| {
+            format!(", and the VIP {vip} as a secondary address once k0s runs")
+        });
+        lines.push(format!(
+            "    {}    (expect {}{vip})",
+            vagrant
+                .ssh_cmd(&n.name, Some(network::guest::ADDRESS_QUERY))
+                .command_line(),
+            n.address
+        ));
+    }
+    let out = ctx.dir.join(".kubeconfig-from-apply-XXXXXX");
+    lines.push(format!(
+        "  {}",
+        k0sctl
+            .apply_cmd(Some((&out, &t.endpoint.url())))
+            .command_line()
+    ));
+    lines.push(format!(
+        "  the admin kubeconfig it wrote, its names made the lab's, into {dir}/kubeconfig"
+    ));
+    lines.push(format!("  k0slab --dir {dir} health    (kubectl get --raw /readyz, nodes, kube-system pods; vagrant status; sudo timeout 10 k0s etcd member-list on each running controller until one answers)"));
+    ctx.out.result(&lines.join("\n"));
+    if let Err(e) = ctx
+        .tools
+        .require(&[Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl])
+    {
+        ctx.out.warn(&format!("a real run would stop here: {e}"));
+    }
+    Ok(())
+}
+
+fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Check]) {
+    let kubeconfig_path = ctx.dir.join(crate::lab::files::KUBECONFIG);
+    let healthy = checks.iter().all(|c| c.ok);
+    ctx.out.result(&crate::workflow::health::table(checks));
+    ctx.out.result(&format!(
+        "\nlab {} is {} after {}\n  endpoint    {}\n  kubeconfig  {}\n\n  export KUBECONFIG={}\n  kubectl get nodes -o wide",
+        record.name(),
+        if healthy { "up and healthy" } else { "up but NOT healthy" },
+        format_duration(started.elapsed()),
+        record.endpoint.url(),
+        ctx.dir.shown().join(crate::lab::files::KUBECONFIG).display(),
+        shell_quote(&kubeconfig_path.display().to_string()),
+    ));
+}
+
+pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> {
+    let started = Instant::now();
+    let planned = plan_lab(ctx, flags)?;
+    // Other inputs than the lab's: refused once a machine exists; until then the lab is
+    // rendered again with them (as `render` does).
+    if !planned.changes.is_empty() && !ctx.dir.created_machines().is_empty() {
+        return Err(InputError::LabChanged {
+            dir: ctx.dir.shown().display().to_string(),
+            changes: describe_changes(&planned.changes),
+        }
+        .into());
+    }
+    for w in &planned.topology.warnings {
+        ctx.out.warn(w);
+    }
+    if options.dry_run {
+        ctx.out.result(&planned.topology.table());
+        ctx.out.result("");
+        return dry_run(ctx, &planned);
+    }
+    served_subnet(ctx, &planned)?;
+    prerequisites(ctx, &planned)?;
+    // Planned again and recorded under the host-wide lock: two labs started at once never
+    // take the same addresses (`host_addresses`).
+    let planned = crate::lab::host_addresses::with_lock(ctx.env, || {
+        let planned = plan_lab(ctx, flags)?;
+        render::write_lab(ctx, &planned)?;
+        crate::lab::host_addresses::record(
+            ctx.env,
+            ctx.dir.absolute(),
+            planned.topology.name.as_str(),
+            planned
+                .topology
+                .nodes
+                .iter()
+                .map(|n| n.address)
+                .chain(std::iter::once(planned.topology.endpoint.address))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        )?;
+        Ok(planned)
+    })?;
+    if options.summary {
+        ctx.out.info(&planned.topology.table());
+        ctx.out.info("");
+    }
+    let record = ctx.record()?;
+    check_interrupted()?;
+
+    let progress = Progress::new(&ctx.out);
+    // Vagrant's machines and Tart's VMs and images, asked at once.
+    let tart = Tart {
+        path: ctx.tools.get(Tool::Tart)?,
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    let vagrant = ctx.vagrant()?;
+    let (states, listed) = std::thread::scope(|s| {
+        let listed = s.spawn(|| tart.list());
+        let states = vagrant.status();
+        (states, listed.join().expect("tart list does not panic"))
+    });
+    let (states, listed) = (states?, listed?);
+    preflight(ctx, &record, &states, &listed)?;
+    let nodes: Vec<&Node> = record.nodes.iter().collect();
+    let all_running = nodes
+        .iter()
+        .all(|n| states.get(&n.name) == Some(&MachineState::Running));
+    if !all_running {
+        pull_image(ctx, &progress, &record.inputs.image, Some(&listed))?;
+    }
+    // Recorded before Vagrant clones them: whatever happens next, destroy finds them.
+    crate::lab::registry::claim(
+        ctx.env,
+        ctx.dir.absolute(),
+        record.name(),
+        &record
+            .nodes
+            .iter()
+            .map(|n| record.vm_name(n))
+            .collect::<Vec<_>>(),
+    )?;
+    // Before anything boots: no VM's first lease may be a planned address of this lab.
+    crate::workflow::assign::reserve(ctx, &record)?;
+    // Every machine at once, the load balancer too: it is needed only by `k0sctl apply`, and
+    // booting it first cost a whole VM boot (benches/up_parallel.rs).
+    let settled = |node: &Node| record.assigned.contains_key(&node.name);
+    let booted = machines_up(ctx, &progress, &nodes, &states, &settled, RESUME_HINT)?;
+    check_interrupted()?;
+    let record = crate::workflow::assign::planned_addresses(ctx, &progress, &record)?;
+    check_interrupted()?;
+
+    let config = ctx.dir.join(K0SCTL_YAML);
+    let k0sctl = K0sctl {
+        path: ctx.tools.get(Tool::K0sctl)?,
+        config: &config,
+        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
+        env: ctx.env,
+        out: &ctx.out,
+    };
+    // A lab whose machines were all running and whose k0sctl.yaml was applied as it is now
+    // needs no apply when it is healthy.
+    let mut checks = None;
+    if booted == 0 && already_applied(ctx) && options.restore_from.is_none() {
+        let now = crate::workflow::health::check(ctx, &record, Duration::ZERO)?;
+        if now.iter().all(|c| c.ok) {
+            ctx.out
+                .info("the lab is already applied and healthy: nothing to do");
+            checks = Some(now);
+        }
+    }
+    let checks = match checks {
+        Some(c) => c,
+        None => {
+            apply_and_write_kubeconfig(
+                ctx,
+                &progress,
+                &k0sctl,
+                &record,
+                options.restore_from.as_deref(),
+            )?;
+            crate::workflow::health::check(ctx, &record, options.wait)?
+        }
+    };
+    if options.summary {
+        summary(ctx, &record, started, &checks);
+    }
+    crate::workflow::health::verdict(&record, &checks)
+}
