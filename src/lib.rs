@@ -111,7 +111,7 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
         Command::InstallPlugin => plugin::run(&ctx),
         Command::Bootptab { .. } => unreachable!("handled before the lab is looked at"),
         Command::Backup => backup::backup(&ctx),
-        Command::Restore { file, lab, wait } => backup::restore(&ctx, &lab.flags(), &file, wait),
+        Command::Restore { file, lab, wait } => restore::run(&ctx, &lab.flags(), &file, wait),
         Command::Drill {
             scenarios,
             hard,

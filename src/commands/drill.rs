@@ -215,7 +215,7 @@ impl Drill<'_, '_> {
             .apply("writing the drill's marker ConfigMap", &manifest);
         let _ = std::fs::remove_file(&manifest);
         applied?;
-        super::backup::take(self.ctx, &self.record)
+        crate::workflow::backup::take(self.ctx, &self.record)
     }
 
     /// Whether the marker ConfigMap is in the cluster.

@@ -13,6 +13,7 @@ pub mod kubeconfig;
 pub mod plan;
 pub mod plugin;
 pub mod render;
+pub mod restore;
 pub mod ssh;
 pub mod status;
 pub mod up;

@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod assign;
+pub mod backup;
 pub mod boot;
 pub mod context;
 pub mod health;
