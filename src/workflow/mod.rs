@@ -13,6 +13,8 @@ pub mod assign;
 pub mod backup;
 pub mod boot;
 pub mod context;
+pub mod destroy;
+pub mod halt;
 pub mod health;
 pub mod machines;
 pub mod preflight;

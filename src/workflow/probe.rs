@@ -13,7 +13,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::assign;
 use super::render;
-use crate::commands;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -464,7 +463,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
     if probe.ctx.dir.read_record()?.is_some() {
         ctx.out
             .info("an earlier probe was interrupted: removing its VMs first");
-        commands::destroy::run(&probe.ctx)?;
+        super::destroy::run(&probe.ctx)?;
     }
     let addresses = probe_addresses(&lab.topology)?;
     let (modes, softnet_problem) = modes(ctx, &lab.topology.network);
@@ -545,7 +544,7 @@ pub fn run(ctx: &Context<'_>, lab: &Planned) -> Result<Report> {
         }
         Ok(())
     })();
-    let cleanup = commands::destroy::run(&Context {
+    let cleanup = super::destroy::run(&Context {
         env: ctx.env,
         out: Output::new(Verbosity::Quiet),
         dir: probe.ctx.dir.clone(),
