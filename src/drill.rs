@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::InputError;
-use crate::lab::record::LabRecord;
 use crate::roles::Role;
-use crate::topology::{EndpointKind, Node, NodeKind};
+use crate::topology::{EndpointKind, Node, NodeKind, Topology};
 
 /// What a scenario breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -145,7 +144,7 @@ impl Watch {
 }
 
 /// The etcd members of the lab: its controllers, unless a `single` lab stores in kine.
-pub fn members(record: &LabRecord) -> usize {
+pub fn members(record: &Topology) -> usize {
     let controllers: Vec<&Node> = record.nodes.iter().filter(|n| n.is_controller()).collect();
     if controllers.iter().any(|n| n.role == Some(Role::Single)) {
         0
@@ -159,11 +158,11 @@ pub fn tolerated(n: usize) -> usize {
     n.saturating_sub(1) / 2
 }
 
-fn controllers(record: &LabRecord) -> Vec<&Node> {
+fn controllers(record: &Topology) -> Vec<&Node> {
     record.nodes.iter().filter(|n| n.is_controller()).collect()
 }
 
-fn workers(record: &LabRecord) -> Vec<&Node> {
+fn workers(record: &Topology) -> Vec<&Node> {
     record
         .nodes
         .iter()
@@ -172,7 +171,7 @@ fn workers(record: &LabRecord) -> Vec<&Node> {
 }
 
 /// The scenarios of `all` for this lab, in order.
-pub fn all(record: &LabRecord) -> Vec<Scenario> {
+pub fn all(record: &Topology) -> Vec<Scenario> {
     let mut out = vec![Scenario {
         kind: Kind::ControllerDown,
         machine: None,
@@ -199,7 +198,7 @@ pub fn all(record: &LabRecord) -> Vec<Scenario> {
 }
 
 /// `drill [SCENARIO [NAME]]…`: scenario words, each optionally followed by a machine name.
-pub fn parse(words: &[String], record: &LabRecord) -> Result<Vec<Scenario>, InputError> {
+pub fn parse(words: &[String], record: &Topology) -> Result<Vec<Scenario>, InputError> {
     const ALLOWED: &str =
         "controller-down [NAME], worker-down [NAME], endpoint-down, quorum-loss or all";
     if words.is_empty() {
@@ -236,7 +235,7 @@ pub fn parse(words: &[String], record: &LabRecord) -> Result<Vec<Scenario>, Inpu
             return Err(InputError::Rule(format!(
                 "{} {word}: lab {} has no {} {word}",
                 last.kind.name(),
-                record.name(),
+                record.name.as_str(),
                 if last.kind == Kind::ControllerDown {
                     "controller"
                 } else {
@@ -252,7 +251,7 @@ pub fn parse(words: &[String], record: &LabRecord) -> Result<Vec<Scenario>, Inpu
                 let Some(w) = workers(record).first().map(|w| w.name.clone()) else {
                     return Err(InputError::Rule(format!(
                         "worker-down: lab {} has no workers",
-                        record.name()
+                        record.name.as_str()
                     )));
                 };
                 s.machine = Some(w);
@@ -260,14 +259,14 @@ pub fn parse(words: &[String], record: &LabRecord) -> Result<Vec<Scenario>, Inpu
             Kind::EndpointDown if record.endpoint.kind != EndpointKind::Haproxy => {
                 return Err(InputError::Rule(format!(
                     "endpoint-down: lab {}'s endpoint is {}, not a load-balancer VM",
-                    record.name(),
+                    record.name.as_str(),
                     record.endpoint.describe()
                 )));
             }
             Kind::QuorumLoss if members(record) < 2 => {
                 return Err(InputError::Rule(format!(
                     "quorum-loss: lab {} has {} etcd members; use controller-down",
-                    record.name(),
+                    record.name.as_str(),
                     members(record)
                 )));
             }
@@ -278,14 +277,14 @@ pub fn parse(words: &[String], record: &LabRecord) -> Result<Vec<Scenario>, Inpu
 }
 
 /// The controllers `quorum-loss` stops: a majority, the last ones first.
-pub fn majority(record: &LabRecord) -> Vec<String> {
+pub fn majority(record: &Topology) -> Vec<String> {
     let c = controllers(record);
     let k = c.len() / 2 + 1;
     c.iter().rev().take(k).map(|n| n.name.clone()).collect()
 }
 
 /// What the lab should do with `stopped` down, by scenario, looked at as `watch` says.
-pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord, watch: &Watch) -> Expectation {
+pub fn expect(kind: Kind, stopped: &[String], record: &Topology, watch: &Watch) -> Expectation {
     let mut e = expect_api(kind, stopped, record);
     let kubelets: Vec<String> = stopped
         .iter()
@@ -300,7 +299,7 @@ pub fn expect(kind: Kind, stopped: &[String], record: &LabRecord, watch: &Watch)
     e
 }
 
-fn expect_api(kind: Kind, stopped: &[String], record: &LabRecord) -> Expectation {
+fn expect_api(kind: Kind, stopped: &[String], record: &Topology) -> Expectation {
     let n = members(record);
     let down = stopped
         .iter()
@@ -367,7 +366,7 @@ mod tests {
     use crate::inputs::{resolve, Flags, LabName};
     use crate::topology::Topology;
 
-    fn record(env: &[(&str, &str)]) -> LabRecord {
+    fn record(env: &[(&str, &str)]) -> Topology {
         let inputs = resolve(
             &Flags::default(),
             &crate::environment::Environment::from_pairs(env.iter().copied()),
@@ -376,21 +375,7 @@ mod tests {
         )
         .unwrap()
         .inputs;
-        let t = Topology::resolve(&inputs).unwrap();
-        LabRecord {
-            schema: 1,
-            k0slab_version: "t".into(),
-            inputs,
-            nodes: t.nodes.clone(),
-            endpoint: t.endpoint,
-            secrets: crate::lab::record::Secrets {
-                vrrp_auth_pass: "x".into(),
-            },
-            files: vec![],
-            written: Default::default(),
-            merged_into: vec![],
-            assigned: Default::default(),
-        }
+        Topology::resolve(&inputs).unwrap()
     }
 
     #[test]

@@ -388,6 +388,11 @@ impl Topology {
 }
 
 impl Topology {
+    /// The machine named `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
     /// The machines, one row each.
     pub fn table(&self) -> String {
         let rows = self

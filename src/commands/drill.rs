@@ -136,7 +136,7 @@ impl Drill<'_, '_> {
 
     /// Whether every controller's etcd member answers `/health` with "true".
     fn etcd_whole(&self) -> bool {
-        drill::members(&self.record) == 0
+        drill::members(&self.record.topology()) == 0
             || self
                 .record
                 .nodes
@@ -153,7 +153,7 @@ impl Drill<'_, '_> {
 
     /// The member list from the first controller that answers and is not stopped.
     fn membership(&self, stopped: &[String]) -> String {
-        if drill::members(&self.record) == 0 {
+        if drill::members(&self.record.topology()) == 0 {
             return "no etcd (kine)".into();
         }
         for n in self.record.nodes.iter().filter(|n| n.is_controller()) {
@@ -286,7 +286,7 @@ impl Drill<'_, '_> {
                 })],
             Kind::WorkerDown => vec![scenario.machine.clone().expect("parse names a worker")],
             Kind::EndpointDown => vec![LOAD_BALANCER_NAME.to_string()],
-            Kind::QuorumLoss => drill::majority(&self.record),
+            Kind::QuorumLoss => drill::majority(&self.record.topology()),
         };
         let label = format!("{} {}", scenario.kind.name(), stopped.join(","));
         let healthy = self.healthy(self.timing.recover)?;
@@ -294,7 +294,7 @@ impl Drill<'_, '_> {
         let expected = drill::expect(
             scenario.kind,
             &stopped,
-            &self.record,
+            &self.record.topology(),
             &drill::Watch::planned(grace, self.timing.observe),
         );
         if !healthy {
@@ -359,7 +359,7 @@ impl Drill<'_, '_> {
         let expected = drill::expect(
             scenario.kind,
             &stopped,
-            &self.record,
+            &self.record.topology(),
             &drill::Watch {
                 grace,
                 since_halt_began: looked_at - halt_began,
@@ -527,7 +527,7 @@ pub fn table(rows: &[Row]) -> String {
 
 pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<()> {
     let record = ctx.record()?;
-    let scenarios = drill::parse(&o.scenarios, &record)?;
+    let scenarios = drill::parse(&o.scenarios, &record.topology())?;
     ctx.tools.require(&[Tool::Vagrant, Tool::Kubectl])?;
     let timing = Timing {
         poll: duration(ctx, "K0SLAB_DRILL_POLL", Duration::from_millis(250))?,

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{header, RenderContext, SSH_USER};
+use super::context::{header, RenderContext, SSH_USER};
 use crate::error::{Error, Result};
 use crate::topology::{EndpointKind, Node, Topology};
 

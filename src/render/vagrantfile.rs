@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::{RenderContext, SSH_PASSWORD, SSH_USER};
+use super::context::{RenderContext, SSH_PASSWORD, SSH_USER};
 use crate::error::Result;
 use crate::templates;
 use crate::topology::{NodeKind, Topology};

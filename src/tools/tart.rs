@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::network::Mac;
 use crate::output::Output;
 use crate::tools::process::Cmd;
 
@@ -40,8 +39,13 @@ pub fn home(env: &Environment) -> PathBuf {
 /// The MAC address of Tart VM `vm`: key `macAddress` of `<TART_HOME>/vms/<vm>/config.json`
 /// (cirruslabs/tart `Sources/tart/VMConfig.swift` lines 25 and 156, `VMStorageLocal.swift`
 /// lines 7-11). Read after the VM has started: `tart run` gives a VM a new MAC when a running
-/// VM already has its MAC (`Sources/tart/Commands/Run.swift` lines 376-384).
-pub fn mac_of(env: &Environment, vm: &str) -> Result<Mac> {
+/// VM already has its MAC (`Sources/tart/Commands/Run.swift` lines 376-384). Parsed by `parse`
+/// (the caller's MAC type); a value it refuses is reported as an unreadable configuration.
+pub fn mac_of<M>(
+    env: &Environment,
+    vm: &str,
+    parse: impl FnOnce(&str) -> std::result::Result<M, String>,
+) -> Result<M> {
     let path = home(env).join("vms").join(vm).join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
     let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Unreadable {
@@ -49,20 +53,19 @@ pub fn mac_of(env: &Environment, vm: &str) -> Result<Mac> {
         what: "a Tart VM configuration",
         reason: e.to_string(),
     })?;
-    config
+    let mac = config
         .get("macAddress")
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| Error::Unreadable {
             path: path.clone(),
             what: "a Tart VM configuration",
             reason: "no macAddress".into(),
-        })?
-        .parse()
-        .map_err(|reason| Error::Unreadable {
-            path,
-            what: "a Tart VM configuration",
-            reason,
-        })
+        })?;
+    parse(mac).map_err(|reason| Error::Unreadable {
+        path,
+        what: "a Tart VM configuration",
+        reason,
+    })
 }
 
 /// Whether `image` is among the OCI images of `listed` (what `tart list` printed).

@@ -83,7 +83,7 @@ pub fn planned_addresses(
     for node in &record.nodes {
         macs.insert(
             node.name.clone(),
-            tart::mac_of(ctx.env, &record.vm_name(node))?,
+            tart::mac_of(ctx.env, &record.vm_name(node), str::parse)?,
         );
     }
     let planned = record.planned();

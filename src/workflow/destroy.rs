@@ -145,7 +145,9 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
     let tart = tart(ctx).expect("tart listed the VMs");
     let mut macs = Vec::new();
     for vm in &present {
-        if let Ok(mac) = crate::tools::tart::mac_of(ctx.env, &vm.name) {
+        if let Ok(mac) =
+            crate::tools::tart::mac_of(ctx.env, &vm.name, str::parse::<crate::network::Mac>)
+        {
             macs.push(mac);
         }
         delete_vm(ctx, &tart, vm)?;

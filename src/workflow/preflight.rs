@@ -174,12 +174,9 @@ pub fn preflight(
             .assigned
             .values()
             .copied()
-            .chain(
-                record
-                    .nodes
-                    .iter()
-                    .filter_map(|n| crate::tools::tart::mac_of(ctx.env, &record.vm_name(n)).ok()),
-            )
+            .chain(record.nodes.iter().filter_map(|n| {
+                crate::tools::tart::mac_of(ctx.env, &record.vm_name(n), str::parse).ok()
+            }))
             .collect();
         let now = leases::now();
         let taken: Vec<String> = leases::read(&paths.leases)
