@@ -206,9 +206,9 @@ fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand)
             provider_manifest,
             provider_image,
             timeout,
-        } => kairos::install(
+        } => kairos::install::run(
             ctx,
-            &kairos::InstallOptions {
+            &kairos::install::InstallOptions {
                 versions: crate::kairos::components::Versions {
                     cert_manager: cert_manager_version,
                     capi: capi_version,
@@ -227,9 +227,9 @@ fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand)
             timeout,
             init_annotation,
             output,
-        } => kairos::verify(
+        } => kairos::verify::run(
             ctx,
-            &kairos::VerifyOptions {
+            &kairos::verify::VerifyOptions {
                 cluster_manifest,
                 keep,
                 timeout,
@@ -237,14 +237,14 @@ fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand)
                 format: output,
             },
         ),
-        KairosCommand::Uninstall => kairos::uninstall(ctx),
+        KairosCommand::Uninstall => kairos::uninstall::run(ctx),
         KairosCommand::Lint {
             files,
             replicas,
             output,
-        } => kairos::lint(
+        } => kairos::lint::lint(
             ctx,
-            &kairos::LintOptions {
+            &kairos::lint::LintOptions {
                 files,
                 replicas,
                 format: output,

@@ -16,6 +16,8 @@ pub mod context;
 pub mod destroy;
 pub mod halt;
 pub mod health;
+pub mod image;
+pub mod kairos;
 pub mod machines;
 pub mod preflight;
 pub mod probe;

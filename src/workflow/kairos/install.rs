@@ -1,0 +1,580 @@
+//! `kairos install` and `kairos uninstall`.
+//!
+//! Install applies each component, then waits until its webhooks can take requests (they are
+//! `failurePolicy: Fail`: cert-manager must have issued the Certificate that
+//! `cert-manager.io/inject-ca-from` names and its cainjector must have put the CA into every
+//! webhook) and its Deployments are Available. `installed.json` records what was applied,
+//! add-only. Uninstall deletes the recorded manifests, then whatever else carries their
+//! providers' `cluster.x-k8s.io/provider` labels, then webhook configurations that point at
+//! the removed namespaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+use serde_json::Value;
+
+use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent};
+use crate::error::{Error, InputError, Result};
+use crate::fsutil::write_atomic;
+use crate::health::condition_true;
+use crate::kairos::components::{self, Component, Source, Versions};
+use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
+use crate::kairos::milestones;
+use crate::lab::files::KAIROS_DIR;
+use crate::lab::files::KAIROS_INSTALLED as INSTALLED;
+use crate::lab::files::MODE_PRIVATE;
+use crate::progress::{format_duration, Bar, Progress};
+use crate::tools::kubectl::Kubectl;
+use crate::tools::process::{check_interrupted, Cmd};
+use crate::tools::Tool;
+use crate::workflow::context::Context;
+
+/// What `uninstall` deletes by provider label, besides the recorded manifests: built-in kinds
+/// only (the CRD-based ones may be gone with their CRDs by then).
+const SWEPT_KINDS: &str = "namespaces,customresourcedefinitions,validatingwebhookconfigurations,\
+mutatingwebhookconfigurations,clusterroles,clusterrolebindings,deployments,services,\
+serviceaccounts,roles,rolebindings,jobs,secrets,configmaps";
+
+impl Installed {
+    /// The record in `dir`, if there is one.
+    fn read(dir: &Path) -> Result<Option<Installed>> {
+        let path = dir.join(INSTALLED);
+        match fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| Error::LabFile {
+                    path,
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("reading", path, e)),
+        }
+    }
+
+    /// Adds `entry`, or replaces the entry of the same component (keeping its place); never
+    /// drops another component. Returns the replaced entry's file when it had another name.
+    fn put(&mut self, entry: InstalledComponent) -> Option<String> {
+        let key = &entry.component.key;
+        match self.components.iter_mut().find(|c| &c.component.key == key) {
+            Some(old) => {
+                let previous = std::mem::replace(old, entry);
+                (previous.file != old.file).then_some(previous.file)
+            }
+            None => {
+                self.components.push(entry);
+                None
+            }
+        }
+    }
+
+    fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("serialises");
+        write_atomic(&dir.join(INSTALLED), json.as_bytes(), MODE_PRIVATE).map(|_| ())
+    }
+}
+
+/// The manifest text of a component: downloaded, read, or built with kustomize.
+fn fetch(ctx: &Context<'_>, k: &Kubectl<'_>, component: &Component) -> Result<String> {
+    match &component.source {
+        Source::Url(url) => Cmd::new(ctx.tools.get(Tool::Curl)?, format!("downloading {url}"))
+            .args(["-fsSL", "--retry", "3", url.as_str()])
+            .output(ctx.env, &ctx.out),
+        Source::Path(p) if p.is_dir() => k.kustomize(p),
+        Source::Path(p) => fs::read_to_string(p).map_err(|e| Error::io("reading", p, e)),
+    }
+}
+
+/// The manifest to apply: a release asset with its clusterctl-style variables filled (as
+/// clusterctl does), anything else as is (as a provider's `make deploy` applies its kustomize
+/// output), and the Kairos controller's image replaced when asked.
+fn prepare(
+    ctx: &Context<'_>,
+    component: &Component,
+    text: String,
+    image: Option<&str>,
+) -> Result<String> {
+    let text = if component.release {
+        manifest::substitute(&text, ctx.env, &component.title)?
+    } else {
+        text
+    };
+    match image {
+        Some(image) if component.key == "kairos" => manifest::set_image(
+            &text,
+            components::KAIROS_DEPLOYMENT,
+            components::KAIROS_CONTAINER,
+            image,
+        ),
+        _ => Ok(text),
+    }
+}
+
+/// Polls `waiting` (what is still missing, empty when nothing) until it is empty; once
+/// `timeout` has passed since `started`, fails with `what` and everything still missing.
+fn wait_until(
+    started: Instant,
+    timeout: Duration,
+    poll: Duration,
+    bar: &Bar,
+    what: &str,
+    mut waiting: impl FnMut() -> Result<Vec<String>>,
+) -> Result<()> {
+    loop {
+        let missing = waiting()?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= timeout {
+            return Err(Error::Step(format!(
+                "{what} after {}: {}",
+                format_duration(timeout),
+                missing.join("; ")
+            )));
+        }
+        bar.message(&format!("waiting: {}", missing.join("; ")));
+        std::thread::sleep(poll);
+        check_interrupted()?;
+    }
+}
+
+/// `kubectl get … -o json`, or `None` when the object does not exist.
+fn get_if_exists(k: &Kubectl<'_>, description: &str, args: &[&str]) -> Result<Option<Value>> {
+    match k.get_json(description, args) {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::CommandFailed { stderr, .. }) if stderr.contains("(NotFound)") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What keeps the webhooks of `injections` from taking requests: Certificates not Ready, then
+/// webhooks without a `caBundle`. Both are read from the cluster, named as in the manifest.
+fn webhooks_waiting(k: &Kubectl<'_>, injections: &[CaInjection]) -> Result<Vec<String>> {
+    let mut waiting = Vec::new();
+    let certificates: BTreeSet<&(String, String)> =
+        injections.iter().map(|i| &i.certificate).collect();
+    for (ns, name) in certificates {
+        let cert = get_if_exists(
+            k,
+            "looking up a webhook Certificate",
+            &["certificates.cert-manager.io", name, "--namespace", ns],
+        )?;
+        match cert {
+            None => waiting.push(format!("Certificate {ns}/{name} not found")),
+            Some(c) if !condition_true(&c, "Ready") => {
+                let why: Vec<String> = milestones::false_conditions(&c)
+                    .into_iter()
+                    .filter(|w| w.starts_with("Ready="))
+                    .collect();
+                waiting.push(format!(
+                    "Certificate {ns}/{name} not Ready: {}",
+                    if why.is_empty() {
+                        "no Ready condition yet".to_string()
+                    } else {
+                        why.join("; ")
+                    }
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if !waiting.is_empty() {
+        return Ok(waiting); // the cainjector has nothing to inject yet
+    }
+    for i in injections {
+        let resource = format!("{}s", i.kind.to_lowercase());
+        let hook = get_if_exists(
+            k,
+            &format!("looking up {} {}", i.kind, i.name),
+            &[&resource, &i.name],
+        )?;
+        let Some(hook) = hook else {
+            waiting.push(format!("{} {} not found", i.kind, i.name));
+            continue;
+        };
+        let without: Vec<&str> = hook["webhooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| {
+                w.pointer("/clientConfig/caBundle")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            })
+            .map(|w| w["name"].as_str().unwrap_or("?"))
+            .collect();
+        if !without.is_empty() {
+            waiting.push(format!(
+                "caBundle not injected into {} {} (webhooks {}; from Certificate {}/{})",
+                i.kind,
+                i.name,
+                without.join(", "),
+                i.certificate.0,
+                i.certificate.1
+            ));
+        }
+    }
+    Ok(waiting)
+}
+
+/// The named Deployments of the component's namespace (all of them when none are named) that
+/// are not Available, with their conditions.
+fn deployments_waiting(k: &Kubectl<'_>, component: &Component) -> Result<Vec<String>> {
+    let list = k.get_json(
+        "listing Deployments",
+        &["deployments", "--namespace", &component.namespace],
+    )?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let by_name: BTreeMap<&str, &Value> = items
+        .iter()
+        .filter_map(|d| Some((d.pointer("/metadata/name")?.as_str()?, d)))
+        .collect();
+    let wanted: Vec<&str> = if component.deployments.is_empty() {
+        by_name.keys().copied().collect()
+    } else {
+        component.deployments.iter().map(String::as_str).collect()
+    };
+    if wanted.is_empty() {
+        return Ok(vec!["none found".into()]);
+    }
+    Ok(wanted
+        .iter()
+        .filter(|w| {
+            !by_name
+                .get(*w)
+                .is_some_and(|d| condition_true(d, "Available"))
+        })
+        .map(|w| match by_name.get(w) {
+            None => format!("{w} (missing)"),
+            Some(d) => {
+                let why = milestones::false_conditions(d).join("; ");
+                if why.is_empty() {
+                    w.to_string()
+                } else {
+                    format!("{w} ({why})")
+                }
+            }
+        })
+        .collect())
+}
+
+fn check_crds(k: &Kubectl<'_>) -> Result<()> {
+    let missing: Vec<&str> = components::KAIROS_CRDS
+        .iter()
+        .copied()
+        .filter(|crd| k.get_json("looking up a CRD", &["crd", crd]).is_err())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Step(format!(
+            "the Kairos provider is running but these CRDs are missing: {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Options of `kairos install`.
+pub struct InstallOptions {
+    pub versions: Versions,
+    pub provider_image: Option<String>,
+    pub timeout: Duration,
+}
+
+/// A release tag as the components' projects name them: `v1.10.4`, `v1.10.0-rc.1`.
+static VERSION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^v\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$").expect("valid regex"));
+/// An image reference by the grammar of distribution/reference (`reference.go`): domain with
+/// optional port, lower-case path components, optional tag and digest.
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*",
+        r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+    ))
+    .expect("valid regex")
+});
+
+/// Every flag of `kairos install`, before anything is fetched or applied (exit 2).
+pub fn check(o: &InstallOptions) -> std::result::Result<(), InputError> {
+    let v = &o.versions;
+    let versions = [
+        ("--cert-manager-version", Some(&v.cert_manager)),
+        ("--capi-version", Some(&v.capi)),
+        (
+            "--infrastructure-version",
+            v.infrastructure_version.as_ref(),
+        ),
+        ("--kairos-version", Some(&v.kairos)),
+    ];
+    for (flag, value) in versions {
+        if let Some(value) = value.filter(|x| !VERSION.is_match(x)) {
+            return Err(InputError::Invalid {
+                origin: format!("flag {flag}"),
+                value: value.clone(),
+                allowed: "a release tag like v1.10.4".into(),
+            });
+        }
+    }
+    if let Some(image) = o.provider_image.as_ref().filter(|i| !IMAGE.is_match(i)) {
+        return Err(InputError::Invalid {
+            origin: "flag --provider-image".into(),
+            value: image.clone(),
+            allowed: "an image reference like ghcr.io/me/kairos-capi:dev".into(),
+        });
+    }
+    if let Some(m) = &v.provider_manifest {
+        let url = m.starts_with("https://") || m.starts_with("http://");
+        if !url && !std::path::Path::new(m).exists() {
+            return Err(InputError::Invalid {
+                origin: "flag --provider-manifest".into(),
+                value: m.clone(),
+                allowed: "an existing file or kustomize directory, or an http(s) URL".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A provider image the host's container engine has is loaded into the nodes first (`k0slab
+/// image load`): a build that exists only on this Mac needs no registry.
+fn load_local_image(ctx: &Context<'_>, image: &str) -> Result<()> {
+    let Ok(found) = crate::image::engine::find(ctx.env, None) else {
+        return Ok(());
+    };
+    if found.ids(ctx.env, &ctx.out, &[image.to_string()]).is_err() {
+        return Ok(()); // not local: the nodes pull it
+    }
+    ctx.out.info(&format!(
+        "{image} exists on this host: loading it into the nodes ({})",
+        found.engine
+    ));
+    crate::workflow::image::load(
+        ctx,
+        &crate::workflow::image::LoadOptions {
+            source: crate::workflow::image::Source::Engine {
+                images: vec![image.to_string()],
+                engine: Some(found.engine),
+            },
+            nodes: Vec::new(),
+        },
+    )
+}
+
+pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
+    check(o)?;
+    let kubeconfig = lab_kubeconfig(ctx)?;
+    if let Some(image) = &o.provider_image {
+        load_local_image(ctx, image)?;
+    }
+    let k = kubectl(ctx, &kubeconfig)?;
+    let dir = ctx.dir.join(KAIROS_DIR);
+    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let mut record = Installed::read(&dir)?.unwrap_or(Installed {
+        components: Vec::new(),
+    });
+    let plan = components::plan(&o.versions);
+    let progress = Progress::new(&ctx.out);
+    for (i, component) in plan.iter().enumerate() {
+        let bar = progress.bar(&component.key, 22, 4);
+        let step = (|| -> Result<()> {
+            bar.step(0, &format!("fetching {}", component.source));
+            let text = fetch(ctx, &k, component)?;
+            let text = prepare(ctx, component, text, o.provider_image.as_deref())?;
+            let injections = manifest::ca_injections(&text)?;
+            let file = format!("{:02}-{}.yaml", i + 1, component.key);
+            write_atomic(&dir.join(&file), text.as_bytes(), MODE_PRIVATE)?;
+            // Recorded before it is applied: uninstall removes whatever of it got applied.
+            let entry = InstalledComponent {
+                component: component.clone(),
+                file: file.clone(),
+            };
+            if let Some(replaced) = record.put(entry) {
+                let _ = fs::remove_file(dir.join(replaced));
+            }
+            record.write(&dir)?;
+            bar.step(1, "applying");
+            k.apply(&format!("applying {}", component.title), &dir.join(&file))?;
+            let started = Instant::now();
+            if !injections.is_empty() {
+                bar.step(2, "waiting for its webhooks' certificate and CA");
+                wait_until(
+                    started,
+                    o.timeout,
+                    ctx.poll_interval(),
+                    &bar,
+                    "webhooks not ready",
+                    || webhooks_waiting(&k, &injections),
+                )?;
+            }
+            bar.step(3, "waiting for its Deployments");
+            wait_until(
+                started,
+                o.timeout,
+                ctx.poll_interval(),
+                &bar,
+                &format!("Deployment(s) in {} not Available", component.namespace),
+                || deployments_waiting(&k, component),
+            )?;
+            if component.key == "kairos" {
+                check_crds(&k)?;
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => bar.done(&format!(
+                "{} {} Available",
+                component.title, component.version
+            )),
+            Err(e) => {
+                bar.failed(&format!("{} failed", component.title));
+                return Err(Error::Step(format!(
+                    "kairos install stopped at {} {}: {e}\nRun `k0slab kairos install` again once the cause is fixed (applying is idempotent).",
+                    component.title, component.version
+                )));
+            }
+        }
+    }
+    ctx.out.info(&format!(
+        "Kairos providers installed on lab {} ({}); CRDs: {}",
+        ctx.record()?.name(),
+        plan.iter()
+            .map(|c| format!("{} {}", c.title, c.version))
+            .collect::<Vec<_>>()
+            .join(", "),
+        components::KAIROS_CRDS.join(", ")
+    ));
+    Ok(())
+}
+
+/// Manifests in `dir` the record does not name (an earlier k0slab rewrote the record to fewer
+/// components but kept their files), newest name first.
+fn unrecorded_manifests(dir: &Path, record: &Installed) -> Result<Vec<String>> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml") && !record.components.iter().any(|c| &c.file == n))
+        .collect();
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(out)
+}
+
+pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
+    let kubeconfig = lab_kubeconfig(ctx)?;
+    let k = kubectl(ctx, &kubeconfig)?;
+    let dir = ctx.dir.join(KAIROS_DIR);
+    let record = Installed::read(&dir)?.unwrap_or_else(|| {
+        ctx.out
+            .info("no Kairos install recorded in this lab; removing only stale webhooks");
+        Installed {
+            components: Vec::new(),
+        }
+    });
+    // (what to say, file), newest first.
+    let mut manifests: Vec<(String, String)> = record
+        .components
+        .iter()
+        .rev()
+        .map(|c| {
+            (
+                format!("{} {}", c.component.title, c.component.version),
+                c.file.clone(),
+            )
+        })
+        .collect();
+    for file in unrecorded_manifests(&dir, &record)? {
+        manifests.push((format!("{file} (from an earlier install)"), file));
+    }
+    // Read before deleting: the providers' labels and the namespaces of everything applied.
+    let mut providers = BTreeSet::new();
+    let mut namespaces: BTreeSet<String> = record
+        .components
+        .iter()
+        .map(|c| c.component.namespace.clone())
+        .collect();
+    namespaces.insert(components::KAIROS_NAMESPACE.to_string());
+    for (_, file) in &manifests {
+        let path = dir.join(file);
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let (p, n) = manifest::providers_and_namespaces(&text).map_err(|e| Error::LabFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        providers.extend(p);
+        namespaces.extend(n);
+    }
+    for (what, file) in &manifests {
+        let path = dir.join(file);
+        if path.is_file() {
+            k.delete_file(&format!("removing {what}"), &path, false)?;
+            ctx.out.info(&format!("removed {what}"));
+        }
+    }
+    // What an earlier install of the same providers applied under other names (a release
+    // replaced by a working copy, say): Cluster API providers label every object of theirs.
+    for provider in &providers {
+        let selector = format!("{PROVIDER_LABEL}={provider}");
+        let labelled = k.get_json(
+            &format!("listing the namespaces labelled {selector}"),
+            &["namespaces", "-l", &selector],
+        )?;
+        namespaces.extend(
+            labelled["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.pointer("/metadata/name")?.as_str().map(String::from)),
+        );
+        let out = k.delete_selected(
+            &format!("removing what is labelled {selector}"),
+            SWEPT_KINDS,
+            &selector,
+        )?;
+        let count = out.lines().filter(|l| l.ends_with(" deleted")).count();
+        if count > 0 {
+            ctx.out.info(&format!(
+                "removed {count} more object(s) labelled {selector}"
+            ));
+        }
+    }
+    // Webhook configurations outlive their services and block the next install.
+    for kind in [
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ] {
+        let list = k.get_json(&format!("listing {kind}"), &[kind])?;
+        for hook in list["items"].as_array().into_iter().flatten() {
+            let ours = hook["webhooks"].as_array().into_iter().flatten().any(|w| {
+                w.pointer("/clientConfig/service/namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|ns| namespaces.contains(ns))
+            });
+            let name = hook
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if ours && !name.is_empty() {
+                k.delete(
+                    &format!("removing webhook configuration {name}"),
+                    kind,
+                    name,
+                )?;
+                ctx.out
+                    .info(&format!("removed stale webhook configuration {name}"));
+            }
+        }
+    }
+    if dir.is_dir() {
+        fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
+    }
+    ctx.out.info("Kairos providers uninstalled");
+    Ok(())
+}
