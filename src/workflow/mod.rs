@@ -14,6 +14,7 @@ pub mod backup;
 pub mod boot;
 pub mod context;
 pub mod destroy;
+pub mod doctor;
 pub mod drill;
 pub mod halt;
 pub mod health;
