@@ -360,11 +360,21 @@ fn a_bootptab_binding_with_the_vms_own_mac_cuts_the_vm_off_under_softnet() {
         .as_str()
         .unwrap()
         .to_string();
+    let bootptab = sb.root.path().join("etc/bootptab");
+    let before = fs::metadata(&bootptab).unwrap().modified().unwrap();
     fs::write(
-        sb.root.path().join("etc/bootptab"),
+        &bootptab,
         format!("%%\nk0slab-worker-1 1 {mac} 192.168.64.20\n"),
     )
     .unwrap();
+    // bootpd reads bootptab again only when its mtime differs in whole seconds (bootp
+    // bootpdfile.c lines 126-132): `up` wrote it moments ago, maybe within the same second.
+    fs::File::options()
+        .write(true)
+        .open(&bootptab)
+        .unwrap()
+        .set_modified(before + std::time::Duration::from_secs(2))
+        .unwrap();
     fs::write(sb.state().join("bootpd-sighup"), "").unwrap();
     assert!(sb.k0slab(&["halt"], &[]).status.success());
     let vagrant = common::standins::standins_bin().join("vagrant");
