@@ -1,17 +1,20 @@
 //! k0slab: a realistic multi-node k0s cluster on local VMs, in one command, proven healthy.
 //!
-//! The flow is plan, then execute:
+//! The layers, top to bottom (a module imports only its own layer or below; `tests/layers.rs`
+//! checks it):
 //!
-//! ```text
-//! flags / environment ─▶ Inputs ─▶ Topology (pure) ─▶ rendered files ─▶ lab directory
-//! ```
-//!
-//! - [`inputs`]: flags and environment variables into typed, validated values.
-//! - [`topology`], [`roles`], [`addresses`]: the machines, their roles and addresses.
-//! - [`render`], [`templates`]: the Vagrantfile, k0sctl.yaml, haproxy.cfg and lab.json.
-//! - [`lab`], [`fsutil`]: the lab directory on disk.
-//! - [`network`]: one address per VM from a DHCP binding (bootptab), the network modes, the probe.
-//! - [`commands`]: one module per command; [`cli`] is the clap layer.
+//! - [`run`] and [`cli`]: the command line, one match from a command to its module.
+//! - [`commands`]: one thin module per command: flags in, a [`workflow`] call, output out.
+//! - [`workflow`]: the steps commands compose (resolve → preflight → render → boot → assign →
+//!   apply → health, and destroy, halt, backup, restore, drill…) over one
+//!   [`workflow::context::Context`].
+//! - [`lab`]: the lab directory: every file name and mode, `lab.json`, the lock, and the
+//!   host-wide records.
+//! - the domain, pure where it can be: [`inputs`], [`topology`], [`roles`], [`addresses`],
+//!   [`network`], [`render`] and [`templates`], [`health`], [`drill`], [`kubeconfig`],
+//!   [`kairos`], [`image`], [`versions`].
+//! - [`tools`]: the adapters, one per external program, below all of it.
+//! - [`error`], [`environment`], [`output`], [`progress`], [`fsutil`]: the base.
 
 pub mod addresses;
 pub mod cli;

@@ -240,7 +240,7 @@ fn the_readme_set_up_line_installs_what_the_taskfile_and_up_run() {
         "the Taskfile's programs"
     );
 
-    // What `up` requires (src/commands/up.rs), with the install hints k0slab prints.
+    // What `up` requires (src/workflow/preflight.rs), with the install hints k0slab prints.
     use k0slab::tools::Tool;
     for tool in [Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl] {
         let formula = tool

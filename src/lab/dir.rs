@@ -1,8 +1,9 @@
 //! The lab directory on disk: reading `lab.json`, seeing which machines Vagrant created, and
 //! writing rendered files.
 
+use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
 
@@ -10,8 +11,10 @@ use crate::environment::Environment;
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::{write_all_or_none, Planned, Written};
 use crate::inputs;
-use crate::lab::files::DEFAULT_DIR;
-use crate::lab::files::{PRIVATE_KEY, PUBLIC_KEY};
+use crate::lab::files::{
+    DEFAULT_DIR, GITIGNORE, KAIROS_DIR, LAB_JSON, LAB_JSON_COPY, PRIVATE_KEY, PUBLIC_KEY,
+    RUNTIME_FILES, VAGRANT_DIR,
+};
 use crate::lab::record::{self, LabRecord, Secrets};
 use crate::lab::sshkey;
 
@@ -112,7 +115,7 @@ impl LabDir {
 
     /// Machines Vagrant has created in this directory (`.vagrant/machines/<name>/<provider>/id`).
     pub fn created_machines(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(self.join(".vagrant").join("machines")) else {
+        let Ok(entries) = fs::read_dir(self.join(VAGRANT_DIR).join("machines")) else {
             return Vec::new();
         };
         let mut names: Vec<String> = entries
@@ -133,7 +136,7 @@ impl LabDir {
     /// The Tart VMs Vagrant created in this directory: the content of each machine's `id`
     /// file (vagrant-tart stores the VM name there).
     pub fn tracked_vms(&self) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(self.join(".vagrant").join("machines")) else {
+        let Ok(entries) = fs::read_dir(self.join(VAGRANT_DIR).join("machines")) else {
             return Vec::new();
         };
         let mut vms: Vec<String> = entries
@@ -213,6 +216,76 @@ impl LabDir {
         }
     }
 
+    /// Removes what k0slab wrote here: the files `record` lists and [`RUNTIME_FILES`] unless
+    /// changed since k0slab wrote them (by their digests in `lab.json`), not symbolic links or
+    /// anything but regular files; Vagrant's state and `kairos install`'s directory; `lab.json`
+    /// and then its copy last (until they go, `destroy` can be run again); the directory
+    /// itself when nothing else is left.
+    pub fn remove_lab_files(&self, record: &LabRecord) -> Result<Removed> {
+        let names: BTreeSet<&str> = record
+            .files
+            .iter()
+            .map(String::as_str)
+            .chain(RUNTIME_FILES)
+            .collect();
+        let mut removed = Removed::default();
+        for name in names
+            .iter()
+            .filter(|n| ![LAB_JSON, LAB_JSON_COPY].contains(*n))
+        {
+            if !plain_name(name) {
+                removed.not_in_dir.push((*name).to_string());
+                continue;
+            }
+            let path = self.join(name);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() || !meta.is_file() {
+                removed.kept.push(format!("{name} (not a regular file)"));
+                continue;
+            }
+            let current = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
+            match record.unchanged(name, &current) {
+                Some(false) => removed
+                    .kept
+                    .push(format!("{name} (changed since k0slab wrote it)")),
+                // k0slab removes a .gitignore only when it recorded writing it.
+                None if *name == GITIGNORE => {}
+                _ => self.remove_file(name)?,
+            }
+        }
+        for dir in [VAGRANT_DIR, KAIROS_DIR] {
+            let path = self.join(dir);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
+            }
+        }
+        self.remove_file(LAB_JSON)?;
+        self.remove_file(LAB_JSON_COPY)?;
+        removed.left = fs::read_dir(&self.absolute)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if removed.left.is_empty() {
+            fs::remove_dir(&self.absolute).map_err(|e| Error::io("removing", &self.absolute, e))?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes file `name` of the directory; one that is not there is fine.
+    pub fn remove_file(&self, name: &str) -> Result<()> {
+        let path = self.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing", path, e)),
+        }
+    }
+
     /// The lab's key pair, created in memory on first use (see [`sshkey::key_pair`]).
     pub fn key_pair(&self, comment: &str) -> Result<sshkey::KeyPair> {
         sshkey::key_pair(&self.join(PRIVATE_KEY), &self.join(PUBLIC_KEY), comment)
@@ -270,6 +343,27 @@ pub fn new_secrets() -> Secrets {
     Secrets {
         vrrp_auth_pass: pass,
     }
+}
+
+/// What [`LabDir::remove_lab_files`] removed and kept.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Names `lab.json` lists that are no file directly in the directory: left alone.
+    pub not_in_dir: Vec<String>,
+    /// Files kept, each with why (`k0sctl.yaml (changed since k0slab wrote it)`).
+    pub kept: Vec<String>,
+    /// What is left in the directory; empty when the directory itself was removed.
+    pub left: Vec<String>,
+}
+
+/// Whether `name` from lab.json names a file directly inside the lab directory (not `..`,
+/// not absolute, not `.`, no subdirectory).
+fn plain_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(Component::Normal(_)), None)
+    )
 }
 
 /// The lab directory: `--dir`, else K0SLAB_DIR, else `lab`.

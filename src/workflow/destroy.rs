@@ -3,12 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
 use crate::kubeconfig;
-use crate::lab::files::GITIGNORE;
-use crate::lab::files::RUNTIME_FILES;
 use crate::lab::files::VAGRANTFILE;
 use crate::lab::record::LabRecord;
 use crate::lab::registry;
@@ -171,7 +168,7 @@ fn destroy_without_record(ctx: &Context<'_>, unreadable: Option<Error>) -> Resul
         &owned.into_iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
     )?;
     crate::lab::host_addresses::forget(ctx.env, ctx.dir.absolute())?;
-    let vagrant_state = ctx.dir.join(".vagrant");
+    let vagrant_state = ctx.dir.join(crate::lab::files::VAGRANT_DIR);
     if vagrant_state.is_dir() {
         fs::remove_dir_all(&vagrant_state).map_err(|e| Error::io("removing", &vagrant_state, e))?;
     }
@@ -262,120 +259,52 @@ fn remove_merged_contexts(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
     Ok(())
 }
 
-/// Whether `name` from lab.json names a file directly inside the lab directory (not `..`,
-/// not absolute, not `.`, no subdirectory).
-fn plain_name(name: &str) -> bool {
-    let mut parts = Path::new(name).components();
-    matches!(
-        (parts.next(), parts.next()),
-        (Some(Component::Normal(_)), None)
-    )
-}
-
-/// Removes what k0slab wrote into the lab directory; keeps (and lists) what it did not write,
-/// what was changed since, and symbolic links.
+/// Removes what k0slab wrote into the lab directory ([`LabDir::remove_lab_files`]) and says
+/// what it kept.
 fn remove_files(ctx: &Context<'_>, record: &LabRecord) -> Result<()> {
-    let names: BTreeSet<&str> = record
-        .files
-        .iter()
-        .map(String::as_str)
-        .chain(RUNTIME_FILES)
-        .collect();
-    let mut kept = Vec::new();
-    // lab.json goes last: while it exists, `destroy` can be run again.
-    for name in names.iter().filter(|n| {
-        ![
-            crate::lab::files::LAB_JSON,
-            crate::lab::files::LAB_JSON_COPY,
-        ]
-        .contains(*n)
-    }) {
-        if !plain_name(name) {
-            ctx.out.warn(&format!(
-                "lab.json lists {name:?}, which is not a file of the lab directory: left alone"
-            ));
-            continue;
-        }
-        let path = ctx.dir.join(name);
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.file_type().is_symlink() || !meta.is_file() {
-            kept.push(format!("{name} (not a regular file)"));
-            continue;
-        }
-        let current = fs::read(&path).map_err(|e| Error::io("reading", &path, e))?;
-        match record.unchanged(name, &current) {
-            Some(false) => kept.push(format!("{name} (changed since k0slab wrote it)")),
-            // k0slab removes a .gitignore only when it recorded writing it.
-            None if *name == GITIGNORE => {}
-            _ => remove_file(ctx, name)?,
-        }
-    }
-    // Vagrant's state of the lab's machines, and the manifests `kairos install` applied.
-    for dir in [".vagrant", crate::lab::files::KAIROS_DIR] {
-        let path = ctx.dir.join(dir);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir_all(&path).map_err(|e| Error::io("removing", &path, e))?;
-        }
-    }
-    remove_file(ctx, crate::lab::files::LAB_JSON)?;
-    // k0slab's copy of lab.json last: until it goes, a destroy finds the lab by it.
-    remove_file(ctx, crate::lab::files::LAB_JSON_COPY)?;
-    let left: Vec<String> = fs::read_dir(ctx.dir.absolute())
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if left.is_empty() {
-        fs::remove_dir(ctx.dir.absolute())
-            .map_err(|e| Error::io("removing", ctx.dir.absolute(), e))?;
-    } else {
-        let changed: Vec<&str> = kept.iter().map(String::as_str).collect();
-        let others: Vec<&String> = left
-            .iter()
-            .filter(|l| !kept.iter().any(|k| k.starts_with(&format!("{l} "))))
-            .filter(|l| *l != crate::lab::files::BACKUPS)
-            .collect();
-        let mut lines = Vec::new();
-        if left.iter().any(|l| l == crate::lab::files::BACKUPS) {
-            lines.push(format!(
-                "kept {}/ (the cluster's backups, for `k0slab restore`)",
-                crate::lab::files::BACKUPS
-            ));
-        }
-        if !changed.is_empty() {
-            lines.push(format!("kept {}", changed.join(", ")));
-        }
-        if !others.is_empty() {
-            lines.push(format!(
-                "kept {}: k0slab did not create {}",
-                others
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if others.len() == 1 { "it" } else { "them" }
-            ));
-        }
-        ctx.out.info(&format!(
-            "{} in {}",
-            lines.join("; "),
-            ctx.dir.shown().display()
+    let removed = ctx.dir.remove_lab_files(record)?;
+    for name in &removed.not_in_dir {
+        ctx.out.warn(&format!(
+            "lab.json lists {name:?}, which is not a file of the lab directory: left alone"
         ));
     }
-    Ok(())
-}
-
-fn remove_file(ctx: &Context<'_>, name: &str) -> Result<()> {
-    let path = ctx.dir.join(name);
-    match fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("removing", path, e)),
+    let (kept, left) = (&removed.kept, &removed.left);
+    if left.is_empty() {
+        return Ok(());
     }
+    let changed: Vec<&str> = kept.iter().map(String::as_str).collect();
+    let others: Vec<&String> = left
+        .iter()
+        .filter(|l| !kept.iter().any(|k| k.starts_with(&format!("{l} "))))
+        .filter(|l| *l != crate::lab::files::BACKUPS)
+        .collect();
+    let mut lines = Vec::new();
+    if left.iter().any(|l| l == crate::lab::files::BACKUPS) {
+        lines.push(format!(
+            "kept {}/ (the cluster's backups, for `k0slab restore`)",
+            crate::lab::files::BACKUPS
+        ));
+    }
+    if !changed.is_empty() {
+        lines.push(format!("kept {}", changed.join(", ")));
+    }
+    if !others.is_empty() {
+        lines.push(format!(
+            "kept {}: k0slab did not create {}",
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if others.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    ctx.out.info(&format!(
+        "{} in {}",
+        lines.join("; "),
+        ctx.dir.shown().display()
+    ));
+    Ok(())
 }
 
 /// When `lab.json` is gone or damaged: k0slab's copy of it, put back as `lab.json` first (so

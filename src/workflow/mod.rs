@@ -1,10 +1,12 @@
-//! The lab workflow: the steps commands compose, each a function over one [`Context`].
+//! The lab workflow: the steps commands compose, each a function over one [`Context`], with
+//! [`machines`] to work on every machine at once.
 //!
-//! `up` runs them in this order ([`up`]): [`resolve`] the inputs and topology → [`render`] the
-//! lab's files → [`boot`] every machine at once → [`assign`] each its planned address →
-//! [`apply`] k0sctl and write the kubeconfig → [`health`]. `destroy`, `halt`, `backup` and
-//! `restore` are steps too; `restore` and `drill` compose `up`'s instead of calling a
-//! command.
+//! `up` ([`up`]) runs them in this order: [`resolve`] the inputs and topology → [`preflight`]
+//! checks → [`render`] the lab's files → [`boot`] every machine at once → [`assign`] each its
+//! planned address → [`apply`] k0sctl and write the kubeconfig → [`health`]. [`destroy`],
+//! [`halt`] and [`backup`] (with restore) are steps too; restore and [`drill`] compose `up`'s
+//! steps instead of calling a command. [`image`], [`kairos`], [`doctor`] and [`probe`] are the
+//! other commands' work.
 //!
 //! [`Context`]: context::Context
 
