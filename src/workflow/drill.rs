@@ -15,7 +15,7 @@ use crate::output::OutputFormat;
 use crate::progress::{format_duration, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::Tool;
-use crate::topology::LOAD_BALANCER_NAME;
+use crate::topology::{Topology, LOAD_BALANCER_NAME};
 use crate::workflow::context::Context;
 
 /// k0s' etcd client certificate and CA (k0sproject/k0s `pkg/apis/k0s/v1beta1/storage.go`
@@ -88,6 +88,8 @@ fn longest_outage(polls: &[(Instant, bool)]) -> Duration {
 struct Drill<'c, 'e> {
     ctx: &'c Context<'e>,
     record: LabRecord,
+    /// The record's topology, which the scenarios are judged by.
+    topology: Topology,
     kubectl_path: std::path::PathBuf,
     kubeconfig: std::path::PathBuf,
     timing: Timing,
@@ -136,7 +138,7 @@ impl Drill<'_, '_> {
 
     /// Whether every controller's etcd member answers `/health` with "true".
     fn etcd_whole(&self) -> bool {
-        drill::members(&self.record.topology()) == 0
+        drill::members(&self.topology) == 0
             || self
                 .record
                 .nodes
@@ -153,7 +155,7 @@ impl Drill<'_, '_> {
 
     /// The member list from the first controller that answers and is not stopped.
     fn membership(&self, stopped: &[String]) -> String {
-        if drill::members(&self.record.topology()) == 0 {
+        if drill::members(&self.topology) == 0 {
             return "no etcd (kine)".into();
         }
         for n in self.record.nodes.iter().filter(|n| n.is_controller()) {
@@ -286,7 +288,7 @@ impl Drill<'_, '_> {
                 })],
             Kind::WorkerDown => vec![scenario.machine.clone().expect("parse names a worker")],
             Kind::EndpointDown => vec![LOAD_BALANCER_NAME.to_string()],
-            Kind::QuorumLoss => drill::majority(&self.record.topology()),
+            Kind::QuorumLoss => drill::majority(&self.topology),
         };
         let label = format!("{} {}", scenario.kind.name(), stopped.join(","));
         let healthy = self.healthy(self.timing.recover)?;
@@ -294,7 +296,7 @@ impl Drill<'_, '_> {
         let expected = drill::expect(
             scenario.kind,
             &stopped,
-            &self.record.topology(),
+            &self.topology,
             &drill::Watch::planned(grace, self.timing.observe),
         );
         if !healthy {
@@ -359,7 +361,7 @@ impl Drill<'_, '_> {
         let expected = drill::expect(
             scenario.kind,
             &stopped,
-            &self.record.topology(),
+            &self.topology,
             &drill::Watch {
                 grace,
                 since_halt_began: looked_at - halt_began,
@@ -488,7 +490,8 @@ impl Drill<'_, '_> {
 /// each one's row. A row that contradicts its expectation is not an error here.
 pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<Vec<Row>> {
     let record = ctx.record()?;
-    let scenarios = drill::parse(&o.scenarios, &record.topology())?;
+    let topology = record.topology();
+    let scenarios = drill::parse(&o.scenarios, &topology)?;
     ctx.tools.require(&[Tool::Vagrant, Tool::Kubectl])?;
     let timing = Timing {
         poll: duration(ctx, "K0SLAB_DRILL_POLL", Duration::from_millis(250))?,
@@ -500,6 +503,7 @@ pub fn run(ctx: &Context<'_>, o: &DrillOptions) -> Result<Vec<Row>> {
         kubectl_path: ctx.tools.get(Tool::Kubectl)?.to_path_buf(),
         kubeconfig: ctx.dir.join(crate::lab::files::KUBECONFIG),
         record,
+        topology,
         timing,
         hard: o.hard,
         restore: o.restore,
