@@ -1,6 +1,6 @@
 //! Every call of k0sctl.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::environment::Environment;
 use crate::error::Result;
@@ -10,9 +10,9 @@ use crate::tools::process::Cmd;
 /// k0sctl, for one lab's k0sctl.yaml.
 pub struct K0sctl<'a> {
     pub path: &'a Path,
-    pub config: &'a Path,
+    pub config: PathBuf,
     /// The lab's own known_hosts file (see [`K0sctl::cmd`]).
-    pub known_hosts: &'a Path,
+    pub known_hosts: PathBuf,
     pub env: &'a Environment,
     pub out: &'a Output,
 }
@@ -47,7 +47,7 @@ impl K0sctl<'_> {
             .cmd("k0sctl apply")
             .arg("apply")
             .arg("--config")
-            .arg(self.config);
+            .arg(&self.config);
         match kubeconfig {
             Some((file, api_url)) => cmd
                 .arg("--kubeconfig-out")
@@ -85,7 +85,7 @@ impl K0sctl<'_> {
         self.cmd("k0sctl backup")
             .arg("backup")
             .arg("--config")
-            .arg(self.config)
+            .arg(&self.config)
             .arg("--output")
             .arg(file)
             .stream(self.env, self.out, |_| {})
@@ -95,7 +95,7 @@ impl K0sctl<'_> {
         self.cmd("fetching the admin kubeconfig with k0sctl")
             .arg("kubeconfig")
             .arg("--config")
-            .arg(self.config)
+            .arg(&self.config)
             .args(["--address", api_url])
     }
 

@@ -28,7 +28,7 @@ fn apply(
         Ok(()) => {
             spinner.done("k0sctl apply finished");
             let applied =
-                fs::read(k0sctl.config).map_err(|e| Error::io("reading", k0sctl.config, e))?;
+                fs::read(&k0sctl.config).map_err(|e| Error::io("reading", &k0sctl.config, e))?;
             write_atomic(&ctx.dir.join(APPLIED_MARKER), &applied, MODE_PRIVATE)?;
             Ok(())
         }

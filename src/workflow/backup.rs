@@ -19,10 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, InputError, Result};
 use crate::inputs::{self, Flags, Inputs, Key, LabName};
-use crate::lab::files::K0SCTL_YAML;
 use crate::lab::files::{BACKUPS, BACKUP_RECORD_SUFFIX as RECORD_SUFFIX};
-use crate::tools::k0sctl::K0sctl;
-use crate::tools::Tool;
 
 /// The settings that make a lab's shape: a backup is restored only into a lab of the same
 /// shape. The others (resources, image, subnet, network, version) come from the backup's lab
@@ -84,14 +81,7 @@ pub fn take(ctx: &Context<'_>, record: &crate::lab::record::LabRecord) -> Result
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io("setting the mode of", &dir, e))?;
     let file = dir.join(format!("{}-{}.tar.gz", record.name(), stamp()));
-    let config = ctx.dir.join(K0SCTL_YAML);
-    let k0sctl = K0sctl {
-        path: ctx.tools.get(Tool::K0sctl)?,
-        config: &config,
-        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
-        env: ctx.env,
-        out: &ctx.out,
-    };
+    let k0sctl = ctx.k0sctl()?;
     ctx.out
         .progress("k0sctl backup: one controller's etcd snapshot, certificates and manifests");
     k0sctl.backup(&file)?;

@@ -1,14 +1,17 @@
 //! What every step and command gets: the environment, the output, the lab directory and the
 //! tools found.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::inputs;
 use crate::lab::dir::LabDir;
+use crate::lab::files::{K0SCTL_YAML, KNOWN_HOSTS};
 use crate::lab::record::LabRecord;
 use crate::output::Output;
+use crate::tools::k0sctl::K0sctl;
 use crate::tools::vagrant::Vagrant;
 use crate::tools::{Tool, Tools};
 
@@ -29,6 +32,22 @@ impl Context<'_> {
             env: self.env,
             out: &self.out,
         })
+    }
+
+    /// k0sctl at `path`, for the lab's k0sctl.yaml and its own known_hosts.
+    pub fn k0sctl_at<'c>(&'c self, path: &'c Path) -> K0sctl<'c> {
+        K0sctl {
+            path,
+            config: self.dir.join(K0SCTL_YAML),
+            known_hosts: self.dir.join(KNOWN_HOSTS),
+            env: self.env,
+            out: &self.out,
+        }
+    }
+
+    /// k0sctl, as found, for the lab.
+    pub fn k0sctl(&self) -> Result<K0sctl<'_>> {
+        Ok(self.k0sctl_at(self.tools.get(Tool::K0sctl)?))
     }
 
     /// The lab's record; an error when the directory holds no lab.

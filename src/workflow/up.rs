@@ -12,12 +12,10 @@ use super::preflight::{preflight, prerequisites, served_subnet};
 use crate::error::{InputError, Result};
 use crate::health::Check;
 use crate::inputs::Flags;
-use crate::lab::files::K0SCTL_YAML;
 use crate::lab::record::LabRecord;
 use crate::lab::record::Planned;
 use crate::network::{self};
 use crate::progress::{format_duration, Progress};
-use crate::tools::k0sctl::K0sctl;
 use crate::tools::process::{check_interrupted, shell_quote};
 use crate::tools::tart::Tart;
 use crate::tools::vagrant::MachineState;
@@ -75,14 +73,7 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         env: ctx.env,
         out: &ctx.out,
     };
-    let config = ctx.dir.join(K0SCTL_YAML);
-    let k0sctl = K0sctl {
-        path: &k0sctl_path,
-        config: &config,
-        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
-        env: ctx.env,
-        out: &ctx.out,
-    };
+    let k0sctl = ctx.k0sctl_at(&k0sctl_path);
     lines.push(format!(
         "  {}    (unless the image is cached)",
         tart.pull_cmd(&t.image).command_line()
@@ -255,14 +246,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     let record = crate::workflow::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;
 
-    let config = ctx.dir.join(K0SCTL_YAML);
-    let k0sctl = K0sctl {
-        path: ctx.tools.get(Tool::K0sctl)?,
-        config: &config,
-        known_hosts: &ctx.dir.join(crate::lab::files::KNOWN_HOSTS),
-        env: ctx.env,
-        out: &ctx.out,
-    };
+    let k0sctl = ctx.k0sctl()?;
     // A lab whose machines were all running and whose k0sctl.yaml was applied as it is now
     // needs no apply when it is healthy.
     let mut checks = None;
