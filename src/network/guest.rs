@@ -112,10 +112,11 @@ pub fn move_command(node: &Node, prefix: u8, served_by_bootpd: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn node(name: &str, address: &str) -> Node {
+    /// A worker named `name` at `address`, for tests of this module and of the assign step.
+    pub(crate) fn node(name: &str, address: &str) -> Node {
         Node {
             name: name.into(),
             kind: crate::topology::NodeKind::Worker,

@@ -432,19 +432,7 @@ pub fn release_addresses(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(name: &str, address: &str) -> Node {
-        Node {
-            name: name.into(),
-            kind: crate::topology::NodeKind::Worker,
-            role: None,
-            address: address.parse().unwrap(),
-            cpus: 1,
-            memory_mb: 1024,
-            disk_gb: 20,
-            no_taints: false,
-        }
-    }
+    use crate::network::guest::tests::node;
 
     fn names(groups: &[Vec<&Node>]) -> Vec<Vec<String>> {
         groups
