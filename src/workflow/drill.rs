@@ -207,7 +207,7 @@ impl Drill<'_, '_> {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let manifest = self.ctx.dir.join(".k0slab-drill-marker.yaml");
+        let manifest = self.ctx.dir.join(crate::lab::files::DRILL_MARKER);
         let yaml = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {MARKER}\n  namespace: default\ndata:\n  written: \"{stamp}\"\n"
         );
@@ -215,7 +215,7 @@ impl Drill<'_, '_> {
         let applied = self
             .kubectl()
             .apply("writing the drill's marker ConfigMap", &manifest);
-        let _ = std::fs::remove_file(&manifest);
+        let _ = self.ctx.dir.remove_file(crate::lab::files::DRILL_MARKER);
         applied?;
         crate::workflow::backup::take(self.ctx, &self.record)
     }
@@ -250,7 +250,7 @@ impl Drill<'_, '_> {
             crate::lab::files::KUBECONFIG,
             crate::lab::files::KNOWN_HOSTS,
         ] {
-            let _ = std::fs::remove_file(self.ctx.dir.join(file));
+            let _ = self.ctx.dir.remove_file(file);
         }
         crate::workflow::up::run(
             self.ctx,
