@@ -34,6 +34,7 @@ fn plan_and_render(env: &Environment) -> usize {
             vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
+            k0s_files: None,
         },
     )
     .unwrap();

@@ -186,6 +186,31 @@ pub enum Command {
         #[command(subcommand)]
         command: KairosCommand,
     },
+    /// The host's k0s cache (~/.k0slab/cache: each k0s release's binary and airgap bundle,
+    /// downloaded once and uploaded to the nodes by k0sctl): `cache ls`, `cache prune`.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+/// `k0slab cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// The cached k0s releases: size, whether whole, and which labs on this host pin them.
+    Ls {
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// Remove the cached releases no lab on this host pins (and downloads cut off with
+    /// them); one being downloaded is kept.
+    Prune {
+        /// Every cached release, also those labs pin (their next `up` downloads it again)
+        #[arg(long)]
+        all: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
 }
 
 /// `k0slab kairos …`.

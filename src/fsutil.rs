@@ -34,6 +34,30 @@ pub fn digest(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The SHA-256 of the file at `path`, in hex, read in 1 MiB pieces (release files are
+/// hundreds of MiB).
+pub fn file_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading", path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// Writes `contents` to `path` with `mode`, atomically. A file that already holds exactly
 /// `contents` is left alone (its mode is still corrected).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<Written> {

@@ -327,6 +327,29 @@ impl K0sVersion {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// Releases in order: by number, a pre-release before its release.
+    fn sort_key(&self) -> (u32, u32, u32, bool, &str) {
+        (
+            self.major,
+            self.minor,
+            self.patch,
+            !self.text.contains('-'),
+            &self.text,
+        )
+    }
+}
+
+impl PartialOrd for K0sVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for K0sVersion {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
 }
 
 impl TryFrom<String> for K0sVersion {
@@ -698,6 +721,23 @@ pub fn duration_var(
         })
 }
 
+/// Turns the host's k0s cache off: `K0SLAB_K0S_CACHE=off`.
+pub const K0S_CACHE_VAR: &str = "K0SLAB_K0S_CACHE";
+
+/// Whether k0s comes from the host's cache (`K0SLAB_K0S_CACHE`: `on`, the default, or `off`:
+/// k0sctl downloads the binary and every node pulls its images, as without k0slab's cache).
+pub fn k0s_cache(env: &Environment) -> Result<bool, InputError> {
+    match env.get(K0S_CACHE_VAR) {
+        None | Some("" | "on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(other) => Err(Raw {
+            value: other.to_string(),
+            origin: Origin::Env(K0S_CACHE_VAR.into()),
+        }
+        .invalid("on (the default: k0s and its images from the host's cache) or off")),
+    }
+}
+
 /// Every duration variable k0slab reads (each where it is used, with its own default):
 /// how often to poll, how long a guest may take to reach its address, how long to wait for
 /// another command's lock, and the drill's timings.
@@ -754,6 +794,7 @@ pub fn check_environment(env: &Environment, flags: &Flags) -> Result<(), InputEr
     resolve(&Flags::default(), env, None, &placeholder)?;
     resolve(flags, env, None, &placeholder)?;
     concurrency(env)?;
+    k0s_cache(env)?;
     for var in DURATION_VARS {
         duration_var(env, var, std::time::Duration::ZERO)?;
     }

@@ -12,7 +12,7 @@
 //!   host-wide records.
 //! - the domain, pure where it can be: [`inputs`], [`topology`], [`roles`], [`addresses`],
 //!   [`network`], [`render`] and [`templates`], [`health`], [`drill`], [`kubeconfig`],
-//!   [`kairos`], [`image`], [`versions`].
+//!   [`kairos`], [`image`], [`versions`], [`release`].
 //! - [`tools`]: the adapters, one per external program, below all of it.
 //! - [`error`], [`environment`], [`output`], [`progress`], [`fsutil`]: the base.
 
@@ -32,6 +32,7 @@ pub mod lab;
 pub mod network;
 pub mod output;
 pub mod progress;
+pub mod release;
 pub mod render;
 pub mod roles;
 pub mod templates;
@@ -149,6 +150,10 @@ pub fn run(cli: cli::Cli, env: &environment::Environment) -> Result<()> {
             cli::ImageCommand::Ls { output } => image::ls(&ctx, output),
         },
         Command::Kairos { command } => run_kairos(&ctx, command),
+        Command::Cache { command } => match command {
+            cli::CacheCommand::Ls { output } => cache::ls(&ctx, output),
+            cli::CacheCommand::Prune { all, output } => cache::prune_cache(&ctx, all, output),
+        },
     }
 }
 

@@ -117,6 +117,11 @@ impl Bar {
         format_duration(self.started.elapsed())
     }
 
+    /// Removes the bar without a word (it was not needed after all).
+    pub fn clear(&self) {
+        self.pb.finish_and_clear();
+    }
+
     /// Finishes successfully.
     pub fn done(&self, message: &str) {
         if self.drawn {

@@ -241,16 +241,7 @@ impl Topology {
                 .as_ref()
                 .filter(|v| !v.at_least(CPLB_SINCE.0, CPLB_SINCE.1, CPLB_SINCE.2))
             {
-                return Err(InputError::Rule(format!(
-                    "{}={} is too old for {}=cplb: control-plane load balancing needs k0s \
-                     v1.32 or newer (e.g. v1.33.4+k0s.0), or leave {} empty for the newest \
-                     stable release; or use {}=haproxy",
-                    Key::K0sVersion.env_name(),
-                    v.as_str(),
-                    Key::Endpoint.env_name(),
-                    Key::K0sVersion.env_name(),
-                    Key::Endpoint.env_name()
-                )));
+                return Err(too_old_for_cplb(v));
             }
         }
         if kind == EndpointKind::Cplb && inputs.network.extra_addresses() == ExtraAddresses::Dropped
@@ -424,6 +415,29 @@ impl Topology {
             &[3, 4, 5],
         )
     }
+}
+
+fn too_old_for_cplb(v: &K0sVersion) -> InputError {
+    InputError::Rule(format!(
+        "{}={} is too old for {}=cplb: control-plane load balancing needs k0s v1.32 or newer \
+         (e.g. v1.33.4+k0s.0), or leave {} empty for the newest stable release; or use {}=haproxy",
+        Key::K0sVersion.env_name(),
+        v.as_str(),
+        Key::Endpoint.env_name(),
+        Key::K0sVersion.env_name(),
+        Key::Endpoint.env_name()
+    ))
+}
+
+/// Whether k0s `version` can run `topology` (CPLB needs v1.32, see [`Topology::resolve_on`]):
+/// for a release pinned after the topology was resolved.
+pub fn check_k0s_version(topology: &Topology, version: &K0sVersion) -> Result<(), InputError> {
+    if topology.endpoint.kind == EndpointKind::Cplb
+        && !version.at_least(CPLB_SINCE.0, CPLB_SINCE.1, CPLB_SINCE.2)
+    {
+        return Err(too_old_for_cplb(version));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -62,6 +62,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "kubeconfig",
             "image",
             "versions",
+            "release",
         ],
     ),
     ("tools", &["tools"]),

@@ -2,6 +2,7 @@
 //! the outcome. No command calls another.
 
 pub mod backup;
+pub mod cache;
 pub mod destroy;
 pub mod doctor;
 pub mod drill;

@@ -48,7 +48,8 @@ struct NodeView<'a> {
 }
 
 pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat) -> Result<()> {
-    let planned = plan_lab(ctx, flags)?;
+    let mut planned = plan_lab(ctx, flags)?;
+    let k0s = k0s_line(ctx, &mut planned);
     let t = &planned.topology;
     match format {
         OutputFormat::Json => {
@@ -61,7 +62,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, format: OutputFormat) -> Result<()>
                 ctx.out.warn(w);
             }
             ctx.out.result(&t.table());
-            ctx.out.result(&summary(ctx, t));
+            ctx.out.result(&summary(ctx, t, &k0s));
         }
     }
     if !planned.changes.is_empty() {
@@ -107,7 +108,35 @@ fn view<'a>(ctx: &Context<'_>, t: &'a Topology) -> PlanView<'a> {
     }
 }
 
-fn summary(ctx: &Context<'_>, t: &Topology) -> String {
+/// The k0s line of the plan: the release the lab runs (pinned, or what `up` would pin now)
+/// and whether the host's cache holds it.
+fn k0s_line(ctx: &Context<'_>, planned: &mut crate::lab::record::Planned) -> String {
+    use crate::workflow::cache::{pin, Pinned};
+    let how = match pin(ctx, planned) {
+        Ok(Pinned::Already) => "pinned",
+        Ok(Pinned::LookedUp) => "the newest stable release now; `up` pins it in lab.json",
+        Ok(Pinned::FromCache(_)) => "the newest in the cache; `up` pins it in lab.json",
+        Err(e) => {
+            return format!(
+                "newest stable release, pinned by `up` ({})",
+                crate::output::first_line(&e.to_string())
+            )
+        }
+    };
+    let Some(v) = planned.topology.k0s_version.as_ref() else {
+        return how.to_string();
+    };
+    let cache = if !crate::workflow::cache::enabled(ctx) {
+        "K0SLAB_K0S_CACHE=off: k0sctl downloads it, the nodes pull their images"
+    } else if crate::lab::cache::Cache::new(ctx.env).has(v) {
+        "binary and images in the host's cache"
+    } else {
+        "`up` downloads its binary and images once into the host's cache"
+    };
+    format!("{} ({how}; {cache})", v.as_str())
+}
+
+fn summary(ctx: &Context<'_>, t: &Topology, k0s: &str) -> String {
     let controllers = t.controllers().count();
     let workers = t
         .nodes
@@ -123,9 +152,7 @@ fn summary(ctx: &Context<'_>, t: &Topology) -> String {
         t.name,
         ctx.dir.shown().display(),
         t.total_memory_mb(),
-        t.k0s_version
-            .as_ref()
-            .map_or("newest stable release (k0sctl decides)", |v| v.as_str()),
+        k0s,
         t.image,
     )
 }

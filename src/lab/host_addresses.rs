@@ -115,6 +115,11 @@ pub fn record(
     save(env, &record)
 }
 
+/// The directories of the labs on this host (from `up` until `destroy`).
+pub fn lab_dirs(env: &Environment) -> Result<Vec<PathBuf>> {
+    Ok(load(env)?.labs.into_keys().collect())
+}
+
 /// Forgets the addresses of the lab in `lab_dir` (`destroy`).
 pub fn forget(env: &Environment, lab_dir: &Path) -> Result<()> {
     with_lock(env, || {

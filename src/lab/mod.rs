@@ -9,6 +9,7 @@
 //! - [`registry`], [`host_addresses`]: host-wide records under `~/.k0slab`: which lab owns
 //!   which Tart VM, and which addresses each lab holds.
 
+pub mod cache;
 pub mod dir;
 pub mod files;
 pub mod host_addresses;

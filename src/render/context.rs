@@ -28,6 +28,16 @@ pub struct RenderContext<'a> {
     /// Machines Vagrant must reach at another address than the one `tart ip` reports: only
     /// while `up` moves them to their planned address.
     pub ssh_hosts: &'a BTreeMap<String, Ipv4Addr>,
+    /// The pinned k0s release's files in the host's cache, which k0sctl uploads; `None`:
+    /// k0sctl downloads k0s and the nodes pull their images.
+    pub k0s_files: Option<K0sFiles<'a>>,
+}
+
+/// The k0s binary and airgap bundle on this host.
+#[derive(Debug, Clone, Copy)]
+pub struct K0sFiles<'a> {
+    pub binary: &'a Path,
+    pub bundle: &'a Path,
 }
 
 /// The generation comment of YAML and text files.

@@ -39,8 +39,29 @@ pub struct Host {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub install_flags: Vec<String>,
     pub upload_binary: bool,
+    /// A k0s binary on this host, which k0sctl uploads to the host; it comes before
+    /// `uploadBinary` (k0sctl `pkg/apis/k0sctl.k0sproject.io/v1beta1/cluster/
+    /// binary_providers.go` lines 11-35, `binprovider/local_file.go` lines 26-33).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k0s_binary_path: Option<String>,
+    /// Files k0sctl uploads before k0s is installed (`cluster/uploadfile.go` lines 22-36;
+    /// the upload phase runs before `InstallBinaries`, `action/apply.go` lines 68-70).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<UploadFile>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_taints: bool,
+}
+
+/// One of a host's `files`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadFile {
+    pub name: &'static str,
+    pub src: String,
+    pub dst_dir: &'static str,
+    /// A string with its leading 0: k0sctl reads "600" as owner-less access and refuses it
+    /// (`cluster/uploadfile.go` lines 49-89).
+    pub perm: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,7 +93,17 @@ pub struct K0sConfig {
 pub struct K0sSpec {
     pub api: Api,
     pub network: Network,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images: Option<Images>,
     pub telemetry: Telemetry,
+}
+
+/// k0s' system images (`pkg/apis/k0s/v1beta1/images.go` lines 70-104): with the airgap
+/// bundle imported, `IfNotPresent` (k0s' default, said here so the choice is visible) runs
+/// the imported images and pulls nothing.
+#[derive(Debug, Serialize)]
+pub struct Images {
+    pub default_pull_policy: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,7 +193,20 @@ fn host(node: &Node, ctx: &RenderContext<'_>) -> Option<Host> {
         },
         private_address: address,
         install_flags,
-        upload_binary: true,
+        upload_binary: ctx.k0s_files.is_none(),
+        k0s_binary_path: ctx.k0s_files.map(|f| f.binary.display().to_string()),
+        // k0s imports bundles only where its worker runs containerd (k0s
+        // `cmd/worker/worker.go` lines 269-271): a pure controller has none (its docs,
+        // `docs/airgap-install.md` lines 104-106: "Controller nodes don't use it").
+        files: match ctx.k0s_files {
+            Some(f) if role.runs_kubelet() => vec![UploadFile {
+                name: "k0s-airgap-bundle",
+                src: f.bundle.display().to_string(),
+                dst_dir: crate::release::BUNDLE_DIR,
+                perm: "0644",
+            }],
+            _ => Vec::new(),
+        },
         no_taints: node.no_taints,
     })
 }
@@ -227,6 +271,9 @@ pub fn build(topology: &Topology, ctx: &RenderContext<'_>) -> K0sctlConfig {
                             sans: vec![endpoint.address.to_string()],
                         },
                         network,
+                        images: ctx.k0s_files.map(|_| Images {
+                            default_pull_policy: "IfNotPresent",
+                        }),
                         telemetry: Telemetry { enabled: false },
                     },
                 },

@@ -9,7 +9,7 @@ mod vagrantfile;
 use crate::error::{Error, Result};
 use crate::topology::{EndpointKind, Topology};
 
-pub use context::{RenderContext, SSH_PASSWORD, SSH_USER};
+pub use context::{K0sFiles, RenderContext, SSH_PASSWORD, SSH_USER};
 pub use k0sctl::K0sctlConfig;
 
 /// The rendered files' contents.

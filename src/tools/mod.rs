@@ -11,6 +11,7 @@
 //! otherwise it is looked up on the environment's PATH. A missing tool is an error that names
 //! it and says how to install it.
 
+pub mod curl;
 pub mod host;
 pub mod k0sctl;
 pub mod kubectl;

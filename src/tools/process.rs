@@ -207,7 +207,18 @@ impl Cmd {
 
     /// Runs the command and returns its stdout; stderr goes into the error on failure.
     pub fn output(&self, env: &Environment, out: &Output) -> Result<String> {
-        self.output_bounded(env, out, None)
+        self.output_bounded(env, out, None, None)
+    }
+
+    /// [`Cmd::output`], calling `tick` about five times a second while the command runs (to
+    /// show the progress of what it writes).
+    pub fn output_watching(
+        &self,
+        env: &Environment,
+        out: &Output,
+        tick: &mut dyn FnMut(),
+    ) -> Result<String> {
+        self.output_bounded(env, out, None, Some(tick))
     }
 
     /// [`Cmd::output`] with a deadline: a command still running after `limit` is killed with
@@ -220,7 +231,7 @@ impl Cmd {
         out: &Output,
         limit: std::time::Duration,
     ) -> Result<String> {
-        self.output_bounded(env, out, Some(limit))
+        self.output_bounded(env, out, Some(limit), None)
     }
 
     fn output_bounded(
@@ -228,6 +239,7 @@ impl Cmd {
         env: &Environment,
         out: &Output,
         limit: Option<std::time::Duration>,
+        mut tick: Option<&mut dyn FnMut()>,
     ) -> Result<String> {
         check_interrupted()?;
         out.detail(&format!("$ {}", self.command_line()));
@@ -240,14 +252,23 @@ impl Cmd {
                 .map_err(|e| self.spawn_error(e))?,
         );
         let _registered = Registered::new(handle.clone());
-        if let Some(limit) = limit {
-            let deadline = std::time::Instant::now() + limit;
+        if limit.is_some() || tick.is_some() {
+            let deadline = limit.map(|l| std::time::Instant::now() + l);
+            let mut last_tick = std::time::Instant::now();
             while handle
                 .try_wait()
                 .map_err(|e| self.spawn_error(e))?
                 .is_none()
             {
-                if std::time::Instant::now() >= deadline {
+                if let Some(tick) = tick.as_mut() {
+                    if last_tick.elapsed() >= std::time::Duration::from_millis(200) {
+                        tick();
+                        last_tick = std::time::Instant::now();
+                    }
+                }
+                if let Some(limit) =
+                    limit.filter(|_| deadline.is_some_and(|d| std::time::Instant::now() >= d))
+                {
                     for pid in handle.pids() {
                         // SAFETY: kill(2) of the process group this command leads.
                         unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };

@@ -51,12 +51,7 @@ fn tool_rows(ctx: &Context<'_>) -> Vec<Row> {
         .map(|tool| match ctx.tools.get(tool) {
             Err(_) => row(
                 tool.name(),
-                // curl only fetches release manifests for `kairos install`.
-                if tool == Tool::Curl {
-                    Status::Warn
-                } else {
-                    Status::Fail
-                },
+                Status::Fail,
                 format!("not found; install with: {}", tool.install_hint()),
             ),
             Ok(path) => {
@@ -446,7 +441,58 @@ pub fn host_rows(ctx: &Context<'_>, planned: &Planned) -> Vec<Row> {
     if planned.topology.endpoint.kind == crate::topology::EndpointKind::Haproxy {
         rows.push(load_balancer_row());
     }
+    rows.push(cache_row(ctx, planned));
     rows
+}
+
+/// The host's k0s cache: what it holds, and whether the lab's release is in it (then `up`
+/// needs no internet for k0s).
+fn cache_row(ctx: &Context<'_>, planned: &Planned) -> Row {
+    const CHECK: &str = "k0s cache";
+    if !crate::workflow::cache::enabled(ctx) {
+        return row(
+            CHECK,
+            Status::Ok,
+            "off (K0SLAB_K0S_CACHE=off): k0sctl downloads k0s and every node pulls its images",
+        );
+    }
+    let cache = crate::lab::cache::Cache::new(ctx.env);
+    let entries = match cache.entries() {
+        Ok(e) => e,
+        Err(e) => return row(CHECK, Status::Warn, e.to_string()),
+    };
+    let held = if entries.is_empty() {
+        "empty".to_string()
+    } else {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} ({}{})",
+                    e.version,
+                    crate::output::bytes(e.bytes),
+                    if e.complete { "" } else { ", incomplete" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let lab = match &planned.topology.k0s_version {
+        Some(v) if cache.has(v) => format!(
+            "the lab's {} is cached: `up` needs no internet for k0s",
+            v.as_str()
+        ),
+        Some(v) => format!(
+            "the lab's {} is not cached: the first `up` downloads its binary and images once",
+            v.as_str()
+        ),
+        None => "the first `up` pins the newest stable release and downloads it once".into(),
+    };
+    row(
+        CHECK,
+        Status::Ok,
+        format!("{held} in {}; {lab}", cache.root().display()),
+    )
 }
 
 #[cfg(test)]

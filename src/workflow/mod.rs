@@ -14,6 +14,7 @@ pub mod apply;
 pub mod assign;
 pub mod backup;
 pub mod boot;
+pub mod cache;
 pub mod context;
 pub mod destroy;
 pub mod doctor;

@@ -108,6 +108,20 @@ fn write_files(
     let key = ctx.dir.key_pair(&comment)?;
     let new_gitignore = !ctx.dir.join(GITIGNORE).exists() && gitignore_ours;
     let private_key = ctx.dir.join(crate::lab::files::PRIVATE_KEY);
+    // The pinned release's files in the host's cache: k0sctl uploads them (`up` fills the
+    // cache while the machines boot).
+    let cache = crate::lab::cache::Cache::new(ctx.env);
+    let k0s_paths = planned
+        .topology
+        .k0s_version
+        .as_ref()
+        .filter(|_| crate::workflow::cache::enabled(ctx))
+        .map(|v| {
+            (
+                cache.path(v, crate::release::Asset::Binary),
+                cache.path(v, crate::release::Asset::Bundle),
+            )
+        });
     let rendered = render::render(
         &planned.topology,
         &RenderContext {
@@ -117,6 +131,9 @@ fn write_files(
             vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned,
             ssh_hosts,
+            k0s_files: k0s_paths
+                .as_ref()
+                .map(|(binary, bundle)| render::K0sFiles { binary, bundle }),
         },
     )?;
     let files = crate::lab::record::lab_files(

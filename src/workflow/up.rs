@@ -78,6 +78,24 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         "  {}    (unless the image is cached)",
         tart.pull_cmd(&t.image).command_line()
     ));
+    if let Some(v) = t
+        .k0s_version
+        .as_ref()
+        .filter(|_| crate::workflow::cache::enabled(ctx))
+    {
+        let cache = crate::lab::cache::Cache::new(ctx.env);
+        lines.push(format!(
+            "  while the machines boot: {} into {} (unless cached; checked against the \
+             release's {}), which k0sctl uploads",
+            crate::release::Asset::ALL
+                .iter()
+                .map(|a| crate::release::url(v, &a.file_name(v)))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            cache.version_dir(v).display(),
+            crate::release::SUMS
+        ));
+    }
     lines.push(format!(
         "  in parallel, in {dir}/ (machines already running are skipped):"
     ));
@@ -155,7 +173,12 @@ fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Ch
 
 pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> {
     let started = Instant::now();
-    let planned = plan_lab(ctx, flags)?;
+    let mut planned = plan_lab(ctx, flags)?;
+    // The lab's k0s release, pinned once (looked up now when K0S_VERSION is empty and the lab
+    // has none yet).
+    let cached = crate::workflow::cache::enabled(ctx);
+    crate::workflow::cache::pin(ctx, &mut planned)?;
+    let version = planned.topology.k0s_version.clone();
     // Other inputs than the lab's: refused once a machine exists; until then the lab is
     // rendered again with them (as `render` does).
     if !planned.changes.is_empty() && !ctx.dir.created_machines().is_empty() {
@@ -178,7 +201,10 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     // Planned again and recorded under the host-wide lock: two labs started at once never
     // take the same addresses (`host_addresses`).
     let planned = crate::lab::host_addresses::with_lock(ctx.env, || {
-        let planned = plan_lab(ctx, flags)?;
+        let mut planned = plan_lab(ctx, flags)?;
+        if let Some(v) = &version {
+            crate::workflow::cache::set(&mut planned, v)?;
+        }
         render::write_lab(ctx, &planned)?;
         crate::lab::host_addresses::record(
             ctx.env,
@@ -241,7 +267,41 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     // Every machine at once, the load balancer too: it is needed only by `k0sctl apply`, and
     // booting it first cost a whole VM boot (benches/up_parallel.rs).
     let settled = |node: &Node| record.assigned.contains_key(&node.name);
-    let booted = machines_up(ctx, &progress, &nodes, &states, &settled, RESUME_HINT)?;
+    // The k0s release's files come into the host's cache while the machines boot.
+    let width = nodes
+        .iter()
+        .map(|n| n.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let (booted, fetched) = std::thread::scope(|s| {
+        let fetch = version.as_ref().filter(|_| cached).map(|v| {
+            let progress = &progress;
+            s.spawn(move || crate::workflow::cache::ensure(ctx, progress, v, width))
+        });
+        let booted = machines_up(ctx, &progress, &nodes, &states, &settled, RESUME_HINT);
+        (
+            booted,
+            fetch.map(|f| f.join().expect("the cache fill does not panic")),
+        )
+    });
+    let booted = booted?;
+    if let Some(fetched) = fetched {
+        let fetched = fetched.map_err(|e| match e {
+            crate::error::Error::Step(m) => crate::error::Error::Step(format!(
+                "{m}\nThe machines are kept: `k0slab up` goes on from here."
+            )),
+            e => e,
+        })?;
+        if fetched.downloaded > 0 {
+            ctx.out.info(&format!(
+                "k0s {} downloaded once into the host's cache ({}): later labs and re-ups \
+                 take it from there",
+                version.as_ref().map_or("", |v| v.as_str()),
+                crate::output::bytes(fetched.downloaded)
+            ));
+        }
+    }
     check_interrupted()?;
     let record = crate::workflow::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;

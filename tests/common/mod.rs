@@ -113,6 +113,7 @@ pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
             vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
+            k0s_files: None,
         },
     )
     .expect("scenario renders");
