@@ -99,6 +99,29 @@ pub fn inputs(env: &[(&str, &str)]) -> Inputs {
 
 /// Renders a scenario with the fixed directory, key and secrets.
 pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
+    render_with(env, None)
+}
+
+/// Where a Mac's cache would hold a release, for renders with the cache.
+pub const CACHE_DIR: &str = "/Users/dev/.k0slab/cache/k0s/v1.34.1+k0s.0";
+
+/// [`render`] as `up` renders with the host's cache: the binary and bundle at [`CACHE_DIR`].
+pub fn render_cached(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
+    let binary = PathBuf::from(CACHE_DIR).join("k0s-v1.34.1+k0s.0-arm64");
+    let bundle = PathBuf::from(CACHE_DIR).join("k0s-airgap-bundle-v1.34.1+k0s.0-arm64");
+    render_with(
+        env,
+        Some(render::K0sFiles {
+            binary: &binary,
+            bundle: &bundle,
+        }),
+    )
+}
+
+fn render_with(
+    env: &[(&str, &str)],
+    k0s_files: Option<render::K0sFiles<'_>>,
+) -> (Topology, Vec<RenderedFile>) {
     let inputs = inputs(env);
     let topology = Topology::resolve(&inputs).expect("valid scenario topology");
     let secrets = Secrets {
@@ -113,7 +136,7 @@ pub fn render(env: &[(&str, &str)]) -> (Topology, Vec<RenderedFile>) {
             vrrp_auth_pass: &secrets.vrrp_auth_pass,
             assigned: &Default::default(),
             ssh_hosts: &Default::default(),
-            k0s_files: None,
+            k0s_files,
         },
     )
     .expect("scenario renders");
