@@ -766,3 +766,112 @@ fn the_load_balancer_setup_waits_for_apt_daily_on_a_fresh_image() {
         "the lab's haproxy.cfg is installed"
     );
 }
+
+/// apt with one source only, a repository on the guest's loopback where nothing listens (port
+/// 9, discard: the connection is refused at once), no lists fetched before and no package
+/// cache: as offline as a load balancer gets, and apt's traffic never leaves the guest's
+/// loopback. The suite is the guest's own; haproxy must not be installed already.
+const OFFLINE_APT: &str = r#"set -eu
+. /etc/os-release
+rm -f /etc/apt/sources.list.d/*
+echo "deb [trusted=yes] http://127.0.0.1:9/debian $VERSION_CODENAME main" >/etc/apt/sources.list
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+! command -v haproxy
+! dpkg-query -W haproxy 2>/dev/null
+[ -z "$(apt-config dump | grep -i proxy)" ]
+"#;
+
+/// How long the offline setup may take before the guest is ended: it takes 7 s (apt's own
+/// retries); spinning in the lock-retry loop would take 10 minutes.
+const OFFLINE_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_load_balancer_setup_says_it_needs_the_internet_when_offline() {
+    let (_, files) = common::render(&[("control_plane_count", "3"), ("worker_count", "0")]);
+    let vagrantfile = common::file(&files, "Vagrantfile");
+    let script = heredoc(
+        vagrantfile,
+        "LOAD_BALANCER_SETUP",
+        "K0SLAB_LOAD_BALANCER_SETUP",
+    );
+    let needs_internet = "k0slab: the load balancer needs the internet once, to install HAProxy \
+                          with apt-get (apt-get install haproxy failed); connect this Mac, or use \
+                          K0SLAB_ENDPOINT=cplb, which needs no load balancer";
+    assert!(script.contains(needs_internet), "{script}");
+
+    let mut lab = Lab::new();
+    lab.boot();
+    // Provisioned as Vagrant provisions it: over SSH to its leased address. (Before its lease,
+    // only loopback has an IPv4 address and apt cannot even resolve 127.0.0.1: "Address family
+    // for hostname not supported".)
+    lab.wait_for("the first lease", BOOT_TIMEOUT, |a| !a.is_empty());
+    lab.guest(OFFLINE_APT);
+    // What Vagrant's file provisioner uploads first.
+    lab.guest("printf 'global\\n' >/tmp/k0slab-haproxy.cfg");
+
+    // Should the setup hang, the guest is ended (its PID 1 killed, so every process in it,
+    // the script too) and the test fails on the time below with what the script printed.
+    let init = lab.init.unwrap();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let hung = matches!(
+            finished.recv_timeout(OFFLINE_LIMIT),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if hung {
+            signal(init, libc::SIGKILL);
+        }
+        hung
+    });
+    let started = Instant::now();
+    let out = lab.provision(&script, &[]);
+    let took = started.elapsed();
+    let _ = done.send(());
+    let hung = watchdog.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "the offline load balancer's setup took {took:.1?} ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    assert!(
+        !hung && took < Duration::from_secs(20),
+        "the setup did not give up at once offline ({took:.1?}, ended: {hung}):\n{stdout}{stderr}"
+    );
+    assert!(
+        !stderr.contains("k0slab: apt is busy"),
+        "no lock retries: {stderr}"
+    );
+    assert!(
+        !out.status.success(),
+        "the setup succeeded offline:\n{stdout}{stderr}"
+    );
+    // apt's own words. `apt-get update` could not reach the only source: apt 2.6 (bookworm)
+    // warns ("W: Failed to fetch ...") and exits 0, so the setup printed it with update's
+    // output, on stdout. It retries a failed fetch 3 times (Acquire::Retries), after 1, 2 and
+    // 4 s: the 7 s this takes.
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("Failed to fetch http://127.0.0.1:9/debian/dists/")
+            && all.contains("Could not connect to 127.0.0.1:9")
+            && all.contains("Connection refused"),
+        "apt-get update's failure:\n{all}"
+    );
+    // The install then found no haproxy to install: its error, then k0slab's line, last.
+    let located = stderr
+        .find("E: Unable to locate package haproxy")
+        .unwrap_or_else(|| panic!("apt-get install's error: {stderr}"));
+    let said = stderr
+        .find(needs_internet)
+        .unwrap_or_else(|| panic!("k0slab's line: {stderr}"));
+    assert!(located < said, "apt's error, then k0slab's line: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().last(),
+        Some(needs_internet),
+        "{stderr}"
+    );
+    // It stopped there: nothing installed, no configuration written.
+    lab.guest("! command -v haproxy && ! dpkg-query -W haproxy 2>/dev/null");
+    lab.guest("[ ! -e /etc/haproxy/haproxy.cfg ]");
+}
