@@ -441,7 +441,11 @@ fn a_guest_that_does_not_take_its_planned_address_is_named() {
 #[test]
 fn every_vm_gets_its_own_machine_id_once() {
     let sb = Sandbox::new();
-    let env = [("K0S_VERSION", "v1.29.9+k0s.0")];
+    // The stand-in internet serves this older release too (tests/standins/lib/k0s_releases.rb).
+    let env = [
+        ("K0S_VERSION", "v1.29.9+k0s.0"),
+        ("STANDIN_K0S_RELEASES", "v1.29.9+k0s.0,v1.34.1+k0s.0"),
+    ];
     let o = up(&sb, &env);
     assert!(o.status.success(), "{}", both(&o));
     let ids = |sb: &Sandbox| -> Vec<String> {

@@ -220,11 +220,13 @@ module Standin
   end
 
   # Machines of a k0slab Vagrantfile, as the stand-ins need them: name, Tart name, image, the
-  # guest-setup arguments, the provider's ip_resolver and extra_run_args, ssh.host, and which
-  # provisioners run on every `vagrant up` (run: "always").
+  # guest-setup arguments, the provider's ip_resolver and extra_run_args, ssh.host, which
+  # provisioners run on every `vagrant up` (run: "always"), and whether the machine is the load
+  # balancer (the `k0slab-haproxy` provisioner, with its script).
   def parse_vagrantfile(path)
     text = File.read(path)
     setup = text[/^GUEST_SETUP = <<'K0SLAB_GUEST_SETUP'\n(.*?)^K0SLAB_GUEST_SETUP$/m, 1].to_s
+    lb_setup = text[/^LOAD_BALANCER_SETUP = <<'K0SLAB_LOAD_BALANCER_SETUP'\n(.*?)^K0SLAB_LOAD_BALANCER_SETUP$/m, 1]
     text.split(/^\s*config\.vm\.define /).drop(1).map do |block|
       name = block[/\A"([^"]+)"/, 1]
       args = block[/args: \[([^\]]*)\]/, 1].to_s.scan(/"([^"]*)"/).flatten
@@ -234,7 +236,9 @@ module Standin
         "ip_resolver" => block[/tart\.ip_resolver = "([^"]+)"/, 1] || "dhcp",
         "run_args" => run_args, "ssh_host" => block[/\.ssh\.host = "([^"]+)"/, 1],
         "setup_always" => block.match?(/name: "k0slab-guest-setup", run: "always"/),
-        "guest_setup" => setup }
+        "guest_setup" => setup,
+        "load_balancer" => block.include?('name: "k0slab-haproxy"'),
+        "load_balancer_setup" => block.include?('name: "k0slab-haproxy"') ? lb_setup : nil }
     end
   end
 
