@@ -62,10 +62,7 @@ fn node_pulls(transfers: &[Transfer]) -> Vec<&Transfer> {
 }
 
 fn cached(sb: &Sandbox, file: &str) -> PathBuf {
-    sb.home()
-        .join(".k0slab/cache/k0s")
-        .join(STABLE)
-        .join(file)
+    sb.home().join(".k0slab/cache/k0s").join(STABLE).join(file)
 }
 
 fn lab_json(sb: &Sandbox, dir: &str) -> Value {
@@ -101,9 +98,11 @@ fn the_first_up_pins_the_release_and_downloads_it_once_later_ups_download_nothin
         "{config}"
     );
     assert!(config.contains(&format!("version: {STABLE}")), "{config}");
-    let plan = sb.k0slab(&["--dir", "a", "plan"], &[]);
+    let plan = sb.k0slab(&["--dir", "a", "plan"], &[("K0SLAB_NAME", "a")]);
     assert!(
-        stdout(&plan).contains(&format!("{STABLE} (pinned; binary and images in the host's cache)")),
+        stdout(&plan).contains(&format!(
+            "{STABLE} (pinned; binary and images in the host's cache)"
+        )),
         "{}",
         both(&plan)
     );
@@ -213,7 +212,10 @@ fn a_release_file_that_never_matches_its_checksum_fails_naming_it_and_keeps_the_
     );
     assert!(err.contains("sha256sums.txt says"), "{err}");
     assert!(err.contains("The machines are kept"), "{err}");
-    assert!(!cached(&sb, BUNDLE).exists(), "nothing unchecked under the release's name");
+    assert!(
+        !cached(&sb, BUNDLE).exists(),
+        "nothing unchecked under the release's name"
+    );
     assert!(cached(&sb, BINARY).is_file(), "the good file stays");
     // Fixed at the source, the next up goes on from here.
     let again = up(&sb, "a", &[]);
@@ -229,15 +231,18 @@ fn offline_a_new_lab_comes_up_healthy_from_a_filled_cache() {
     let offline = up(&sb, "b", &[("STANDIN_OFFLINE", "1")]);
     assert!(offline.status.success(), "{}", both(&offline));
     assert!(
-        stderr(&offline).contains(&format!(
+        stderr(&offline).contains(
             "the newest stable k0s release could not be looked up (fetching https://docs.k0sproject.io/stable.txt"
-        )),
+        ),
         "{}",
         both(&offline)
     );
     assert_eq!(lab_json(&sb, "b")["inputs"]["k0s_version"], STABLE);
     assert_eq!(ledger(&sb).len(), before, "nothing came from the internet");
-    let health = sb.k0slab(&["--dir", "b", "health", "-o", "json"], &[("STANDIN_OFFLINE", "1")]);
+    let health = sb.k0slab(
+        &["--dir", "b", "health", "-o", "json"],
+        &[("STANDIN_OFFLINE", "1")],
+    );
     assert!(health.status.success(), "{}", both(&health));
 }
 
@@ -252,12 +257,22 @@ fn offline_with_an_empty_cache_up_fails_naming_what_it_could_not_fetch() {
         err.contains("K0S_VERSION is empty, and the newest stable k0s release could not be looked up at https://docs.k0sproject.io/stable.txt"),
         "{err}"
     );
-    assert!(err.contains("Could not resolve host"), "curl's own reason: {err}");
+    assert!(
+        err.contains("Could not resolve host"),
+        "curl's own reason: {err}"
+    );
     assert!(!sb.work().join("a/lab.json").exists());
-    assert!(sb.calls().iter().all(|c| c.tool != "vagrant" || c.args.first().map(String::as_str) != Some("up")));
+    assert!(sb
+        .calls()
+        .iter()
+        .all(|c| c.tool != "vagrant" || c.args.first().map(String::as_str) != Some("up")));
 
     // A release given: the machines boot, the release cannot come.
-    let o = up(&sb, "a", &[("STANDIN_OFFLINE", "1"), ("K0S_VERSION", STABLE)]);
+    let o = up(
+        &sb,
+        "a",
+        &[("STANDIN_OFFLINE", "1"), ("K0S_VERSION", STABLE)],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
     let err = stderr(&o);
     assert!(
@@ -286,10 +301,23 @@ fn offline_the_load_balancer_says_it_needs_the_internet_once() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
     assert!(
-        stderr(&o).contains("k0slab: the load balancer needs the internet once, to install HAProxy with apt-get"),
+        both(&o).contains(
+            "k0slab: the load balancer needs the internet once, to install HAProxy with apt-get"
+        ),
         "{}",
         both(&o)
     );
+    // Connected again, `up` goes on: the HAProxy provisioner runs at every boot and installs
+    // what the first one could not.
+    let again = sb.k0slab(
+        &["--dir", "b", "up", "--wait", "10s"],
+        &[
+            ("control_plane_count", "3"),
+            ("worker_count", "1"),
+            ("K0SLAB_NAME", "b"),
+        ],
+    );
+    assert!(again.status.success(), "{}", both(&again));
 }
 
 #[test]
@@ -307,7 +335,9 @@ fn without_the_cache_k0sctl_downloads_k0s_and_every_containerd_node_pulls_its_im
     assert!(o.status.success(), "{}", both(&o));
     let t = ledger(&sb);
     assert_eq!(
-        t.iter().filter(|x| x.tool == "curl" && x.url.contains("k0sproject/k0s")).count(),
+        t.iter()
+            .filter(|x| x.tool == "curl" && x.url.contains("k0sproject/k0s"))
+            .count(),
         0,
         "k0slab fetched nothing: {t:?}"
     );
@@ -317,15 +347,38 @@ fn without_the_cache_k0sctl_downloads_k0s_and_every_containerd_node_pulls_its_im
         .filter_map(|x| x.host.as_deref())
         .collect();
     pulled.sort();
-    assert_eq!(pulled, ["worker-1", "worker-2"], "{t:?}");
-    assert!(!sb.home().join(".k0slab/cache/k0s").join(STABLE).join(BINARY).exists());
+    // Every host whose k0s runs containerd: the workers and controller+worker ones (k0s
+    // `cmd/worker/worker.go` lines 269-271), once each.
+    let config: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&fs::read_to_string(sb.lab().join("k0sctl.yaml")).unwrap())
+            .unwrap();
+    let mut containerd: Vec<&str> = config["spec"]["hosts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|h| h["role"] != "controller")
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    containerd.sort();
+    assert!(containerd.contains(&"worker-1") && containerd.contains(&"worker-2"));
+    assert_eq!(pulled, containerd, "{t:?}");
+    assert!(!sb
+        .home()
+        .join(".k0slab/cache/k0s")
+        .join(STABLE)
+        .join(BINARY)
+        .exists());
 }
 
 #[test]
 fn cache_ls_and_prune_keep_what_a_lab_pins() {
     let sb = Sandbox::new();
     let empty = sb.k0slab(&["cache", "ls"], &[]);
-    assert!(stdout(&empty).contains("holds no k0s release"), "{}", both(&empty));
+    assert!(
+        stdout(&empty).contains("holds no k0s release"),
+        "{}",
+        both(&empty)
+    );
     let o = up(&sb, "a", &[]);
     assert!(o.status.success(), "{}", both(&o));
     let ls = sb.k0slab(&["cache", "ls", "-o", "json"], &[]);
@@ -349,15 +402,27 @@ fn cache_ls_and_prune_keep_what_a_lab_pins() {
     );
 
     let kept = sb.k0slab(&["cache", "prune"], &[]);
-    assert!(stdout(&kept).contains(&format!("kept    {STABLE}: pinned by")), "{}", both(&kept));
+    assert!(
+        stdout(&kept).contains(&format!("kept    {STABLE}: pinned by")),
+        "{}",
+        both(&kept)
+    );
     assert!(cached(&sb, BUNDLE).is_file());
-    let mine = sb.home().join(".k0slab/cache/k0s").join(STABLE).join("notes.txt");
+    let mine = sb
+        .home()
+        .join(".k0slab/cache/k0s")
+        .join(STABLE)
+        .join("notes.txt");
     fs::write(&mine, "mine").unwrap();
     let destroy = sb.k0slab(&["--dir", "a", "destroy"], &[]);
     assert!(destroy.status.success(), "{}", both(&destroy));
     let pruned = sb.k0slab(&["cache", "prune"], &[]);
     assert!(pruned.status.success(), "{}", both(&pruned));
-    assert!(stdout(&pruned).contains(&format!("removed {STABLE}")), "{}", both(&pruned));
+    assert!(
+        stdout(&pruned).contains(&format!("removed {STABLE}")),
+        "{}",
+        both(&pruned)
+    );
     assert!(!cached(&sb, BUNDLE).exists() && !cached(&sb, BINARY).exists());
     assert!(mine.is_file(), "a file k0slab did not write stays");
 }

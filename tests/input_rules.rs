@@ -440,6 +440,7 @@ fn bad_values(sb: &Sandbox) -> Vec<(String, String)> {
         ("K0SLAB_KUBECTL", "/no/such/kubectl"),
         ("K0SLAB_TART", "/no/such/tart"),
         ("K0SLAB_CURL", "/no/such/curl"),
+        ("K0SLAB_K0S_CACHE", "yes"),
     ] {
         cases.push((var.to_string(), bad.to_string()));
     }

@@ -42,11 +42,22 @@ fn the_bundle_goes_to_every_containerd_node_and_not_to_pure_controllers() {
         for host in hosts {
             let role = host["role"].as_str().unwrap();
             seen.insert(role.to_string());
-            assert_eq!(host["k0sBinaryPath"].as_str(), Some(binary.as_str()), "{scenario} {role}");
-            assert_eq!(host["uploadBinary"].as_bool(), Some(false), "{scenario} {role}");
+            assert_eq!(
+                host["k0sBinaryPath"].as_str(),
+                Some(binary.as_str()),
+                "{scenario} {role}"
+            );
+            assert_eq!(
+                host["uploadBinary"].as_bool(),
+                Some(false),
+                "{scenario} {role}"
+            );
             let uploads = host["files"].as_sequence().cloned().unwrap_or_default();
             if role == "controller" {
-                assert!(uploads.is_empty(), "{scenario}: a pure controller gets {uploads:?}");
+                assert!(
+                    uploads.is_empty(),
+                    "{scenario}: a pure controller gets {uploads:?}"
+                );
             } else {
                 assert_eq!(uploads.len(), 1, "{scenario} {role}: {uploads:?}");
                 assert_eq!(uploads[0]["src"].as_str(), Some(bundle.as_str()));

@@ -78,23 +78,28 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
         "  {}    (unless the image is cached)",
         tart.pull_cmd(&t.image).command_line()
     ));
-    if let Some(v) = t
-        .k0s_version
-        .as_ref()
-        .filter(|_| crate::workflow::cache::enabled(ctx))
-    {
+    if crate::workflow::cache::enabled(ctx) {
         let cache = crate::lab::cache::Cache::new(ctx.env);
-        lines.push(format!(
-            "  while the machines boot: {} into {} (unless cached; checked against the \
-             release's {}), which k0sctl uploads",
-            crate::release::Asset::ALL
-                .iter()
-                .map(|a| crate::release::url(v, &a.file_name(v)))
-                .collect::<Vec<_>>()
-                .join(" and "),
-            cache.version_dir(v).display(),
-            crate::release::SUMS
-        ));
+        lines.push(match t.k0s_version.as_ref() {
+            Some(v) => format!(
+                "  while the machines boot: {} into {} (unless cached; checked against the \
+                 release's {}), which k0sctl uploads",
+                crate::release::Asset::ALL
+                    .iter()
+                    .map(|a| crate::release::url(v, &a.file_name(v)))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                cache.version_dir(v).display(),
+                crate::release::SUMS
+            ),
+            None => format!(
+                "  look up the newest stable k0s release ({}) and pin it in {dir}/lab.json; \
+                 while the machines boot, download its binary and airgap bundle into {} \
+                 (unless cached), which k0sctl uploads",
+                crate::release::STABLE_URL,
+                cache.root().display()
+            ),
+        });
     }
     lines.push(format!(
         "  in parallel, in {dir}/ (machines already running are skipped):"
@@ -174,11 +179,6 @@ fn summary(ctx: &Context<'_>, record: &LabRecord, started: Instant, checks: &[Ch
 pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> {
     let started = Instant::now();
     let mut planned = plan_lab(ctx, flags)?;
-    // The lab's k0s release, pinned once (looked up now when K0S_VERSION is empty and the lab
-    // has none yet).
-    let cached = crate::workflow::cache::enabled(ctx);
-    crate::workflow::cache::pin(ctx, &mut planned)?;
-    let version = planned.topology.k0s_version.clone();
     // Other inputs than the lab's: refused once a machine exists; until then the lab is
     // rendered again with them (as `render` does).
     if !planned.changes.is_empty() && !ctx.dir.created_machines().is_empty() {
@@ -198,6 +198,11 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     }
     served_subnet(ctx, &planned)?;
     prerequisites(ctx, &planned)?;
+    // The lab's k0s release, pinned once (looked up now when K0S_VERSION is empty and the lab
+    // has none yet), before anything is written.
+    let cached = crate::workflow::cache::enabled(ctx);
+    crate::workflow::cache::pin(ctx, &mut planned)?;
+    let version = planned.topology.k0s_version.clone();
     // Planned again and recorded under the host-wide lock: two labs started at once never
     // take the same addresses (`host_addresses`).
     let planned = crate::lab::host_addresses::with_lock(ctx.env, || {

@@ -238,6 +238,7 @@ module Standin
         "setup_always" => block.match?(/name: "k0slab-guest-setup", run: "always"/),
         "guest_setup" => setup,
         "load_balancer" => block.include?('name: "k0slab-haproxy"'),
+        "load_balancer_always" => block.include?('name: "k0slab-haproxy", run: "always"'),
         "load_balancer_setup" => block.include?('name: "k0slab-haproxy"') ? lb_setup : nil }
     end
   end
