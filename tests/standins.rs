@@ -858,7 +858,8 @@ fn the_load_balancer_needs_the_internet_for_haproxy_once() {
     assert!(out.contains(",error-exit,Vagrant::Errors::VagrantError,The SSH command responded with a non-zero exit status"));
     assert!(stderr(&o).contains("The SSH command responded with a non-zero exit status"));
     assert_eq!(sb.vm("k0slab-load-balancer")["haproxy"], false);
-    // Vagrant wrote its provisioning sentinel first: the next up does not try again.
+    // Vagrant wrote its provisioning sentinel first, so only run: "always" provisioners run
+    // again: k0slab's HAProxy step is one, and installs HAProxy now.
     let o = up(&[]);
     assert!(o.status.success(), "{}", both(&o));
     assert!(
@@ -866,6 +867,27 @@ fn the_load_balancer_needs_the_internet_for_haproxy_once() {
         "{}",
         both(&o)
     );
+    assert_eq!(sb.vm("k0slab-load-balancer")["haproxy"], true);
+    // Without run: "always" (the Vagrantfile before this), the sentinel keeps it from trying.
+    let vagrantfile = sb.lab().join("Vagrantfile");
+    let text = fs::read_to_string(&vagrantfile).unwrap();
+    fs::write(
+        &vagrantfile,
+        text.replace(
+            r#"name: "k0slab-haproxy", run: "always","#,
+            r#"name: "k0slab-haproxy","#,
+        ),
+    )
+    .unwrap();
+    let mut vm = sb.vm("k0slab-load-balancer");
+    vm["haproxy"] = serde_json::Value::Bool(false);
+    fs::write(
+        sb.state().join("vms/k0slab-load-balancer.json"),
+        serde_json::to_string(&vm).unwrap(),
+    )
+    .unwrap();
+    let o = up(&[]);
+    assert!(o.status.success(), "{}", both(&o));
     assert_eq!(sb.vm("k0slab-load-balancer")["haproxy"], false);
 }
 
