@@ -381,6 +381,10 @@ pub struct LabArgs {
     /// K0SLAB_CONTROLLER_WORKLOADS] [default: true]
     #[arg(long, value_name = "BOOL")]
     pub controller_workloads: Option<String>,
+    /// Nested virtualization for KubeVirt: none, or workers (an Apple M3 or later, macOS 15,
+    /// Tart 2.20) [env: K0SLAB_NESTED] [default: none]
+    #[arg(long, value_name = "MACHINES")]
+    pub nested: Option<String>,
 }
 
 impl LabArgs {
@@ -403,6 +407,7 @@ impl LabArgs {
             (Key::Provider, &self.provider),
             (Key::K0sVersion, &self.k0s_version),
             (Key::ControllerWorkloads, &self.controller_workloads),
+            (Key::Nested, &self.nested),
         ];
         Flags(
             given

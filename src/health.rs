@@ -427,6 +427,7 @@ mod tests {
             memory_mb: 2048,
             disk_gb: 32,
             no_taints,
+            nested: false,
         }
     }
 

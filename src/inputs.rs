@@ -39,11 +39,12 @@ pub enum Key {
     Provider,
     K0sVersion,
     ControllerWorkloads,
+    Nested,
 }
 
 impl Key {
     /// Every lab setting, in the order they are shown.
-    pub const ALL: [Key; 16] = [
+    pub const ALL: [Key; 17] = [
         Key::ControlPlaneCount,
         Key::WorkerCount,
         Key::MemoryControl,
@@ -60,6 +61,7 @@ impl Key {
         Key::Provider,
         Key::K0sVersion,
         Key::ControllerWorkloads,
+        Key::Nested,
     ];
 
     /// The environment variable, in its documented spelling.
@@ -81,6 +83,7 @@ impl Key {
             Key::Provider => "K0SLAB_PROVIDER",
             Key::K0sVersion => "K0S_VERSION",
             Key::ControllerWorkloads => "K0SLAB_CONTROLLER_WORKLOADS",
+            Key::Nested => "K0SLAB_NESTED",
         }
     }
 
@@ -103,6 +106,7 @@ impl Key {
             Key::Provider => "--provider",
             Key::K0sVersion => "--k0s-version",
             Key::ControllerWorkloads => "--controller-workloads",
+            Key::Nested => "--nested",
         }
     }
 }
@@ -280,6 +284,42 @@ impl fmt::Display for EndpointMode {
     }
 }
 
+/// Which machines get nested virtualization (Tart's `--nested`), so that KubeVirt can run
+/// workload VMs on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nested {
+    /// No machine (labs from before the setting existed too).
+    #[default]
+    None,
+    /// Every worker.
+    Workers,
+}
+
+impl FromStr for Nested {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Self::None),
+            "workers" => Ok(Self::Workers),
+            _ => Err(
+                "none, or workers (nested virtualization on every worker, for KubeVirt: \
+                      an Apple M3 or later with macOS 15 and Tart 2.20)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Nested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Workers => "workers",
+        })
+    }
+}
+
 /// The Vagrant provider that runs the VMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -415,6 +455,9 @@ pub struct Inputs {
     /// `None` lets k0sctl pick the newest stable release.
     pub k0s_version: Option<K0sVersion>,
     pub controller_workloads: bool,
+    /// Nested virtualization (labs from before it existed: none).
+    #[serde(default)]
+    pub nested: Nested,
 }
 
 pub const CONTROL_PLANE_COUNT: RangeInclusive<u32> = 1..=10;
@@ -471,7 +514,8 @@ shown_by_display!(
     EndpointMode,
     Provider,
     LabName,
-    NetworkMode
+    NetworkMode,
+    Nested
 );
 
 impl Shown for Option<Ipv4Addr> {
@@ -924,6 +968,7 @@ pub fn resolve_with_subnet(
             |l| l.controller_workloads,
             || true,
         )?,
+        nested: r.pick(Key::Nested, |s| s.parse(), |l| l.nested, Nested::default)?,
     };
     Ok(Resolved {
         inputs,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::addresses::{self, Allocation};
 use crate::error::InputError;
-use crate::inputs::{EndpointMode, Inputs, K0sVersion, Key, LabName};
+use crate::inputs::{EndpointMode, Inputs, K0sVersion, Key, LabName, Nested};
 use crate::network::mode::ExtraAddresses;
 use crate::network::NetworkMode;
 use crate::roles::{self, Role};
@@ -24,6 +24,29 @@ pub const LOAD_BALANCER_NAME: &str = "load-balancer";
 pub const API_PORT: u16 = 6443;
 /// The oldest k0s release whose control-plane load balancing the lab can use (see `resolve`).
 pub const CPLB_SINCE: (u32, u32, u32) = (1, 32, 0);
+
+/// Tart's flag for nested virtualization: from Tart 2.20.0 (cirruslabs/tart commit 9c879b3,
+/// `Sources/tart/Commands/Run.swift` lines 177-178), refused below macOS 15 and on chips
+/// before the M3 (lines 316-322), for Linux guests only (`Platform/Darwin.swift` lines 61-64).
+pub const NESTED_RUN_ARG: &str = "--nested";
+
+/// The kubelet root KubeVirt hard-codes (kubevirt/kubevirt `pkg/util/util.go` line 27, and
+/// its device plugins' socket, `device-manager/deviceplugin/v1beta1/constants.go` lines
+/// 30-32); k0s' own default is `/var/lib/k0s/kubelet` (k0s `pkg/config/cfgvars.go` lines
+/// 127-128), so nested workers run k0s with `--kubelet-root-dir` (k0s `pkg/config/cli.go`
+/// line 253, first in v1.32.1+k0s.0).
+pub const KUBELET_ROOT_DIR: &str = "/var/lib/kubelet";
+pub const KUBELET_ROOT_DIR_SINCE: (u32, u32, u32) = (1, 32, 1);
+
+/// What a worker that hosts KubeVirt workload VMs needs at least: the Kairos provider's e2e
+/// gives a workload VM 2 CPUs and 4 GiB, a 40 GiB root disk and a 17024 MiB installer volume
+/// (kairos-io/cluster-api-provider-kairos c300236 `internal/kubevirtenv/
+/// kairos_image_install.go` lines 43 and 172-202), both on the node's local-path storage;
+/// the node keeps about 4 GiB for k0s, KubeVirt's handler and the launcher's overhead, and
+/// about 20 GB for its OS and images; the VM's 2 vCPUs share the worker's CPUs.
+pub const NESTED_MIN_CPUS: u32 = 2;
+pub const NESTED_MIN_MEMORY_MB: u32 = 8192;
+pub const NESTED_MIN_DISK_GB: u32 = 80;
 
 /// What a machine is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +73,10 @@ pub struct Node {
     pub disk_gb: u32,
     /// k0sctl `noTaints` (only ever true with `controller+worker`).
     pub no_taints: bool,
+    /// Nested virtualization (`K0SLAB_NESTED`): `tart run --nested`, for KubeVirt's
+    /// workload VMs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nested: bool,
 }
 
 impl Node {
@@ -244,6 +271,9 @@ impl Topology {
                 return Err(too_old_for_cplb(v));
             }
         }
+        if inputs.nested == Nested::Workers {
+            nested_rules(inputs)?;
+        }
         if kind == EndpointKind::Cplb && inputs.network.extra_addresses() == ExtraAddresses::Dropped
         {
             return Err(InputError::Rule(format!(
@@ -292,6 +322,7 @@ impl Topology {
                 memory_mb: inputs.memory_control,
                 disk_gb: inputs.disk_size,
                 no_taints: r.no_taints,
+                nested: false,
             });
         }
         for i in 1..=workers {
@@ -306,6 +337,7 @@ impl Topology {
                 memory_mb: inputs.memory_worker,
                 disk_gb: inputs.disk_size,
                 no_taints: false,
+                nested: inputs.nested == Nested::Workers,
             });
         }
 
@@ -343,6 +375,7 @@ impl Topology {
                 memory_mb: LOAD_BALANCER_MEMORY_MB,
                 disk_gb: inputs.disk_size,
                 no_taints: false,
+                nested: false,
             });
         }
 
@@ -417,6 +450,57 @@ impl Topology {
     }
 }
 
+/// `K0SLAB_NESTED=workers`: workers there are, big enough for a workload VM, on a k0s that
+/// can move the kubelet's root.
+fn nested_rules(inputs: &Inputs) -> Result<(), InputError> {
+    let nested = format!("{}=workers", Key::Nested.env_name());
+    if inputs.worker_count == 0 {
+        return Err(InputError::Rule(format!(
+            "{nested} needs workers ({} is 0): KubeVirt's workload VMs run on them",
+            Key::WorkerCount.env_name()
+        )));
+    }
+    for (key, have, need, unit) in [
+        (Key::CpuWorker, inputs.cpu_worker, NESTED_MIN_CPUS, ""),
+        (
+            Key::MemoryWorker,
+            inputs.memory_worker,
+            NESTED_MIN_MEMORY_MB,
+            " MB",
+        ),
+        (Key::DiskSize, inputs.disk_size, NESTED_MIN_DISK_GB, " GB"),
+    ] {
+        if have < need {
+            return Err(InputError::Rule(format!(
+                "{nested} needs {}={need}{unit} or more (it is {have}): a Kairos workload VM \
+                 takes 2 CPUs, 4 GiB and a 40 GiB disk plus a 17 GiB installer volume on its \
+                 worker, which keeps 4 GiB and 20 GB for itself",
+                key.env_name()
+            )));
+        }
+    }
+    if let Some(v) = &inputs.k0s_version {
+        kubelet_root_dir_rule(v)?;
+    }
+    Ok(())
+}
+
+fn kubelet_root_dir_rule(v: &K0sVersion) -> Result<(), InputError> {
+    let (a, b, c) = KUBELET_ROOT_DIR_SINCE;
+    if v.at_least(a, b, c) {
+        return Ok(());
+    }
+    Err(InputError::Rule(format!(
+        "{}={} is too old for {}=workers: KubeVirt needs the kubelet at {KUBELET_ROOT_DIR}, \
+         which k0s' --kubelet-root-dir sets from v1.32.1+k0s.0; leave {} empty for the newest \
+         stable release",
+        Key::K0sVersion.env_name(),
+        v.as_str(),
+        Key::Nested.env_name(),
+        Key::K0sVersion.env_name()
+    )))
+}
+
 fn too_old_for_cplb(v: &K0sVersion) -> InputError {
     InputError::Rule(format!(
         "{}={} is too old for {}=cplb: control-plane load balancing needs k0s v1.32 or newer \
@@ -436,6 +520,9 @@ pub fn check_k0s_version(topology: &Topology, version: &K0sVersion) -> Result<()
         && !version.at_least(CPLB_SINCE.0, CPLB_SINCE.1, CPLB_SINCE.2)
     {
         return Err(too_old_for_cplb(version));
+    }
+    if topology.nodes.iter().any(|n| n.nested) {
+        kubelet_root_dir_rule(version)?;
     }
     Ok(())
 }

@@ -47,6 +47,71 @@ pub const SOFTNET_NEEDS_SEQUOIA: Version = (0, 17, 0);
 pub const MACOS_FOR_TART: Version = (13, 0, 0);
 /// The oldest macOS Softnet 0.17.0 and newer run on.
 pub const MACOS_FOR_SOFTNET: Version = (15, 0, 0);
+/// Nested virtualization (KubeVirt's workload VMs): Tart's `--nested` from 2.20.0 (commit
+/// 9c879b3), which refuses it below macOS 15 and on chips before the M3
+/// (cirruslabs/tart `Sources/tart/Commands/Run.swift` lines 316-322; `docs/faq.md` lines
+/// 59-62: "only on M3 or M4 chips running macOS 15 (Sequoia) or later and only for Linux VMs").
+pub const TART_FOR_NESTED: Version = (2, 20, 0);
+pub const MACOS_FOR_NESTED: Version = (15, 0, 0);
+pub const CHIP_FOR_NESTED: u32 = 3;
+
+/// The Apple chip generation in `sysctl -n machdep.cpu.brand_string` ("Apple M3 Pro" → 3;
+/// xnu `bsd/dev/arm64/sysctl.c` lines 228-296 copy the device tree's SoC name), or `None` when
+/// the text names no Apple M chip.
+pub fn apple_chip(brand: &str) -> Option<u32> {
+    let rest = brand.trim().strip_prefix("Apple M")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Why this host cannot give VMs nested virtualization, if it cannot: the chip (from its
+/// brand string), macOS and Tart, as Tart checks them. Apple exposes its own answer
+/// (`VZGenericPlatformConfiguration.isNestedVirtualizationSupported`) to programs only, so the
+/// chip is read from its name.
+pub fn nested_problems(
+    brand: Option<&str>,
+    macos: Option<Version>,
+    tart: Option<Version>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match brand.map(|b| (b, apple_chip(b))) {
+        Some((_, Some(n))) if n >= CHIP_FOR_NESTED => {}
+        Some((b, Some(_))) => problems.push(format!(
+            "this Mac's chip is an {}: nested virtualization needs an Apple M3 or later, so \
+             an M1 or M2 Mac cannot run KubeVirt's workload VMs (KubeVirt on arm64 accepts only \
+             the host-passthrough CPU model, which emulation cannot give: kubevirt \
+             pkg/virt-api/webhooks/arm64.go)",
+            b.trim()
+        )),
+        Some((b, None)) => problems.push(format!(
+            "`sysctl -n machdep.cpu.brand_string` says {:?}: not an Apple M chip k0slab can \
+             tell; nested virtualization needs an Apple M3 or later",
+            b.trim()
+        )),
+        None => problems.push(
+            "the chip is unknown (no `sysctl -n machdep.cpu.brand_string`): nested \
+             virtualization needs an Apple M3 or later"
+                .into(),
+        ),
+    }
+    match macos {
+        Some(m) if m >= MACOS_FOR_NESTED => {}
+        Some(m) => problems.push(format!(
+            "macOS {} is older than the 15 (Sequoia) nested virtualization needs",
+            shown_macos(m)
+        )),
+        None => problems.push("nested virtualization needs macOS 15 (Sequoia) or later".into()),
+    }
+    match tart {
+        Some(t) if t >= TART_FOR_NESTED => {}
+        Some(t) => problems.push(format!(
+            "Tart {}.{}.{} has no --nested (2.20.0 or newer: brew upgrade cirruslabs/cli/tart)",
+            t.0, t.1, t.2
+        )),
+        None => problems.push("Tart 2.20.0 or newer is needed for --nested".into()),
+    }
+    problems
+}
 
 /// How to replace an installed Softnet: a new release is a new file, which needs the one-time
 /// set-up again (see [`softnet`]).
@@ -342,5 +407,24 @@ mod tests {
             "macOS 12.7.6 is older than the 13.0 (Ventura) Tart needs for any network: upgrade \
              macOS"
         );
+    }
+
+    #[test]
+    fn nested_virtualization_needs_an_m3_macos_15_and_tart_2_20() {
+        assert_eq!(super::apple_chip("Apple M3 Pro\n"), Some(3));
+        assert_eq!(super::apple_chip("Apple M10"), Some(10));
+        assert_eq!(super::apple_chip("Apple processor"), None);
+        assert!(
+            super::nested_problems(Some("Apple M4 Max"), Some((15, 5, 0)), Some((2, 32, 1)))
+                .is_empty()
+        );
+        let m1 = super::nested_problems(Some("Apple M1"), Some((15, 5, 0)), Some((2, 32, 1)));
+        assert_eq!(m1.len(), 1);
+        assert!(
+            m1[0].contains("an M1 or M2 Mac cannot run KubeVirt's workload VMs"),
+            "{m1:?}"
+        );
+        let old = super::nested_problems(Some("Apple M3"), Some((14, 6, 1)), Some((2, 19, 0)));
+        assert_eq!(old.len(), 2, "{old:?}");
     }
 }

@@ -416,6 +416,7 @@ fn bad_values(sb: &Sandbox) -> Vec<(String, String)> {
                 Key::Provider => "virtualbox",
                 Key::K0sVersion => "latest",
                 Key::ControllerWorkloads => "maybe",
+                Key::Nested => "all",
             };
             (key.env_name().to_string(), bad.to_string())
         })

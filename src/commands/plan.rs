@@ -44,6 +44,7 @@ struct NodeView<'a> {
     disk_gb: u32,
     runs_workloads: bool,
     no_taints: bool,
+    nested: bool,
     vm_name: String,
 }
 
@@ -100,6 +101,7 @@ fn view<'a>(ctx: &Context<'_>, t: &'a Topology) -> PlanView<'a> {
                 disk_gb: n.disk_gb,
                 runs_workloads: n.runs_workloads(),
                 no_taints: n.no_taints,
+                nested: n.nested,
                 vm_name: t.vm_name(n),
             })
             .collect(),
@@ -143,9 +145,29 @@ fn summary(ctx: &Context<'_>, t: &Topology, k0s: &str) -> String {
         .iter()
         .filter(|n| n.kind == NodeKind::Worker)
         .count();
+    let nested: Vec<&str> = t
+        .nodes
+        .iter()
+        .filter(|n| n.nested)
+        .map(|n| n.name.as_str())
+        .collect();
+    let nested = if nested.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nnested    {} (tart run --nested, kubelet at {}: KubeVirt can run workload VMs \
+             there; at least {} CPUs, {} MB and {} GB each; an Apple M3 or later, macOS 15, \
+             Tart 2.20)",
+            nested.join(", "),
+            crate::topology::KUBELET_ROOT_DIR,
+            crate::topology::NESTED_MIN_CPUS,
+            crate::topology::NESTED_MIN_MEMORY_MB,
+            crate::topology::NESTED_MIN_DISK_GB
+        )
+    };
     format!(
         "\nendpoint  {} ({}: {})\nlab       {} in {}: {controllers} controller(s), {workers} \
-         worker(s), {} MB of VM memory\nk0s       {}\nimage     {}",
+         worker(s), {} MB of VM memory\nk0s       {}\nimage     {}{nested}",
         t.endpoint.url(),
         t.endpoint.kind,
         t.endpoint.describe(),

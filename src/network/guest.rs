@@ -126,6 +126,7 @@ pub(crate) mod tests {
             memory_mb: 1024,
             disk_gb: 20,
             no_taints: false,
+            nested: false,
         }
     }
 

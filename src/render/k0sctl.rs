@@ -176,12 +176,21 @@ pub struct Telemetry {
 fn host(node: &Node, ctx: &RenderContext<'_>) -> Option<Host> {
     let role = node.role?;
     let address = node.address.to_string();
-    let install_flags = if role.runs_kubelet() {
+    let mut install_flags = if role.runs_kubelet() {
         // Without it the kubelet registers the DHCP address instead of the static one.
         vec![format!("--kubelet-extra-args=--node-ip={address}")]
     } else {
         Vec::new()
     };
+    if node.nested {
+        // KubeVirt's kubelet root (see topology::KUBELET_ROOT_DIR). As an install flag, which
+        // every k0sctl passes on; k0sctl v0.25.0+ moves it into its `kubeletRootDir` field
+        // itself (k0sctl `cluster/host.go` lines 209-215 and 495-505).
+        install_flags.push(format!(
+            "--kubelet-root-dir={}",
+            crate::topology::KUBELET_ROOT_DIR
+        ));
+    }
     Some(Host {
         role: role.as_str(),
         hostname: node.name.clone(),

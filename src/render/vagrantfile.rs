@@ -34,6 +34,11 @@ struct Machine<'a> {
     address: String,
     prefix: String,
     load_balancer: bool,
+    /// `tart run`'s extra arguments for this machine: the network's, and `--nested` where
+    /// KubeVirt runs workload VMs (vagrant-tart `config.rb` lines 46-47 and 154-155: an
+    /// array passed as is, `util/driver.rb` lines 116-134; a machine's value replaces a
+    /// top-level one, Vagrant's config merge, so each machine says all of it).
+    run_args: Vec<String>,
     /// The address Vagrant reaches the VM at while k0slab moves it (its current lease).
     ssh_host: Option<String>,
 }
@@ -50,7 +55,6 @@ struct Vagrantfile<'a> {
     uploaded_config: &'a str,
     network: String,
     ip_resolver: &'static str,
-    run_args: Vec<String>,
     address_source: &'static str,
     machines: Vec<Machine<'a>>,
 }
@@ -97,6 +101,15 @@ pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
             address: n.address.to_string(),
             prefix: prefix.clone(),
             load_balancer: n.kind == NodeKind::LoadBalancer,
+            run_args: topology
+                .network
+                .tart_run_args()
+                .into_iter()
+                .chain(
+                    n.nested
+                        .then(|| crate::topology::NESTED_RUN_ARG.to_string()),
+                )
+                .collect(),
             // While up moves a machine: the address it still has. On a bridged LAN, Tart finds
             // no lease to report: Vagrant is told the static address once it is assigned.
             ssh_host: ctx
@@ -131,7 +144,6 @@ pub fn render(topology: &Topology, ctx: &RenderContext<'_>) -> Result<String> {
             } else {
                 "arp"
             },
-            run_args: topology.network.tart_run_args(),
             address_source: if topology.network.served_by_bootpd() {
                 "dhcp"
             } else {

@@ -65,6 +65,19 @@ pub fn memory_mb() -> Option<u64> {
     Some(bytes / 1024 / 1024)
 }
 
+/// The CPU's name as macOS gives it without root (`sysctl -n machdep.cpu.brand_string`, e.g.
+/// "Apple M3 Pro"; a read-only sysctl, xnu `bsd/dev/arm64/sysctl.c` line 294), or `None`
+/// where there is no such sysctl.
+pub fn cpu_brand(env: &Environment, out: &crate::output::Output) -> Option<String> {
+    let sysctl = crate::tools::on_path(env, "sysctl")?;
+    crate::tools::process::Cmd::new(&sysctl, "asking macOS for the CPU's name")
+        .args(["-n", "machdep.cpu.brand_string"])
+        .output(env, out)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

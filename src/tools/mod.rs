@@ -118,7 +118,7 @@ impl Tool {
 /// What `tart --version` prints for a build from source: Tart prints the release tag that CI
 /// substitutes into `CI.version`, else `SNAPSHOT` (cirruslabs/tart `Sources/tart/CI/CI.swift`
 /// lines 2-6, `.ci/set-version.sh`, `Sources/tart/Root.swift` line 12).
-const TART_SOURCE_BUILD: &str = "SNAPSHOT";
+pub const TART_SOURCE_BUILD: &str = "SNAPSHOT";
 
 impl fmt::Display for Tool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -165,6 +165,7 @@ fn pinned(inputs: &Inputs) -> Flags {
                 .as_ref()
                 .map_or_else(String::new, |v| v.as_str().to_string()),
             Key::ControllerWorkloads => inputs.controller_workloads.to_string(),
+            Key::Nested => inputs.nested.to_string(),
         };
         flags.0.insert(key, value);
     }

@@ -442,7 +442,46 @@ pub fn host_rows(ctx: &Context<'_>, planned: &Planned) -> Vec<Row> {
         rows.push(load_balancer_row());
     }
     rows.push(cache_row(ctx, planned));
+    rows.push(nested_row(ctx, planned, macos_version));
     rows
+}
+
+/// Whether this Mac can give VMs nested virtualization (KubeVirt's workload VMs): a failure
+/// when the lab asks for it (`K0SLAB_NESTED`), else what it would take.
+fn nested_row(ctx: &Context<'_>, planned: &Planned, macos: Option<versions::Version>) -> Row {
+    const CHECK: &str = "nested virtualization";
+    let brand = host::cpu_brand(ctx.env, &ctx.out);
+    let problems = crate::workflow::preflight::nested_problems(ctx, macos);
+    let asked = planned.topology.nodes.iter().any(|n| n.nested);
+    match (problems.is_empty(), asked) {
+        (true, _) => row(
+            CHECK,
+            Status::Ok,
+            format!(
+                "{} with macOS 15+ and Tart 2.20+: workers can host KubeVirt's VMs \
+                 (K0SLAB_NESTED=workers){}",
+                brand.as_deref().unwrap_or("this chip"),
+                if asked { ", as this lab asks" } else { "" }
+            ),
+        ),
+        (false, true) => row(
+            CHECK,
+            Status::Fail,
+            format!(
+                "K0SLAB_NESTED=workers cannot work here: {}",
+                problems.join("; ")
+            ),
+        ),
+        (false, false) => row(
+            CHECK,
+            Status::Ok,
+            format!(
+                "not asked for; KubeVirt's workload VMs (K0SLAB_NESTED=workers) would not run \
+                 here: {}",
+                problems.join("; ")
+            ),
+        ),
+    }
 }
 
 /// The host's k0s cache: what it holds, and whether the lab's release is in it (then `up`

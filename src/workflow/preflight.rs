@@ -12,6 +12,26 @@ use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
 use crate::workflow::context::Context;
 
+/// Why Tart cannot give VMs nested virtualization on this host (none: it can): the chip,
+/// macOS and Tart, as [`crate::versions::nested_problems`] judges them.
+pub fn nested_problems(ctx: &Context<'_>, macos: Option<crate::versions::Version>) -> Vec<String> {
+    let tart = ctx.tools.get(Tool::Tart).ok().and_then(|path| {
+        let text = crate::tools::tart::Tart {
+            path,
+            env: ctx.env,
+            out: &ctx.out,
+        }
+        .version()
+        .ok()?;
+        // A build from source is a recent one (see `tools::check_version`).
+        if text.trim() == crate::tools::TART_SOURCE_BUILD {
+            return Some(crate::versions::TART_FOR_NESTED);
+        }
+        crate::tools::parse_version(&text)
+    });
+    crate::versions::nested_problems(host::cpu_brand(ctx.env, &ctx.out).as_deref(), macos, tart)
+}
+
 pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     ctx.tools
         .require(&[Tool::Tart, Tool::Vagrant, Tool::K0sctl, Tool::Kubectl])?;
@@ -49,6 +69,19 @@ pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             reason: problem,
             hint: softnet::SETUP_HINT,
         })?;
+    }
+    if planned.topology.nodes.iter().any(|n| n.nested) {
+        let macos = crate::versions::macos(ctx.env, &ctx.out).and_then(|m| m.ok());
+        let problems = nested_problems(ctx, macos);
+        if !problems.is_empty() {
+            return Err(Error::Step(format!(
+                "{}=workers: Tart cannot give these VMs nested virtualization here: {}. Leave \
+                 {} unset (the lab runs, but KubeVirt has no /dev/kvm for workload VMs).",
+                crate::inputs::Key::Nested.env_name(),
+                problems.join("; "),
+                crate::inputs::Key::Nested.env_name()
+            )));
+        }
     }
     let cpus = host::cpus();
     if let Some(n) = planned.topology.nodes.iter().find(|n| n.cpus > cpus) {

@@ -102,6 +102,7 @@ fn probe_plan(lab: &Planned, addresses: &[Ipv4Addr; 4], mode: &NetworkMode) -> P
         provider: lab.inputs.provider,
         k0s_version: None,
         controller_workloads: false,
+        nested: crate::inputs::Nested::None,
     };
     let nodes: Vec<Node> = MACHINES
         .iter()
@@ -115,6 +116,7 @@ fn probe_plan(lab: &Planned, addresses: &[Ipv4Addr; 4], mode: &NetworkMode) -> P
             memory_mb: 1024,
             disk_gb: inputs.disk_size,
             no_taints: false,
+            nested: false,
         })
         .collect();
     Planned {
