@@ -189,3 +189,42 @@ fn the_standin_refuses_tart_run_nested_as_tart_does() {
         both(&o)
     );
 }
+
+#[test]
+fn nested_workers_come_up_healthy_with_dev_kvm_and_one_without_it_is_named() {
+    let sb = Sandbox::new();
+    let o = sb.k0slab(&["up", "--wait", "10s"], &NESTED);
+    assert!(o.status.success(), "{}", both(&o));
+    let asked: Vec<String> = sb
+        .calls()
+        .into_iter()
+        .filter(|c| c.tool == "vagrant" && c.args.iter().any(|a| a == "test -c /dev/kvm"))
+        .map(|c| c.args[1].clone())
+        .collect();
+    let mut asked = asked;
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["worker-1", "worker-2"],
+        "only the nested machines are asked"
+    );
+    assert_eq!(sb.vm("k0slab-worker-1")["kvm"], true);
+    assert_ne!(sb.vm("k0slab-control-plane-1")["kvm"], true);
+
+    // A guest that lost it (a VM Tart started without --nested) stops the next up.
+    let mut vm = sb.vm("k0slab-worker-2");
+    vm["kvm"] = serde_json::Value::Bool(false);
+    fs::write(
+        sb.state().join("vms/k0slab-worker-2.json"),
+        serde_json::to_string(&vm).unwrap(),
+    )
+    .unwrap();
+    let o = sb.k0slab(&["up", "--wait", "10s"], &NESTED);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    assert!(
+        stderr(&o)
+            .contains("no /dev/kvm in worker-2: Tart started them without nested virtualization"),
+        "{}",
+        both(&o)
+    );
+}

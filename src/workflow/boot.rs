@@ -80,3 +80,43 @@ pub fn pull_image(
         }
     }
 }
+
+/// The guest command that holds when KVM's device is there (`test -c`: a character device).
+pub const KVM_CHECK: &str = "test -c /dev/kvm";
+
+/// Checks that every nested machine's guest has `/dev/kvm` (what KubeVirt's device plugin
+/// offers as `devices.kubevirt.io/kvm`, kubevirt `generic_device.go` lines 276-325): Tart's
+/// `--nested` gave it nested virtualization. Each asked at once, 30 s at most.
+pub fn check_kvm(ctx: &Context<'_>, nodes: &[&Node]) -> Result<()> {
+    let nested: Vec<&&Node> = nodes.iter().filter(|n| n.nested).collect();
+    if nested.is_empty() {
+        return Ok(());
+    }
+    let vagrant = ctx.vagrant()?;
+    let missing: Vec<String> = std::thread::scope(|s| {
+        let asks: Vec<_> = nested
+            .iter()
+            .map(|n| {
+                let vagrant = &vagrant;
+                s.spawn(move || {
+                    vagrant
+                        .ssh_output_within(&n.name, KVM_CHECK, std::time::Duration::from_secs(30))
+                        .is_err()
+                        .then(|| n.name.clone())
+                })
+            })
+            .collect();
+        asks.into_iter()
+            .filter_map(|a| a.join().expect("asking a guest does not panic"))
+            .collect()
+    });
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Step(format!(
+        "no /dev/kvm in {}: Tart started them without nested virtualization, so KubeVirt \
+         cannot run workload VMs there. Check `k0slab doctor`'s nested virtualization row; \
+         the machines are kept.",
+        missing.join(", ")
+    )))
+}

@@ -140,6 +140,14 @@ fn dry_run(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             n.address
         ));
     }
+    for n in t.nodes.iter().filter(|n| n.nested) {
+        lines.push(format!(
+            "    {}    (nested virtualization: KVM's device is there)",
+            vagrant
+                .ssh_cmd(&n.name, Some(crate::workflow::boot::KVM_CHECK))
+                .command_line()
+        ));
+    }
     let out = ctx.dir.join(".kubeconfig-from-apply-XXXXXX");
     lines.push(format!(
         "  {}",
@@ -310,6 +318,7 @@ pub fn run(ctx: &Context<'_>, flags: &Flags, options: &UpOptions) -> Result<()> 
     check_interrupted()?;
     let record = crate::workflow::assign::planned_addresses(ctx, &progress, &record)?;
     check_interrupted()?;
+    crate::workflow::boot::check_kvm(ctx, &record.nodes.iter().collect::<Vec<_>>())?;
 
     let k0sctl = ctx.k0sctl()?;
     // A lab whose machines were all running and whose k0sctl.yaml was applied as it is now
