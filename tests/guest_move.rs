@@ -700,15 +700,19 @@ time.sleep(9)
 print("released", flush=True)
 "#;
 
-#[test]
-fn the_load_balancer_setup_waits_for_apt_daily_on_a_fresh_image() {
+/// The load balancer's setup script as the rendered Vagrantfile of an HA lab holds it.
+fn load_balancer_setup() -> String {
     let (_, files) = common::render(&[("control_plane_count", "3"), ("worker_count", "0")]);
-    let vagrantfile = common::file(&files, "Vagrantfile");
-    let script = heredoc(
-        vagrantfile,
+    heredoc(
+        common::file(&files, "Vagrantfile"),
         "LOAD_BALANCER_SETUP",
         "K0SLAB_LOAD_BALANCER_SETUP",
-    );
+    )
+}
+
+#[test]
+fn the_load_balancer_setup_waits_for_apt_daily_on_a_fresh_image() {
+    let script = load_balancer_setup();
     assert!(script.contains("/tmp/k0slab-haproxy.cfg"), "{script}");
 
     let mut lab = Lab::new();
@@ -788,13 +792,7 @@ const OFFLINE_LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn the_load_balancer_setup_says_it_needs_the_internet_when_offline() {
-    let (_, files) = common::render(&[("control_plane_count", "3"), ("worker_count", "0")]);
-    let vagrantfile = common::file(&files, "Vagrantfile");
-    let script = heredoc(
-        vagrantfile,
-        "LOAD_BALANCER_SETUP",
-        "K0SLAB_LOAD_BALANCER_SETUP",
-    );
+    let script = load_balancer_setup();
     let needs_internet = "k0slab: the load balancer needs the internet once, to install HAProxy \
                           with apt-get (apt-get install haproxy failed); connect this Mac, or use \
                           K0SLAB_ENDPOINT=cplb, which needs no load balancer";

@@ -100,13 +100,7 @@ fn k0sctl_refuses_configs_k0sctl_would_refuse() {
     ];
     for (text, expect) in broken {
         assert_ne!(text, good, "{expect}: the edit changed nothing");
-        let path = sb.work().join("broken.yaml");
-        fs::write(&path, &text).unwrap();
-        let o = sb.command(
-            &tool("k0sctl"),
-            &["apply", "--config", path.to_str().unwrap()],
-            &[],
-        );
+        let o = apply(&sb, "broken", &text, &[]);
         assert_eq!(o.status.code(), Some(1), "{expect}: {}", both(&o));
         assert!(stderr(&o).contains(expect), "{expect}: {}", both(&o));
     }
@@ -495,13 +489,7 @@ fn k0sctl_refuses_bad_files_entries_as_it_loads_the_config() {
     ];
     for (text, expect) in broken {
         assert_ne!(text, good, "{expect}: the edit changed nothing");
-        let path = sb.work().join("broken.yaml");
-        fs::write(&path, &text).unwrap();
-        let o = sb.command(
-            &tool("k0sctl"),
-            &["apply", "--config", path.to_str().unwrap()],
-            &[],
-        );
+        let o = apply(&sb, "broken", &text, &[]);
         assert_eq!(o.status.code(), Some(1), "{expect}: {}", both(&o));
         assert!(stderr(&o).contains(&expect), "{expect}: {}", both(&o));
         assert!(stderr(&o).contains("level=fatal"), "{}", both(&o));

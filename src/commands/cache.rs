@@ -31,7 +31,7 @@ pub fn ls(ctx: &Context<'_>, format: OutputFormat) -> Result<()> {
     table.set_header(["K0S RELEASE", "SIZE", "STATE", "PINNED BY"]);
     for l in &listed {
         table.add_row([
-            l.entry.version.clone(),
+            l.entry.version.as_str().to_string(),
             bytes(l.entry.bytes),
             if l.entry.complete {
                 "binary + images".to_string()

@@ -35,7 +35,7 @@ pub struct VersionLock {
 /// One cached release, as `cache ls` and `doctor` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    pub version: String,
+    pub version: K0sVersion,
     /// Both files are there under their release names.
     pub complete: bool,
     /// Bytes of the whole files and of downloads in progress.
@@ -163,7 +163,7 @@ impl Cache {
                     .map(|a| size(&Self::part_path(&self.path(&v, *a))))
                     .sum();
                 Entry {
-                    version: v.as_str().to_string(),
+                    version: v.clone(),
                     complete: self.has(&v),
                     bytes: whole + partial + size(&self.sums_path(&v)),
                     partial_bytes: partial,
@@ -177,8 +177,8 @@ impl Cache {
         Ok(self
             .entries()?
             .into_iter()
-            .filter(|e| e.complete)
-            .find_map(|e| K0sVersion::try_from(e.version).ok()))
+            .find(|e| e.complete)
+            .map(|e| e.version))
     }
 
     /// Removes `version`'s files: the ones k0slab writes (the two assets, their downloads in

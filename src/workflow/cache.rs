@@ -52,16 +52,17 @@ pub fn pin(ctx: &Context<'_>, planned: &mut Planned) -> Result<Pinned> {
     if planned.topology.k0s_version.is_some() {
         return Ok(Pinned::Already);
     }
+    let cache = Cache::new(ctx.env);
     let (version, how) = match newest_stable(ctx) {
         Ok(v) => (v, Pinned::LookedUp),
-        Err(e) => match Cache::new(ctx.env).newest_complete()? {
+        Err(e) => match cache.newest_complete()? {
             Some(v) => {
                 let why = crate::output::first_line(&e.to_string());
                 ctx.out.warn(&format!(
                     "the newest stable k0s release could not be looked up ({why}): the lab \
                      runs {}, the newest in the cache {}",
                     v.as_str(),
-                    Cache::new(ctx.env).root().display()
+                    cache.root().display()
                 ));
                 (v, Pinned::FromCache(why))
             }
@@ -72,7 +73,7 @@ pub fn pin(ctx: &Context<'_>, planned: &mut Planned) -> Result<Pinned> {
                      this Mac to the internet once (k0slab then keeps the release in {}), or \
                      set K0S_VERSION to a release the cache holds (`k0slab cache ls`).",
                     release::STABLE_URL,
-                    Cache::new(ctx.env).root().display()
+                    cache.root().display()
                 )))
             }
         },
@@ -318,7 +319,7 @@ pub fn list(ctx: &Context<'_>) -> Result<Vec<Listed>> {
         .entries()?
         .into_iter()
         .map(|entry| Listed {
-            labs: pins.remove(&entry.version).unwrap_or_default(),
+            labs: pins.remove(entry.version.as_str()).unwrap_or_default(),
             entry,
         })
         .collect())
@@ -340,10 +341,9 @@ pub fn prune(ctx: &Context<'_>, all: bool) -> Result<Vec<Pruned>> {
     let cache = Cache::new(ctx.env);
     let mut done = Vec::new();
     for listed in list(ctx)? {
-        let version =
-            K0sVersion::try_from(listed.entry.version.clone()).expect("entries are releases");
+        let version = &listed.entry.version;
         let keep = |note: String| Pruned {
-            version: listed.entry.version.clone(),
+            version: version.as_str().to_string(),
             removed: false,
             bytes: 0,
             note,
@@ -352,13 +352,13 @@ pub fn prune(ctx: &Context<'_>, all: bool) -> Result<Vec<Pruned>> {
             done.push(keep(format!("pinned by {}", listed.labs.join(", "))));
             continue;
         }
-        let Some(_lock) = cache.try_lock(&version)? else {
+        let Some(_lock) = cache.try_lock(version)? else {
             done.push(keep("being downloaded by another k0slab".into()));
             continue;
         };
-        let (bytes, others) = cache.remove(&version)?;
+        let (bytes, others) = cache.remove(version)?;
         done.push(Pruned {
-            version: listed.entry.version.clone(),
+            version: version.as_str().to_string(),
             removed: true,
             bytes,
             note: if others.is_empty() {

@@ -451,7 +451,17 @@ pub fn host_rows(ctx: &Context<'_>, planned: &Planned) -> Vec<Row> {
 fn nested_row(ctx: &Context<'_>, planned: &Planned, macos: Option<versions::Version>) -> Row {
     const CHECK: &str = "nested virtualization";
     let brand = host::cpu_brand(ctx.env, &ctx.out);
-    let problems = crate::workflow::preflight::nested_problems(ctx, macos);
+    let tart = ctx.tools.get(Tool::Tart).ok().and_then(|path| {
+        Tart {
+            path,
+            env: ctx.env,
+            out: &ctx.out,
+        }
+        .version()
+        .ok()
+    });
+    let problems =
+        crate::workflow::preflight::nested_problems(brand.as_deref(), macos, tart.as_deref());
     let asked = planned.topology.nodes.iter().any(|n| n.nested);
     match (problems.is_empty(), asked) {
         (true, _) => row(
@@ -508,7 +518,7 @@ fn cache_row(ctx: &Context<'_>, planned: &Planned) -> Row {
             .map(|e| {
                 format!(
                     "{} ({}{})",
-                    e.version,
+                    e.version.as_str(),
                     crate::output::bytes(e.bytes),
                     if e.complete { "" } else { ", incomplete" }
                 )

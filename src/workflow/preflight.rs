@@ -12,24 +12,22 @@ use crate::tools::vagrant::MachineState;
 use crate::tools::Tool;
 use crate::workflow::context::Context;
 
-/// Why Tart cannot give VMs nested virtualization on this host (none: it can): the chip,
-/// macOS and Tart, as [`crate::versions::nested_problems`] judges them.
-pub fn nested_problems(ctx: &Context<'_>, macos: Option<crate::versions::Version>) -> Vec<String> {
-    let tart = ctx.tools.get(Tool::Tart).ok().and_then(|path| {
-        let text = crate::tools::tart::Tart {
-            path,
-            env: ctx.env,
-            out: &ctx.out,
-        }
-        .version()
-        .ok()?;
+/// Why Tart cannot give VMs nested virtualization on this host (none: it can): the chip
+/// (`brand`, from [`host::cpu_brand`]), macOS and `tart --version`'s text, as
+/// [`crate::versions::nested_problems`] judges them.
+pub fn nested_problems(
+    brand: Option<&str>,
+    macos: Option<crate::versions::Version>,
+    tart_version: Option<&str>,
+) -> Vec<String> {
+    let tart = tart_version.and_then(|text| {
         // A build from source is a recent one (see `tools::check_version`).
         if text.trim() == crate::tools::TART_SOURCE_BUILD {
             return Some(crate::versions::TART_FOR_NESTED);
         }
-        crate::tools::parse_version(&text)
+        crate::tools::parse_version(text)
     });
-    crate::versions::nested_problems(host::cpu_brand(ctx.env, &ctx.out).as_deref(), macos, tart)
+    crate::versions::nested_problems(brand, macos, tart)
 }
 
 pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
@@ -39,10 +37,13 @@ pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
     let (k0sctl, tart) = (ctx.tools.get(Tool::K0sctl)?, ctx.tools.get(Tool::Tart)?);
     // Every tool is asked at once: each answer is a process start (a real Vagrant's takes a
     // second or two), and none depends on another. They are judged in a fixed order after.
-    let (vagrant_version, k0sctl_version, plugins, host) = std::thread::scope(|s| {
+    let nested = planned.topology.nodes.iter().any(|n| n.nested);
+    let (vagrant_version, k0sctl_version, plugins, host, brand) = std::thread::scope(|s| {
         let vagrant_version = s.spawn(|| vagrant.version());
         let k0sctl_version = s.spawn(|| K0sctl::version(k0sctl, ctx.env, &ctx.out));
         let plugins = s.spawn(|| vagrant.plugins());
+        // The chip only matters to nested machines (`sysctl`, see `nested_problems`).
+        let brand = nested.then(|| s.spawn(|| host::cpu_brand(ctx.env, &ctx.out)));
         let host = crate::versions::HostAnswers::ask(ctx.env, &ctx.out, tart);
         let joined = "asking a tool for its version does not panic";
         (
@@ -50,6 +51,7 @@ pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             k0sctl_version.join().expect(joined),
             plugins.join().expect(joined),
             host,
+            brand.and_then(|b| b.join().expect(joined)),
         )
     });
     crate::tools::check_version(Tool::Vagrant, &vagrant_version?)?;
@@ -62,6 +64,16 @@ pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             hint: "vagrant plugin install vagrant-tart",
         });
     }
+    // Nested virtualization, judged from the same answers (before `check` takes them).
+    let nested_problems = if nested {
+        nested_problems(
+            brand.as_deref(),
+            host.macos.as_ref().and_then(|m| m.as_ref().ok().copied()),
+            host.tart.as_deref().ok(),
+        )
+    } else {
+        Vec::new()
+    };
     crate::versions::check(ctx.env, &ctx.out, host, &plugins, &planned.topology.network)?;
     if planned.topology.network == NetworkMode::Softnet {
         softnet::check(ctx.env, &ctx.out).map_err(|problem| Error::ToolMissing {
@@ -70,18 +82,14 @@ pub fn prerequisites(ctx: &Context<'_>, planned: &Planned) -> Result<()> {
             hint: softnet::SETUP_HINT,
         })?;
     }
-    if planned.topology.nodes.iter().any(|n| n.nested) {
-        let macos = crate::versions::macos(ctx.env, &ctx.out).and_then(|m| m.ok());
-        let problems = nested_problems(ctx, macos);
-        if !problems.is_empty() {
-            return Err(Error::Step(format!(
-                "{}=workers: Tart cannot give these VMs nested virtualization here: {}. Leave \
-                 {} unset (the lab runs, but KubeVirt has no /dev/kvm for workload VMs).",
-                crate::inputs::Key::Nested.env_name(),
-                problems.join("; "),
-                crate::inputs::Key::Nested.env_name()
-            )));
-        }
+    if !nested_problems.is_empty() {
+        return Err(Error::Step(format!(
+            "{}=workers: Tart cannot give these VMs nested virtualization here: {}. Leave {} \
+             unset (the lab runs, but KubeVirt has no /dev/kvm for workload VMs).",
+            crate::inputs::Key::Nested.env_name(),
+            nested_problems.join("; "),
+            crate::inputs::Key::Nested.env_name()
+        )));
     }
     let cpus = host::cpus();
     if let Some(n) = planned.topology.nodes.iter().find(|n| n.cpus > cpus) {
