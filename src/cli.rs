@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::inputs::{Flags, Key};
 use crate::kairos::components::{self, Infrastructure};
+use crate::kairos::kubevirt::WorkloadImage;
 use crate::output::{OutputFormat, Verbosity};
 
 const AFTER_HELP: &str = "\
@@ -27,6 +28,10 @@ fn duration(value: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(value)
         .map_err(|e| format!("{e}: give a duration such as 90s, 5m or 1h30m"))
+}
+
+fn workload_image(value: &str) -> Result<WorkloadImage, String> {
+    value.parse()
 }
 
 /// A realistic multi-node k0s cluster on local VMs (Tart + Vagrant + k0sctl), proven healthy.
@@ -242,9 +247,24 @@ pub enum KairosCommand {
         /// Image for the Kairos controller (e.g. your dev build)
         #[arg(long, value_name = "IMAGE")]
         provider_image: Option<String>,
+        /// With --infrastructure kubevirt: CDI release (kubevirt/containerized-data-importer)
+        #[arg(long, value_name = "VERSION", default_value = components::CDI_VERSION)]
+        cdi_version: String,
+        /// With --infrastructure kubevirt: KubeVirt release (the one the provider pins)
+        #[arg(long, value_name = "VERSION", default_value = components::KUBEVIRT_VERSION)]
+        kubevirt_version: String,
+        /// With --infrastructure kubevirt: the workload VMs' installer image, built in the lab
+        /// by kairos-operator (k3s: the provider's tested hadron image; k0s: hadron with k0s
+        /// added by kairos-init), or the http(s) URL of a Kairos installer ISO that CDI
+        /// imports in the lab, or none. Its DataVolume: kairos-kubevirt (kairos-kubevirt-k0s)
+        #[arg(long, value_name = "IMAGE", default_value = "k3s", value_parser = workload_image)]
+        workload_image: WorkloadImage,
         /// How long each component may take to become Available
         #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = duration)]
         timeout: Duration,
+        /// How long the workload image's build, and then its import, may each take
+        #[arg(long, value_name = "DURATION", default_value = "40m", allow_hyphen_values = true, value_parser = duration)]
+        image_timeout: Duration,
     },
     /// Apply a workload cluster manifest and follow it through its milestones; exit 1
     /// naming the milestone or rule that failed. The cluster is deleted afterwards unless
@@ -256,9 +276,11 @@ pub enum KairosCommand {
         /// Keep the workload cluster for debugging
         #[arg(long)]
         keep: bool,
-        /// How long the cluster may take to reach every milestone
-        #[arg(long, value_name = "DURATION", default_value = "30m", allow_hyphen_values = true, value_parser = duration)]
-        timeout: Duration,
+        /// How long the cluster may take to reach every milestone [default: 30m; 110m for a
+        /// KubeVirt cluster, the provider's own e2e budgets: 45m to Provisioned, 50m for the
+        /// control plane, 15m for a Ready Node]
+        #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = duration)]
+        timeout: Option<Duration>,
         /// Also require this Machine annotation on the init machine (the init machine is
         /// otherwise found from the bootstrap data: the one controller without a join token)
         #[arg(long, value_name = "KEY")]

@@ -213,7 +213,11 @@ fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand)
             kairos_version,
             provider_manifest,
             provider_image,
+            cdi_version,
+            kubevirt_version,
+            workload_image,
             timeout,
+            image_timeout,
         } => kairos::install::run(
             ctx,
             &kairos::install::InstallOptions {
@@ -224,9 +228,13 @@ fn run_kairos(ctx: &workflow::context::Context<'_>, command: cli::KairosCommand)
                     infrastructure_version,
                     kairos: kairos_version,
                     provider_manifest,
+                    cdi: cdi_version,
+                    kubevirt: kubevirt_version,
+                    workload_image,
                 },
                 provider_image,
                 timeout,
+                image_timeout,
             },
         ),
         KairosCommand::Verify {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::kubevirt::{WorkloadImage, IMAGE_NAMESPACE};
+
 /// Pinned defaults (flags override them).
 pub const CERT_MANAGER_VERSION: &str = "v1.16.2";
 pub const CAPI_VERSION: &str = "v1.11.2";
@@ -16,6 +18,15 @@ pub const KAIROS_REPOSITORY: &str = "kairos-io/cluster-api-provider-kairos";
 pub const KAIROS_ASSET: &str = "kairos-capi-provider.yaml";
 pub const CAPV_VERSION: &str = "v1.14.0";
 pub const CAPK_VERSION: &str = "v0.1.10";
+
+/// What CAPK's workload VMs need on the management cluster, as the Kairos provider's own
+/// KubeVirt environment installs it (kairos-io/cluster-api-provider-kairos c300236
+/// `internal/kubevirtenv/versions.go` 9-36): local-path v0.0.28, CDI (there: the latest
+/// release, unpinned; here pinned to a multi-arch one), KubeVirt v1.8.2 and kairos-operator.
+pub const LOCAL_PATH_VERSION: &str = "v0.0.28";
+pub const CDI_VERSION: &str = "v1.63.1";
+pub const KUBEVIRT_VERSION: &str = "v1.8.2";
+pub const KAIROS_OPERATOR_VERSION: &str = "v0.1.0-beta4";
 
 /// The Kairos controller and where it runs.
 pub const KAIROS_NAMESPACE: &str = "kairos-capi-system";
@@ -37,6 +48,10 @@ pub enum Source {
     Url(String),
     /// A file, or a kustomize directory (built with `kubectl kustomize`).
     Path(PathBuf),
+    /// A remote kustomization (`kubectl kustomize URL`, which clones it with git).
+    Kustomize(String),
+    /// Written by k0slab itself (the workload image's build, [`super::kubevirt`]).
+    Generated,
 }
 
 impl fmt::Display for Source {
@@ -44,6 +59,8 @@ impl fmt::Display for Source {
         match self {
             Source::Url(u) => f.write_str(u),
             Source::Path(p) => write!(f, "{}", p.display()),
+            Source::Kustomize(u) => write!(f, "kustomization {u}"),
+            Source::Generated => f.write_str("k0slab"),
         }
     }
 }
@@ -75,8 +92,36 @@ pub struct Component {
     #[serde(default)]
     pub release: bool,
     pub namespace: String,
-    /// Deployments that must become Available (all of the namespace's when empty).
+    /// Deployments that must become Available (all of the namespace's when empty and no
+    /// [`Component::custom_resource`] is named).
     pub deployments: Vec<String>,
+    /// An operator's custom resource whose `Available` condition says the component runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_resource: Option<CustomResource>,
+}
+
+/// A custom resource an operator reconciles, e.g. `kubevirts.kubevirt.io` `kubevirt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomResource {
+    /// `<plural>.<group>`, as `kubectl get` takes it.
+    pub resource: String,
+    pub name: String,
+    /// `None`: cluster-scoped.
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub ready: Readiness,
+}
+
+/// When a custom resource is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    /// Its `Available` condition is True (the KubeVirt and CDI operators write it).
+    #[default]
+    Available,
+    /// `status.phase` is `done`; `failed` is final (an OSArtifact's Ready/Error, a
+    /// DataVolume's Succeeded/Failed).
+    Phase { done: String, failed: String },
 }
 
 /// What `install` was asked for.
@@ -89,6 +134,18 @@ pub struct Versions {
     pub kairos: String,
     /// A provider build from the user's working copy (file, kustomize dir or URL).
     pub provider_manifest: Option<String>,
+    /// CDI and KubeVirt releases (`--infrastructure kubevirt` only).
+    pub cdi: String,
+    pub kubevirt: String,
+    /// The workload VMs' image (`--infrastructure kubevirt` only).
+    pub workload_image: WorkloadImage,
+}
+
+/// What the cluster has already, which decides what `install` adds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Found {
+    /// A StorageClass marked default: no local-path then.
+    pub default_storage_class: bool,
 }
 
 fn github(repo: &str, version: &str, asset: &str) -> Source {
@@ -105,9 +162,122 @@ fn source_of(given: &str) -> Source {
     }
 }
 
+/// What CAPK's VMs need, before anything else: a default StorageClass when there is none (the
+/// provider's `storage.go` installs local-path and marks it default), CDI's operator then its
+/// CR, KubeVirt's operator then its CR (kubevirt `automation/release.sh` publishes both files;
+/// CDI likewise). An operator's CR is its own component, so `uninstall` (newest first) deletes
+/// the CR, and with it what the operator deployed, while the operator still runs.
+fn kubevirt_stack(v: &Versions, found: Found) -> Vec<Component> {
+    let mut out = Vec::new();
+    if !found.default_storage_class {
+        out.push(Component {
+            key: "local-path".into(),
+            title: "local-path storage (default StorageClass)".into(),
+            version: LOCAL_PATH_VERSION.into(),
+            source: Source::Url(format!(
+                "https://raw.githubusercontent.com/rancher/local-path-provisioner/{LOCAL_PATH_VERSION}/deploy/local-path-storage.yaml"
+            )),
+            release: false,
+            namespace: "local-path-storage".into(),
+            deployments: vec!["local-path-provisioner".into()],
+            custom_resource: None,
+        });
+    }
+    for (key, title, repo, version, prefix, namespace, operator, resource, cr_namespace) in [
+        (
+            "cdi",
+            "CDI",
+            "kubevirt/containerized-data-importer",
+            &v.cdi,
+            "cdi",
+            "cdi",
+            "cdi-operator",
+            "cdis.cdi.kubevirt.io",
+            None,
+        ),
+        (
+            "kubevirt",
+            "KubeVirt",
+            "kubevirt/kubevirt",
+            &v.kubevirt,
+            "kubevirt",
+            "kubevirt",
+            "virt-operator",
+            "kubevirts.kubevirt.io",
+            Some("kubevirt"),
+        ),
+    ] {
+        out.push(Component {
+            key: format!("{key}-operator"),
+            title: format!("{title} operator"),
+            version: version.clone(),
+            source: github(repo, version, &format!("{prefix}-operator.yaml")),
+            release: false,
+            namespace: namespace.into(),
+            deployments: vec![operator.into()],
+            custom_resource: None,
+        });
+        out.push(Component {
+            key: key.into(),
+            title: title.into(),
+            version: version.clone(),
+            source: github(repo, version, &format!("{prefix}-cr.yaml")),
+            release: false,
+            namespace: namespace.into(),
+            deployments: Vec::new(),
+            custom_resource: Some(CustomResource {
+                resource: resource.into(),
+                name: key.into(),
+                namespace: cr_namespace.map(String::from),
+                ready: Readiness::Available,
+            }),
+        });
+    }
+    out
+}
+
+/// kairos-operator, which builds the workload VMs' installer ISO inside the lab (the
+/// provider's `kairos_operator_install.go` applies these two kustomizations, `versions.go`
+/// 35-47): the operator (namespace operator-system, name prefix operator-) and the nginx its
+/// OSArtifact exporters upload to (no namespace: the default one).
+fn kairos_operator() -> Vec<Component> {
+    let url = |dir: &str| {
+        format!(
+            "https://github.com/kairos-io/kairos-operator/config/{dir}?ref={KAIROS_OPERATOR_VERSION}"
+        )
+    };
+    vec![
+        Component {
+            key: "kairos-operator".into(),
+            title: "kairos-operator".into(),
+            version: KAIROS_OPERATOR_VERSION.into(),
+            source: Source::Kustomize(url("default")),
+            release: false,
+            namespace: "operator-system".into(),
+            deployments: vec!["operator-kairos-operator".into()],
+            custom_resource: None,
+        },
+        Component {
+            key: "kairos-operator-nginx".into(),
+            title: "kairos-operator nginx".into(),
+            version: KAIROS_OPERATOR_VERSION.into(),
+            source: Source::Kustomize(url("nginx")),
+            release: false,
+            namespace: "default".into(),
+            deployments: vec!["nginx".into()],
+            custom_resource: None,
+        },
+    ]
+}
+
 /// The components in install order.
-pub fn plan(v: &Versions) -> Vec<Component> {
-    let mut out = vec![
+pub fn plan(v: &Versions, found: Found) -> Vec<Component> {
+    let mut out = if v.infrastructure == Infrastructure::Kubevirt {
+        kubevirt_stack(v, found)
+    } else {
+        Vec::new()
+    };
+    out.extend([
         Component {
             key: "cert-manager".into(),
             title: "cert-manager".into(),
@@ -124,6 +294,7 @@ pub fn plan(v: &Versions) -> Vec<Component> {
                 "cert-manager-cainjector".into(),
                 "cert-manager-webhook".into(),
             ],
+            custom_resource: None,
         },
         Component {
             key: "cluster-api".into(),
@@ -137,8 +308,9 @@ pub fn plan(v: &Versions) -> Vec<Component> {
             release: true,
             namespace: "capi-system".into(),
             deployments: vec!["capi-controller-manager".into()],
+            custom_resource: None,
         },
-    ];
+    ]);
     // (key, title, repository, release asset, namespace, default version)
     let infra = match v.infrastructure {
         Infrastructure::Docker => Some((
@@ -180,6 +352,7 @@ pub fn plan(v: &Versions) -> Vec<Component> {
             version,
             namespace: format!("{prefix}-system"),
             deployments: vec![format!("{prefix}-controller-manager")],
+            custom_resource: None,
         });
     }
     let (source, version, release) = match &v.provider_manifest {
@@ -198,9 +371,63 @@ pub fn plan(v: &Versions) -> Vec<Component> {
         release,
         namespace: KAIROS_NAMESPACE.into(),
         deployments: vec![KAIROS_DEPLOYMENT.into()],
+        custom_resource: None,
     });
+    if v.infrastructure == Infrastructure::Kubevirt {
+        out.extend(workload_image(&v.workload_image));
+    }
     out
 }
+
+/// The workload VMs' image: built by kairos-operator (and its nginx), then imported by CDI
+/// into the DataVolume the cluster manifests name; a URL is only imported.
+fn workload_image(image: &WorkloadImage) -> Vec<Component> {
+    let mut out = Vec::new();
+    let phase = |done: &str, failed: &str| Readiness::Phase {
+        done: done.into(),
+        failed: failed.into(),
+    };
+    if let Some(artifact) = image.artifact() {
+        out.extend(kairos_operator());
+        out.push(Component {
+            key: IMAGE_BUILD.into(),
+            title: format!("the {image} installer ISO (OSArtifact {artifact})"),
+            version: KAIROS_OPERATOR_VERSION.into(),
+            source: Source::Generated,
+            release: false,
+            namespace: IMAGE_NAMESPACE.into(),
+            deployments: Vec::new(),
+            custom_resource: Some(CustomResource {
+                resource: "osartifacts.build.kairos.io".into(),
+                name: artifact.into(),
+                namespace: Some(IMAGE_NAMESPACE.into()),
+                ready: phase("Ready", "Error"),
+            }),
+        });
+    }
+    if let Some(volume) = image.data_volume() {
+        out.push(Component {
+            key: IMAGE_VOLUME.into(),
+            title: format!("the {image} image's DataVolume {volume}"),
+            version: image.to_string(),
+            source: Source::Generated,
+            release: false,
+            namespace: IMAGE_NAMESPACE.into(),
+            deployments: Vec::new(),
+            custom_resource: Some(CustomResource {
+                resource: "datavolumes.cdi.kubevirt.io".into(),
+                name: volume.into(),
+                namespace: Some(IMAGE_NAMESPACE.into()),
+                ready: phase("Succeeded", "Failed"),
+            }),
+        });
+    }
+    out
+}
+
+/// Keys of the generated components (their text: [`super::kubevirt`]).
+pub const IMAGE_BUILD: &str = "workload-image-build";
+pub const IMAGE_VOLUME: &str = "workload-image";
 
 #[cfg(test)]
 mod tests {
@@ -214,15 +441,21 @@ mod tests {
             infrastructure_version: None,
             kairos: KAIROS_VERSION.into(),
             provider_manifest: None,
+            cdi: CDI_VERSION.into(),
+            kubevirt: KUBEVIRT_VERSION.into(),
+            workload_image: WorkloadImage::K3s,
         }
+    }
+
+    fn keys(p: &[Component]) -> Vec<&str> {
+        p.iter().map(|c| c.key.as_str()).collect()
     }
 
     #[test]
     fn release_plan_in_order() {
-        let p = plan(&versions());
-        let keys: Vec<&str> = p.iter().map(|c| c.key.as_str()).collect();
+        let p = plan(&versions(), Found::default());
         assert_eq!(
-            keys,
+            keys(&p),
             [
                 "cert-manager",
                 "cluster-api",
@@ -254,13 +487,88 @@ mod tests {
              "capk-system", "capk-controller-manager"),
         ] {
             v.infrastructure = infra;
-            let c = plan(&v)[2].clone();
+            let p = plan(&v, Found { default_storage_class: true });
+            let c = p.iter().find(|c| c.key == key).unwrap().clone();
             assert_eq!((c.key.as_str(), c.namespace.as_str()), (key, ns));
             assert_eq!(c.source, Source::Url(url.into()));
             assert_eq!(c.deployments, [deployment]);
         }
         v.infrastructure_version = Some("v9.9.9".into());
-        assert_eq!(plan(&v)[2].version, "v9.9.9");
+        let p = plan(&v, Found::default());
+        assert_eq!(p[p.len() - 4].version, "v9.9.9");
+    }
+
+    #[test]
+    fn kubevirt_brings_storage_cdi_kubevirt_and_the_image_builder() {
+        let mut v = versions();
+        v.infrastructure = Infrastructure::Kubevirt;
+        let p = plan(&v, Found::default());
+        assert_eq!(
+            keys(&p),
+            [
+                "local-path",
+                "cdi-operator",
+                "cdi",
+                "kubevirt-operator",
+                "kubevirt",
+                "cert-manager",
+                "cluster-api",
+                "infrastructure-kubevirt",
+                "kairos",
+                "kairos-operator",
+                "kairos-operator-nginx",
+                "workload-image-build",
+                "workload-image"
+            ]
+        );
+        assert_eq!(
+            p[3].source,
+            Source::Url(
+                "https://github.com/kubevirt/kubevirt/releases/download/v1.8.2/kubevirt-operator.yaml"
+                    .into()
+            )
+        );
+        assert_eq!(
+            p[4].custom_resource,
+            Some(CustomResource {
+                resource: "kubevirts.kubevirt.io".into(),
+                name: "kubevirt".into(),
+                namespace: Some("kubevirt".into())
+            })
+        );
+        assert_eq!(
+            p[2].custom_resource.as_ref().map(|c| (c.name.as_str(), c.namespace.is_none())),
+            Some(("cdi", true)),
+            "CDI's CR is cluster-scoped"
+        );
+        assert!(p[4].deployments.is_empty() && p[3].deployments == ["virt-operator"]);
+        assert_eq!(
+            p[9].source,
+            Source::Kustomize(
+                "https://github.com/kairos-io/kairos-operator/config/default?ref=v0.1.0-beta4".into()
+            )
+        );
+        assert_eq!(
+            p[12].custom_resource.as_ref().map(|c| c.name.as_str()),
+            Some("kairos-kubevirt")
+        );
+        v.workload_image = WorkloadImage::Url("https://example.com/k.iso".into());
+        assert_eq!(
+            keys(&plan(&v, Found::default())[9..]),
+            ["workload-image"],
+            "a URL is only imported: no operator, no build"
+        );
+        v.workload_image = WorkloadImage::None;
+        assert_eq!(plan(&v, Found::default()).len(), 9);
+        v.workload_image = WorkloadImage::K3s;
+        let with_storage = plan(&v, Found { default_storage_class: true });
+        assert_eq!(with_storage.len(), p.len() - 1);
+        assert!(with_storage.iter().all(|c| c.key != "local-path"));
+        v.infrastructure = Infrastructure::Docker;
+        assert!(
+            plan(&v, Found::default()).iter().all(|c| c.custom_resource.is_none()),
+            "nothing of it for other providers"
+        );
     }
 
     #[test]
@@ -268,7 +576,7 @@ mod tests {
         let mut v = versions();
         v.infrastructure = Infrastructure::None;
         v.provider_manifest = Some("../kairos-capi/config/default".into());
-        let p = plan(&v);
+        let p = plan(&v, Found::default());
         assert_eq!(p.len(), 3);
         assert_eq!(
             p[2].source,
@@ -277,7 +585,8 @@ mod tests {
         assert!(!p[2].release, "a working copy is applied as is");
         assert!(p[0].release && p[1].release);
         v.provider_manifest = Some("https://example.invalid/k.yaml".into());
-        assert!(matches!(plan(&v)[2].source, Source::Url(_)));
-        assert!(!plan(&v)[2].release, "so is a manifest the user names");
+        let p = plan(&v, Found::default());
+        assert!(matches!(p[2].source, Source::Url(_)));
+        assert!(!p[2].release, "so is a manifest the user names");
     }
 }

@@ -168,15 +168,60 @@ pub fn set_image(text: &str, deployment: &str, container: &str, image: &str) -> 
             "the provider manifest has no Deployment {deployment} with a container {container} to set the image of"
         )));
     }
+    to_text(&docs)
+}
+
+fn to_text(docs: &[Value]) -> Result<String> {
     docs.iter()
         .map(|d| serde_yaml_ng::to_string(d).map_err(|e| Error::Step(e.to_string())))
         .collect::<Result<Vec<_>>>()
         .map(|d| d.join("---\n"))
 }
 
+/// Sets annotation `key` to `value` on the `kind` object named `name`; an error if there is
+/// none.
+pub fn set_annotation(text: &str, kind: &str, name: &str, key: &str, value: &str) -> Result<String> {
+    let mut docs = documents(text)?;
+    let mut found = false;
+    for doc in docs.iter_mut().filter(|d| kind_and_name(d) == (kind, name)) {
+        let Some(Value::Mapping(meta)) = doc.get_mut("metadata") else {
+            continue;
+        };
+        let annotations = meta
+            .entry("annotations".into())
+            .or_insert_with(|| Value::Mapping(Default::default()));
+        if !annotations.is_mapping() {
+            *annotations = Value::Mapping(Default::default());
+        }
+        if let Value::Mapping(a) = annotations {
+            a.insert(key.into(), value.into());
+            found = true;
+        }
+    }
+    if !found {
+        return Err(Error::Step(format!(
+            "the manifest has no {kind} {name} to annotate with {key}"
+        )));
+    }
+    to_text(&docs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_annotation_is_added_to_the_named_object_only() {
+        let text = "kind: StorageClass\nmetadata:\n  name: local-path\n---\nkind: StorageClass\nmetadata:\n  name: other\n  annotations:\n    a: b\n";
+        let out = set_annotation(text, "StorageClass", "local-path", "storageclass.kubernetes.io/is-default-class", "true").unwrap();
+        let docs = documents(&out).unwrap();
+        assert_eq!(
+            docs[0]["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"].as_str(),
+            Some("true")
+        );
+        assert!(docs[1]["metadata"]["annotations"].get("storageclass.kubernetes.io/is-default-class").is_none());
+        assert!(set_annotation(text, "StorageClass", "missing", "k", "v").is_err());
+    }
 
     #[test]
     fn variables_are_filled_from_the_environment_or_defaults() {

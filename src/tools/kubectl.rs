@@ -102,15 +102,32 @@ impl Kubectl<'_> {
             .output(self.env, self.out)
     }
 
-    /// `kubectl kustomize DIR`: the manifest a kustomize directory builds.
-    pub fn kustomize(&self, dir: &Path) -> Result<String> {
+    /// `kubectl kustomize TARGET`: the manifest a kustomize directory or a remote
+    /// kustomization (a git URL, which kustomize clones) builds.
+    pub fn kustomize(&self, target: &std::ffi::OsStr) -> Result<String> {
         Cmd::new(
             self.path,
-            format!("building {} with kustomize", dir.display()),
+            format!("building {} with kustomize", target.to_string_lossy()),
         )
         .arg("kustomize")
-        .arg(dir)
+        .arg(target)
         .output(self.env, self.out)
+    }
+
+    /// `kubectl patch KIND NAME --namespace NS --subresource=status --type=merge -p PATCH`:
+    /// a status only the lab can write (no controller of the lab writes it).
+    pub fn patch_status(
+        &self,
+        description: &str,
+        kind: &str,
+        name: &str,
+        namespace: &str,
+        patch: &str,
+    ) -> Result<String> {
+        self.cmd(description)
+            .args(["patch", kind, name, "--namespace", namespace])
+            .args(["--subresource=status", "--type=merge", "-p", patch])
+            .output(self.env, self.out)
     }
 
     /// `kubectl version --client` of the kubectl at `path`.

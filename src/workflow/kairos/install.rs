@@ -22,7 +22,12 @@ use super::{kubectl, lab_kubeconfig, Installed, InstalledComponent};
 use crate::error::{Error, InputError, Result};
 use crate::fsutil::write_atomic;
 use crate::health::condition_true;
-use crate::kairos::components::{self, Component, Source, Versions};
+use crate::inputs::Key;
+use crate::kairos::components::{
+    self, Component, CustomResource, Found, Infrastructure, Readiness, Source, Versions,
+};
+use crate::kairos::kubevirt;
+use crate::lab::record::LabRecord;
 use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
 use crate::kairos::milestones;
 use crate::lab::files::KAIROS_DIR;
@@ -78,14 +83,46 @@ impl Installed {
     }
 }
 
-/// The manifest text of a component: downloaded, read, or built with kustomize.
-fn fetch(ctx: &Context<'_>, k: &Kubectl<'_>, component: &Component) -> Result<String> {
+/// The manifest text of a component: downloaded, read, built with kustomize, or written here
+/// (the workload image's).
+fn fetch(
+    ctx: &Context<'_>,
+    k: &Kubectl<'_>,
+    component: &Component,
+    o: &InstallOptions,
+) -> Result<String> {
     match &component.source {
         Source::Url(url) => Cmd::new(ctx.tools.get(Tool::Curl)?, format!("downloading {url}"))
             .args(["-fsSL", "--retry", "3", url.as_str()])
             .output(ctx.env, &ctx.out),
-        Source::Path(p) if p.is_dir() => k.kustomize(p),
+        Source::Path(p) if p.is_dir() => k.kustomize(p.as_os_str()),
         Source::Path(p) => fs::read_to_string(p).map_err(|e| Error::io("reading", p, e)),
+        Source::Kustomize(url) => k.kustomize(url.as_ref()),
+        Source::Generated => {
+            let image = &o.versions.workload_image;
+            let text = if component.key == components::IMAGE_BUILD {
+                // A k0s image gets the lab's own k0s release.
+                let k0s = match image {
+                    kubevirt::WorkloadImage::K0s => ctx
+                        .record()?
+                        .inputs
+                        .k0s_version
+                        .map(|v| v.as_str().to_string())
+                        .ok_or_else(|| {
+                            Error::Step(
+                                "the lab has no k0s release pinned yet to build a k0s image with: \
+                                 run `k0slab up` first"
+                                    .into(),
+                            )
+                        })?,
+                    _ => String::new(),
+                };
+                kubevirt::build_manifest(image, &k0s)
+            } else {
+                kubevirt::volume_manifest(image)
+            };
+            text.ok_or_else(|| Error::Step(format!("{} has nothing to build", component.title)))
+        }
     }
 }
 
@@ -103,6 +140,17 @@ fn prepare(
     } else {
         text
     };
+    // Installed only where there is no default StorageClass: it becomes the default, as the
+    // provider's environment makes it (`internal/kubevirtenv/storage.go`).
+    if component.key == "local-path" {
+        return manifest::set_annotation(
+            &text,
+            "StorageClass",
+            "local-path",
+            DEFAULT_CLASS,
+            "true",
+        );
+    }
     match image {
         Some(image) if component.key == "kairos" => manifest::set_image(
             &text,
@@ -262,6 +310,116 @@ fn deployments_waiting(k: &Kubectl<'_>, component: &Component) -> Result<Vec<Str
         .collect())
 }
 
+/// What keeps an operator's custom resource from being done: missing, not Available (with
+/// its phase and the conditions that are not True), or a phase not yet `done`. A `failed`
+/// phase is an error: waiting cannot help.
+fn custom_resource_waiting(k: &Kubectl<'_>, cr: &CustomResource) -> Result<Vec<String>> {
+    let mut args = vec![cr.resource.as_str(), cr.name.as_str()];
+    if let Some(ns) = &cr.namespace {
+        args.extend(["--namespace", ns.as_str()]);
+    }
+    let what = format!("{} {}", cr.resource, cr.name);
+    let Some(object) = get_if_exists(k, &format!("reading {what}"), &args)? else {
+        return Ok(vec![format!("{what} not found")]);
+    };
+    let phase = object
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match &cr.ready {
+        Readiness::Available if condition_true(&object, "Available") => Ok(Vec::new()),
+        Readiness::Available => {
+            let why = milestones::false_conditions(&object).join("; ");
+            Ok(vec![format!(
+                "{what} not Available (phase {}{}{})",
+                if phase.is_empty() { "none yet" } else { phase },
+                if why.is_empty() { "" } else { "; " },
+                why
+            )])
+        }
+        Readiness::Phase { done, .. } if phase == done => Ok(Vec::new()),
+        Readiness::Phase { failed, .. } if phase == failed => {
+            let message = object
+                .pointer("/status/message")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .unwrap_or_else(|| milestones::false_conditions(&object).join("; "));
+            Err(Error::Step(format!("{what} is {phase}: {message}")))
+        }
+        Readiness::Phase { .. } if object.pointer("/status/progress").is_some() => Ok(vec![
+            format!("{what}: {}", kubevirt::data_volume_state(&object)),
+        ]),
+        Readiness::Phase { .. } => Ok(vec![format!(
+            "{what}: {}",
+            if phase.is_empty() { "no phase yet" } else { phase }
+        )]),
+    }
+}
+
+/// Why no workload VM could run yet: no node offers KVM. Names each node's allocatable, and
+/// a KubeVirt CR that turned on emulation (k0slab never does: on arm64 KubeVirt takes only
+/// host-passthrough, which needs KVM).
+fn kvm_waiting(k: &Kubectl<'_>) -> Result<Vec<String>> {
+    let kubevirt = k.get_json(
+        "reading the KubeVirt CR",
+        &["kubevirts.kubevirt.io", "kubevirt", "--namespace", "kubevirt"],
+    )?;
+    if kubevirt::uses_emulation(&kubevirt) {
+        return Err(Error::Step(
+            "the KubeVirt CR sets developerConfiguration.useEmulation: workload VMs would be \
+             emulated, and KubeVirt on arm64 accepts only the host-passthrough CPU model, which \
+             needs KVM; remove it (kubectl edit kubevirt kubevirt -n kubevirt)"
+                .into(),
+        ));
+    }
+    let nodes = k.get_json("listing the nodes' devices", &["nodes"])?;
+    if kubevirt::kvm_nodes(&nodes).is_empty() {
+        let names: Vec<&str> = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.pointer("/metadata/name")?.as_str())
+            .collect();
+        return Ok(vec![format!(
+            "no node offers {} yet (nodes: {})",
+            kubevirt::KVM_RESOURCE,
+            names.join(", ")
+        )]);
+    }
+    Ok(Vec::new())
+}
+
+/// KubeVirt's workload VMs need KVM, which only nested workers have: refused before anything
+/// is applied on a lab without them.
+fn require_nested(record: &LabRecord) -> Result<()> {
+    if record.nodes.iter().any(|n| n.nested) {
+        return Ok(());
+    }
+    Err(Error::Step(format!(
+        "kairos install --infrastructure kubevirt needs workers with nested virtualization, and \
+         lab {} has none ({}=none): without /dev/kvm KubeVirt could only emulate the workload VMs, \
+         and on arm64 it accepts only the host-passthrough CPU model, which emulation cannot \
+         provide (kubevirt pkg/virt-api/webhooks/arm64.go). Nothing was installed. Recreate the \
+         lab with {}=workers on a Mac with an M3 or later, macOS 15 and Tart 2.20 or later \
+         (`k0slab doctor` checks them)",
+        record.name(),
+        Key::Nested.env_name(),
+        Key::Nested.env_name()
+    )))
+}
+
+/// Whether the cluster has a default StorageClass (`storageclass.kubernetes.io/
+/// is-default-class: "true"`, as kube-apiserver's DefaultStorageClass admission reads it).
+fn has_default_storage_class(k: &Kubectl<'_>) -> Result<bool> {
+    let list = k.get_json("listing StorageClasses", &["storageclasses"])?;
+    Ok(list["items"].as_array().into_iter().flatten().any(|sc| {
+        sc.pointer("/metadata/annotations")
+            .and_then(|a| a.get(DEFAULT_CLASS))
+            .and_then(Value::as_str)
+            == Some("true")
+    }))
+}
+
 fn check_crds(k: &Kubectl<'_>) -> Result<()> {
     let missing: Vec<&str> = components::KAIROS_CRDS
         .iter()
@@ -283,7 +441,12 @@ pub struct InstallOptions {
     pub versions: Versions,
     pub provider_image: Option<String>,
     pub timeout: Duration,
+    /// For the workload image's build and import (the provider's e2e allows its build 30
+    /// minutes: `kairos_image_install.go` 422).
+    pub image_timeout: Duration,
 }
+
+const DEFAULT_CLASS: &str = "storageclass.kubernetes.io/is-default-class";
 
 /// A release tag as the components' projects name them: `v1.10.4`, `v1.10.0-rc.1`.
 static VERSION: LazyLock<Regex> =
@@ -310,6 +473,8 @@ pub fn check(o: &InstallOptions) -> std::result::Result<(), InputError> {
             v.infrastructure_version.as_ref(),
         ),
         ("--kairos-version", Some(&v.kairos)),
+        ("--cdi-version", Some(&v.cdi)),
+        ("--kubevirt-version", Some(&v.kubevirt)),
     ];
     for (flag, value) in versions {
         if let Some(value) = value.filter(|x| !VERSION.is_match(x)) {
@@ -371,19 +536,26 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
     if let Some(image) = &o.provider_image {
         load_local_image(ctx, image)?;
     }
+    let kubevirt = o.versions.infrastructure == Infrastructure::Kubevirt;
+    if kubevirt {
+        require_nested(&ctx.record()?)?;
+    }
     let k = kubectl(ctx, &kubeconfig)?;
+    let found = Found {
+        default_storage_class: kubevirt && has_default_storage_class(&k)?,
+    };
     let dir = ctx.dir.join(KAIROS_DIR);
     fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
     let mut record = Installed::read(&dir)?.unwrap_or(Installed {
         components: Vec::new(),
     });
-    let plan = components::plan(&o.versions);
+    let plan = components::plan(&o.versions, found);
     let progress = Progress::new(&ctx.out);
     for (i, component) in plan.iter().enumerate() {
         let bar = progress.bar(&component.key, 22, 4);
         let step = (|| -> Result<()> {
             bar.step(0, &format!("fetching {}", component.source));
-            let text = fetch(ctx, &k, component)?;
+            let text = fetch(ctx, &k, component, o)?;
             let text = prepare(ctx, component, text, o.provider_image.as_deref())?;
             let injections = manifest::ca_injections(&text)?;
             let file = format!("{:02}-{}.yaml", i + 1, component.key);
@@ -411,15 +583,45 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
                     || webhooks_waiting(&k, &injections),
                 )?;
             }
-            bar.step(3, "waiting for its Deployments");
-            wait_until(
-                started,
-                o.timeout,
-                ctx.poll_interval(),
-                &bar,
-                &format!("Deployment(s) in {} not Available", component.namespace),
-                || deployments_waiting(&k, component),
-            )?;
+            let timeout = if component.source == Source::Generated {
+                o.image_timeout
+            } else {
+                o.timeout
+            };
+            if let Some(cr) = &component.custom_resource {
+                bar.step(3, &format!("waiting for {} {}", cr.resource, cr.name));
+                wait_until(
+                    started,
+                    timeout,
+                    ctx.poll_interval(),
+                    &bar,
+                    &format!("{} {} not done", cr.resource, cr.name),
+                    || custom_resource_waiting(&k, cr),
+                )?;
+            }
+            if component.custom_resource.is_none() || !component.deployments.is_empty() {
+                bar.step(3, "waiting for its Deployments");
+                wait_until(
+                    started,
+                    timeout,
+                    ctx.poll_interval(),
+                    &bar,
+                    &format!("Deployment(s) in {} not Available", component.namespace),
+                    || deployments_waiting(&k, component),
+                )?;
+            }
+            // KubeVirt runs: its virt-handlers report KVM on the nodes that have it.
+            if component.key == "kubevirt" {
+                bar.step(3, &format!("waiting for a node to offer {}", kubevirt::KVM_RESOURCE));
+                wait_until(
+                    started,
+                    timeout,
+                    ctx.poll_interval(),
+                    &bar,
+                    "no node can run a KubeVirt VM",
+                    || kvm_waiting(&k),
+                )?;
+            }
             if component.key == "kairos" {
                 check_crds(&k)?;
             }
@@ -476,8 +678,10 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
             components: Vec::new(),
         }
     });
-    // (what to say, file), newest first.
-    let mut manifests: Vec<(String, String)> = record
+    // (what to say, file, whether to wait), newest first. An operator's custom resource is
+    // waited for: its operator removes what it deployed, and then the CR's finalizer, so the
+    // operator (deleted next) must still run until the CR is gone.
+    let mut manifests: Vec<(String, String, bool)> = record
         .components
         .iter()
         .rev()
@@ -485,11 +689,12 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
             (
                 format!("{} {}", c.component.title, c.component.version),
                 c.file.clone(),
+                c.component.custom_resource.is_some(),
             )
         })
         .collect();
     for file in unrecorded_manifests(&dir, &record)? {
-        manifests.push((format!("{file} (from an earlier install)"), file));
+        manifests.push((format!("{file} (from an earlier install)"), file, false));
     }
     // Read before deleting: the providers' labels and the namespaces of everything applied.
     let mut providers = BTreeSet::new();
@@ -499,7 +704,7 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
         .map(|c| c.component.namespace.clone())
         .collect();
     namespaces.insert(components::KAIROS_NAMESPACE.to_string());
-    for (_, file) in &manifests {
+    for (_, file, _) in &manifests {
         let path = dir.join(file);
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
@@ -511,10 +716,10 @@ pub fn uninstall(ctx: &Context<'_>) -> Result<()> {
         providers.extend(p);
         namespaces.extend(n);
     }
-    for (what, file) in &manifests {
+    for (what, file, wait) in &manifests {
         let path = dir.join(file);
         if path.is_file() {
-            k.delete_file(&format!("removing {what}"), &path, false)?;
+            k.delete_file(&format!("removing {what}"), &path, *wait)?;
             ctx.out.info(&format!("removed {what}"));
         }
     }

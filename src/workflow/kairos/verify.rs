@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use serde_json::Value;
 use super::{kubectl, lab_kubeconfig};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::kairos::kubevirt;
 use crate::kairos::manifest;
 use crate::kairos::milestones::{self, Expected, Milestone, Observation, State};
 use crate::lab::files::MODE_PRIVATE;
@@ -26,7 +28,8 @@ use crate::workflow::context::Context;
 pub struct VerifyOptions {
     pub cluster_manifest: PathBuf,
     pub keep: bool,
-    pub timeout: Duration,
+    /// `None`: 30 minutes, or the provider's own budgets for a KubeVirt cluster.
+    pub timeout: Option<Duration>,
     pub init_annotation: Option<String>,
     pub format: OutputFormat,
 }
@@ -204,6 +207,122 @@ struct VerifyReport<'a> {
     kept: bool,
 }
 
+/// A KubeVirt workload cluster's budgets, the provider's own e2e's (kairos-io/
+/// cluster-api-provider-kairos c300236 `test/e2e/scenarios_test.go` 142-192): 45 minutes to
+/// Provisioned, 50 for the control plane (the OS install alone takes 20-25 on a small VM), 15
+/// for a Ready Node.
+const CAPK_TIMEOUT: Duration = Duration::from_secs((45 + 50 + 15) * 60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A KubeVirt cluster's control-plane endpoint, which the lab gives it: the lab has no
+/// LoadBalancer controller (and Softnet drops addresses beside a VM's lease), so `verify`
+/// writes the `<cluster>-control-plane-lb` Service's status itself, with a nested worker's
+/// own address ([`kubevirt::pick_ingress`]).
+struct Endpoint {
+    service: String,
+    namespace: String,
+    ip: Ipv4Addr,
+    set: bool,
+}
+
+impl Endpoint {
+    fn choose(ctx: &Context<'_>, k: &Kubectl<'_>, e: &Expected) -> Result<Endpoint> {
+        let record = ctx.record()?;
+        let workers: Vec<Ipv4Addr> = record
+            .nodes
+            .iter()
+            .filter(|n| n.nested && !n.is_controller())
+            .map(|n| n.address)
+            .collect();
+        let service = kubevirt::lb_service(&e.cluster);
+        let services = k.get_json(
+            "listing the LoadBalancer Services",
+            &["services", "--all-namespaces"],
+        )?;
+        let taken: Vec<Ipv4Addr> = services["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                !(s.pointer("/metadata/name").and_then(Value::as_str) == Some(service.as_str())
+                    && s.pointer("/metadata/namespace").and_then(Value::as_str)
+                        == Some(e.namespace.as_str()))
+            })
+            .filter_map(|s| kubevirt::ingress_ip(s)?.parse().ok())
+            .collect();
+        let ip = kubevirt::pick_ingress(&workers, &taken).ok_or_else(|| {
+            Error::Step(if workers.is_empty() {
+                format!(
+                    "lab {} has no nested workers, whose address a KubeVirt cluster's control-plane \
+                     Service needs (and whose /dev/kvm its VMs need): recreate it with K0SLAB_NESTED=workers",
+                    record.name()
+                )
+            } else {
+                format!(
+                    "every nested worker's address is the control-plane endpoint of another workload \
+                     cluster already ({}): delete one first",
+                    taken.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                )
+            })
+        })?;
+        Ok(Endpoint {
+            service,
+            namespace: e.namespace.clone(),
+            ip,
+            set: false,
+        })
+    }
+
+    /// Gives the Service its address once the provider made it; true when it has one now.
+    fn settle(&mut self, ctx: &Context<'_>, k: &Kubectl<'_>) -> Result<bool> {
+        let found = k
+            .get_json(
+                "reading the control-plane Service",
+                &["services", &self.service, "--namespace", &self.namespace],
+            )
+            .ok();
+        let Some(svc) = found else {
+            return Ok(false);
+        };
+        if kubevirt::ingress_ip(&svc).is_some() {
+            return Ok(true);
+        }
+        let patch = format!(
+            r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{}"}}]}}}}}}"#,
+            self.ip
+        );
+        k.patch_status(
+            "giving the control-plane Service its address",
+            "service",
+            &self.service,
+            &self.namespace,
+            &patch,
+        )?;
+        if !self.set {
+            self.set = true;
+            ctx.out.info(&format!(
+                "Service {}/{} gets {}:6443, a nested worker's own address: kube-proxy on every node forwards it to the workload API",
+                self.namespace, self.service, self.ip
+            ));
+        }
+        Ok(true)
+    }
+}
+
+/// The workload VMs and volumes of a KubeVirt cluster's namespace, as one line.
+fn vm_phases(k: &Kubectl<'_>, namespace: &str) -> String {
+    let items = |kind: &str| -> Vec<Value> {
+        k.get_json(&format!("listing {kind}"), &[kind, "--namespace", namespace])
+            .ok()
+            .and_then(|l| l["items"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    kubevirt::phases(
+        &items("virtualmachineinstances.kubevirt.io"),
+        &items("datavolumes.cdi.kubevirt.io"),
+    )
+}
+
 pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     if !o.cluster_manifest.is_file() {
         return Err(crate::error::InputError::Invalid {
@@ -216,6 +335,19 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     let kubeconfig = lab_kubeconfig(ctx)?;
     let k = kubectl(ctx, &kubeconfig)?;
     let e = expected(&o.cluster_manifest, o.init_annotation.as_deref())?;
+    let capk = {
+        let text = fs::read_to_string(&o.cluster_manifest)
+            .map_err(|err| Error::io("reading", &o.cluster_manifest, err))?;
+        kubevirt::is_capk(&manifest::documents(&text)?)
+    };
+    let timeout = o
+        .timeout
+        .unwrap_or(if capk { CAPK_TIMEOUT } else { DEFAULT_TIMEOUT });
+    let mut endpoint = if capk {
+        Some(Endpoint::choose(ctx, &k, &e)?)
+    } else {
+        None
+    };
     let scratch = tempfile::tempdir()
         .map_err(|err| Error::io("creating a temporary directory", std::env::temp_dir(), err))?;
     // What the manifest adds (and so what the clean-up may remove): not what existed before,
@@ -240,6 +372,14 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     let mut init_seen: Option<String> = None;
     let mut confirmed = false;
     let (last, failure) = loop {
+        if let Some(endpoint) = endpoint.as_mut() {
+            endpoint.settle(ctx, &k)?;
+        }
+        let vms = if capk {
+            vm_phases(&k, &e.namespace)
+        } else {
+            String::new()
+        };
         let obs = observe(ctx, &k, &e, scratch.path())?;
         let (states, summary) = milestones::evaluate(&e, &obs, init_seen.as_deref());
         for (m, s) in &states {
@@ -252,14 +392,22 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
             init_seen.get_or_insert(s.init_machine);
         }
         let done = states.values().filter(|s| s.reached).count();
-        spinner.message(&format!("{done} of {} milestones", states.len()));
+        spinner.message(&if vms.is_empty() {
+            format!("{done} of {} milestones", states.len())
+        } else {
+            format!("{done} of {} milestones; {vms}", states.len())
+        });
         let broken: Vec<String> = states
             .iter()
             .filter(|(_, s)| s.broken)
             .map(|(m, s)| format!("{}: {}", m.title(), s.detail))
             .collect();
         if !broken.is_empty() {
-            break (states.clone(), Some(broken.join("\n  ")));
+            let mut why = broken.join("\n  ");
+            if capk && why.contains("without --enable-worker") {
+                why.push_str(&format!("\n  {}", kubevirt::CAPK_K0S_HA));
+            }
+            break (states.clone(), Some(why));
         }
         if done == states.len() {
             // One more look: the init machine must not change once everything is up.
@@ -269,7 +417,7 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
             confirmed = true;
             continue;
         }
-        if started.elapsed() >= o.timeout {
+        if started.elapsed() >= timeout {
             let (m, s): (&Milestone, &State) = states
                 .iter()
                 .find(|(_, s)| !s.reached)
@@ -277,9 +425,12 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
             let mut why = format!(
                 "{} not reached after {}: {}",
                 m.title(),
-                format_duration(o.timeout),
+                format_duration(timeout),
                 s.detail
             );
+            if !vms.is_empty() {
+                why.push_str(&format!("\n  KubeVirt: {vms}"));
+            }
             if let Some(kcp) = &obs.control_plane {
                 let c = milestones::false_conditions(kcp);
                 if !c.is_empty() {
