@@ -495,7 +495,8 @@ mod tests {
         }
         v.infrastructure_version = Some("v9.9.9".into());
         let p = plan(&v, Found::default());
-        assert_eq!(p[p.len() - 4].version, "v9.9.9");
+        let capk = p.iter().find(|c| c.key == "infrastructure-kubevirt");
+        assert_eq!(capk.unwrap().version, "v9.9.9");
     }
 
     #[test]
@@ -533,7 +534,8 @@ mod tests {
             Some(CustomResource {
                 resource: "kubevirts.kubevirt.io".into(),
                 name: "kubevirt".into(),
-                namespace: Some("kubevirt".into())
+                namespace: Some("kubevirt".into()),
+                ready: Readiness::Available
             })
         );
         assert_eq!(
