@@ -115,7 +115,12 @@ fn a_nested_lab_runs_the_providers_single_node_capk_scenario_to_a_ready_node() {
     // KubeVirt runs on real KVM, never emulated; only the nested workers offer it.
     let kv = get(
         &sb,
-        &["kubevirts.kubevirt.io", "kubevirt", "--namespace", "kubevirt"],
+        &[
+            "kubevirts.kubevirt.io",
+            "kubevirt",
+            "--namespace",
+            "kubevirt",
+        ],
         &[],
     );
     assert!(
@@ -135,13 +140,23 @@ fn a_nested_lab_runs_the_providers_single_node_capk_scenario_to_a_ready_node() {
     // The installer ISO was built in the lab and imported by CDI from the operator's nginx.
     let artifact = get(
         &sb,
-        &["osartifacts.build.kairos.io", "kairos-kubevirt", "--namespace", "default"],
+        &[
+            "osartifacts.build.kairos.io",
+            "kairos-kubevirt",
+            "--namespace",
+            "default",
+        ],
         &[],
     );
     assert_eq!(artifact["status"]["phase"], "Ready", "{artifact}");
     let dv = get(
         &sb,
-        &["datavolumes.cdi.kubevirt.io", "kairos-kubevirt", "--namespace", "default"],
+        &[
+            "datavolumes.cdi.kubevirt.io",
+            "kairos-kubevirt",
+            "--namespace",
+            "default",
+        ],
         &[],
     );
     assert_eq!(dv["status"]["phase"], "Succeeded", "{dv}");
@@ -177,7 +192,11 @@ fn a_nested_lab_runs_the_providers_single_node_capk_scenario_to_a_ready_node() {
     // verify deleted what it applied: no VM is left.
     let vmis = get(
         &sb,
-        &["virtualmachineinstances.kubevirt.io", "--namespace", "default"],
+        &[
+            "virtualmachineinstances.kubevirt.io",
+            "--namespace",
+            "default",
+        ],
         &[],
     );
     assert_eq!(vmis["items"].as_array().map(Vec::len), Some(0), "{vmis}");
@@ -233,12 +252,18 @@ fn a_lab_whose_guests_lost_dev_kvm_stops_at_kubevirt_without_turning_on_emulatio
     assert!(
         err.contains("kairos install stopped at KubeVirt v1.8.2")
             && err.contains("no node can run a KubeVirt VM")
-            && err.contains("no node offers devices.kubevirt.io/kvm yet (nodes: worker-1, worker-2)"),
+            && err
+                .contains("no node offers devices.kubevirt.io/kvm yet (nodes: worker-1, worker-2)"),
         "{err}"
     );
     let kv = get(
         &sb,
-        &["kubevirts.kubevirt.io", "kubevirt", "--namespace", "kubevirt"],
+        &[
+            "kubevirts.kubevirt.io",
+            "kubevirt",
+            "--namespace",
+            "kubevirt",
+        ],
         &[],
     );
     assert!(
@@ -259,7 +284,12 @@ fn k0s_ha_on_capk_is_a_finding_for_the_provider() {
     assert!(o.status.success(), "{}", both(&o));
     let artifact = get(
         &sb,
-        &["osartifacts.build.kairos.io", "kairos-kubevirt-k0s", "--namespace", "default"],
+        &[
+            "osartifacts.build.kairos.io",
+            "kairos-kubevirt-k0s",
+            "--namespace",
+            "default",
+        ],
         &[],
     );
     assert_eq!(
@@ -285,8 +315,14 @@ fn bad_kubevirt_flags_are_refused_before_anything_runs() {
     let sb = lab(&NESTED);
     sb.clear_calls();
     for (args, words) in [
-        (&["--workload-image", "k3"][..], "k3s, k0s, none, or the http(s) URL"),
-        (&["--kubevirt-version", "latest"][..], "flag --kubevirt-version"),
+        (
+            &["--workload-image", "k3"][..],
+            "k3s, k0s, none, or the http(s) URL",
+        ),
+        (
+            &["--kubevirt-version", "latest"][..],
+            "flag --kubevirt-version",
+        ),
         (&["--cdi-version", "1.63"][..], "flag --cdi-version"),
     ] {
         let o = install(&sb, args, &[]);
@@ -294,4 +330,23 @@ fn bad_kubevirt_flags_are_refused_before_anything_runs() {
         assert!(stderr(&o).contains(words), "{args:?}: {}", both(&o));
     }
     assert!(sb.calls().iter().all(|c| c.tool != "kubectl"));
+}
+
+#[test]
+fn a_vm_template_arm64_refuses_is_named_before_anything_is_applied() {
+    let sb = lab(&NESTED);
+    sb.clear_calls();
+    let o = verify(&sb, "kairos/capk-arm64-refused.yaml", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    for words in [
+        "KubeVirt refuses on arm64",
+        "KubevirtMachineTemplate kv-mt",
+        "UEFI secure boot is currently not supported on aarch64 Arch",
+        "disk installerdisk bus sata",
+        "nothing was applied",
+    ] {
+        assert!(err.contains(words), "{words:?} in {err}");
+    }
+    assert!(sb.calls_of("kubectl", "apply").is_empty());
 }

@@ -539,7 +539,9 @@ mod tests {
             })
         );
         assert_eq!(
-            p[2].custom_resource.as_ref().map(|c| (c.name.as_str(), c.namespace.is_none())),
+            p[2].custom_resource
+                .as_ref()
+                .map(|c| (c.name.as_str(), c.namespace.is_none())),
             Some(("cdi", true)),
             "CDI's CR is cluster-scoped"
         );
@@ -547,7 +549,8 @@ mod tests {
         assert_eq!(
             p[9].source,
             Source::Kustomize(
-                "https://github.com/kairos-io/kairos-operator/config/default?ref=v0.1.0-beta4".into()
+                "https://github.com/kairos-io/kairos-operator/config/default?ref=v0.1.0-beta4"
+                    .into()
             )
         );
         assert_eq!(
@@ -563,12 +566,19 @@ mod tests {
         v.workload_image = WorkloadImage::None;
         assert_eq!(plan(&v, Found::default()).len(), 9);
         v.workload_image = WorkloadImage::K3s;
-        let with_storage = plan(&v, Found { default_storage_class: true });
+        let with_storage = plan(
+            &v,
+            Found {
+                default_storage_class: true,
+            },
+        );
         assert_eq!(with_storage.len(), p.len() - 1);
         assert!(with_storage.iter().all(|c| c.key != "local-path"));
         v.infrastructure = Infrastructure::Docker;
         assert!(
-            plan(&v, Found::default()).iter().all(|c| c.custom_resource.is_none()),
+            plan(&v, Found::default())
+                .iter()
+                .all(|c| c.custom_resource.is_none()),
             "nothing of it for other providers"
         );
     }

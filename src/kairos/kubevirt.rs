@@ -58,7 +58,9 @@ impl FromStr for WorkloadImage {
             "none" => Ok(WorkloadImage::None),
             u if (u.starts_with("https://") || u.starts_with("http://"))
                 && u.len() > 8
-                && !u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"') =>
+                && !u
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"') =>
             {
                 Ok(WorkloadImage::Url(u.to_string()))
             }
@@ -348,6 +350,92 @@ pub fn is_capk(docs: &[serde_yaml_ng::Value]) -> bool {
         .any(|d| d.get("kind").and_then(|k| k.as_str()) == Some("KubevirtCluster"))
 }
 
+/// What KubeVirt's arm64 admission refuses in the VM templates of a cluster manifest, by
+/// template: every VM on an Apple Silicon lab is arm64 (kubevirt v1.8.2
+/// `pkg/virt-api/webhooks/arm64.go`: 67-73 BIOS boot, 74-85 UEFI secure boot unset or true,
+/// 89-97 a CPU model other than host-passthrough, 99-130 a disk bus other than virtio or
+/// scsi). CAPK would only report the refusal on its KubevirtMachine, over and over.
+pub fn arm64_refusals(docs: &[serde_yaml_ng::Value]) -> Vec<String> {
+    use serde_yaml_ng::Value as Y;
+    let at = |v: &Y, path: &[&str]| -> Option<Y> {
+        let mut cur = v.clone();
+        for p in path {
+            cur = cur.get(*p)?.clone();
+        }
+        Some(cur)
+    };
+    let mut out = Vec::new();
+    for d in docs
+        .iter()
+        .filter(|d| d.get("kind").and_then(Y::as_str) == Some("KubevirtMachineTemplate"))
+    {
+        let name = at(d, &["metadata", "name"])
+            .and_then(|n| n.as_str().map(String::from))
+            .unwrap_or_default();
+        let Some(domain) = at(
+            d,
+            &[
+                "spec",
+                "template",
+                "spec",
+                "virtualMachineTemplate",
+                "spec",
+                "template",
+                "spec",
+                "domain",
+            ],
+        ) else {
+            continue;
+        };
+        let mut why = Vec::new();
+        let bootloader = at(&domain, &["firmware", "bootloader"]);
+        if bootloader.as_ref().and_then(|b| b.get("bios")).is_some() {
+            why.push(
+                "BIOS boot (Arm64 does not support bios boot, please change to uefi boot)"
+                    .to_string(),
+            );
+        }
+        let secure = bootloader
+            .as_ref()
+            .and_then(|b| b.get("efi"))
+            .map(|e| e.get("secureBoot").and_then(Y::as_bool));
+        if matches!(secure, Some(None) | Some(Some(true))) {
+            why.push("efi without secureBoot: false (UEFI secure boot is currently not supported on aarch64 Arch)".to_string());
+        }
+        if let Some(model) =
+            at(&domain, &["cpu", "model"]).and_then(|m| m.as_str().map(String::from))
+        {
+            if model != "host-passthrough" {
+                why.push(format!("cpu.model {model} (currently, host-passthrough is the only model supported on Arm64)"));
+            }
+        }
+        let disks = at(&domain, &["devices", "disks"])
+            .and_then(|d| d.as_sequence().cloned())
+            .unwrap_or_default();
+        for disk in &disks {
+            for kind in ["disk", "cdrom", "lun"] {
+                let bus = disk
+                    .get(kind)
+                    .and_then(|k| k.get("bus"))
+                    .and_then(Y::as_str);
+                if let Some(bus) = bus.filter(|b| !["virtio", "scsi"].contains(b)) {
+                    why.push(format!(
+                        "disk {} bus {bus} (Arm64 not support this disk bus type, please use virtio or scsi)",
+                        disk.get("name").and_then(Y::as_str).unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        if !why.is_empty() {
+            out.push(format!(
+                "KubevirtMachineTemplate {name}: {}",
+                why.join("; ")
+            ));
+        }
+    }
+    out
+}
+
 /// What CAPK's k0s template does to HA controllers: the finding added to a controller
 /// without a kubelet on KubeVirt.
 pub const CAPK_K0S_HA: &str = "the provider's CAPK k0s template gives HA controllers no \
@@ -368,15 +456,28 @@ mod tests {
             "https://example.com/k.iso".parse(),
             Ok(WorkloadImage::Url("https://example.com/k.iso".into()))
         );
-        for bad in ["", "k3", "ftp://x/y.iso", "https://", "https://a b", "https://a\"b"] {
+        for bad in [
+            "",
+            "k3",
+            "ftp://x/y.iso",
+            "https://",
+            "https://a b",
+            "https://a\"b",
+        ] {
             assert!(bad.parse::<WorkloadImage>().is_err(), "{bad:?}");
         }
-        assert_eq!(WorkloadImage::K0s.data_volume(), Some("kairos-kubevirt-k0s"));
+        assert_eq!(
+            WorkloadImage::K0s.data_volume(),
+            Some("kairos-kubevirt-k0s")
+        );
         assert_eq!(
             WorkloadImage::K3s.url().unwrap(),
             "http://kairos-operator-nginx.default.svc.cluster.local/kairos-kubevirt.iso"
         );
-        assert_eq!(WorkloadImage::Url("https://x/y.iso".into()).artifact(), None);
+        assert_eq!(
+            WorkloadImage::Url("https://x/y.iso".into()).artifact(),
+            None
+        );
     }
 
     #[test]
@@ -389,7 +490,10 @@ mod tests {
         let artifact = &docs[1];
         assert_eq!(artifact["spec"]["image"]["ref"].as_str(), Some(HADRON_K3S));
         assert_eq!(artifact["spec"]["artifacts"]["iso"].as_bool(), Some(true));
-        assert_eq!(artifact["spec"]["artifacts"]["arch"].as_str(), Some("arm64"));
+        assert_eq!(
+            artifact["spec"]["artifacts"]["arch"].as_str(),
+            Some("arm64")
+        );
         let k0s = build_manifest(&WorkloadImage::K0s, "v1.34.1+k0s.0").unwrap();
         let k0s: Vec<serde_yaml_ng::Value> = serde_yaml_ng::Deserializer::from_str(&k0s)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
@@ -419,20 +523,62 @@ mod tests {
         ]});
         assert_eq!(
             kvm_nodes(&nodes),
-            [("worker-1".to_string(), 1000), ("worker-3".to_string(), 110)]
+            [
+                ("worker-1".to_string(), 1000),
+                ("worker-3".to_string(), 110)
+            ]
         );
         assert!(kvm_nodes(&json!({"items": []})).is_empty());
     }
 
     #[test]
     fn the_ingress_is_a_free_worker_address() {
-        let w: Vec<Ipv4Addr> = vec!["192.168.64.20".parse().unwrap(), "192.168.64.21".parse().unwrap()];
+        let w: Vec<Ipv4Addr> = vec![
+            "192.168.64.20".parse().unwrap(),
+            "192.168.64.21".parse().unwrap(),
+        ];
         assert_eq!(pick_ingress(&w, &[]), Some(w[0]));
         assert_eq!(pick_ingress(&w, &w[..1]), Some(w[1]));
         assert_eq!(pick_ingress(&w, &w), None);
         let svc = json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.168.64.21"}]}}});
         assert_eq!(ingress_ip(&svc), Some("192.168.64.21"));
         assert_eq!(ingress_ip(&json!({"status": {"loadBalancer": {}}})), None);
+    }
+
+    #[test]
+    fn arm64_refuses_what_the_providers_samples_ask_for() {
+        let docs = |t: &str| -> Vec<serde_yaml_ng::Value> {
+            serde_yaml_ng::Deserializer::from_str(t)
+                .map(|d| serde::Deserialize::deserialize(d).unwrap())
+                .collect()
+        };
+        // The shape of the provider's config/samples/capk: a sata cdrom and secure boot.
+        let sample = "kind: KubevirtMachineTemplate\nmetadata: {name: cp}\nspec:\n  template:\n    spec:\n      virtualMachineTemplate:\n        spec:\n          template:\n            spec:\n              domain:\n                cpu: {cores: 8, model: host-model}\n                devices:\n                  disks:\n                  - {name: installeriso, cdrom: {bus: sata}}\n                  - {name: rootdisk, disk: {bus: virtio}}\n                firmware: {bootloader: {efi: {secureBoot: true}}}\n";
+        let found = arm64_refusals(&docs(sample));
+        assert_eq!(found.len(), 1);
+        for words in [
+            "KubevirtMachineTemplate cp",
+            "UEFI secure boot",
+            "host-model",
+            "disk installeriso bus sata",
+        ] {
+            assert!(found[0].contains(words), "{words}: {found:?}");
+        }
+        assert!(!found[0].contains("rootdisk"));
+        let e2e = sample
+            .replace("model: host-model", "model: host-passthrough")
+            .replace("cdrom: {bus: sata}", "disk: {bus: virtio}")
+            .replace("secureBoot: true", "secureBoot: false");
+        assert!(
+            arm64_refusals(&docs(&e2e)).is_empty(),
+            "the e2e's own template is fine"
+        );
+        let no_flag = e2e.replace("{efi: {secureBoot: false}}", "{efi: {}}");
+        assert_eq!(
+            arm64_refusals(&docs(&no_flag)).len(),
+            1,
+            "secure boot is on by default"
+        );
     }
 
     #[test]

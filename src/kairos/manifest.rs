@@ -180,7 +180,13 @@ fn to_text(docs: &[Value]) -> Result<String> {
 
 /// Sets annotation `key` to `value` on the `kind` object named `name`; an error if there is
 /// none.
-pub fn set_annotation(text: &str, kind: &str, name: &str, key: &str, value: &str) -> Result<String> {
+pub fn set_annotation(
+    text: &str,
+    kind: &str,
+    name: &str,
+    key: &str,
+    value: &str,
+) -> Result<String> {
     let mut docs = documents(text)?;
     let mut found = false;
     for doc in docs.iter_mut().filter(|d| kind_and_name(d) == (kind, name)) {
@@ -213,13 +219,23 @@ mod tests {
     #[test]
     fn an_annotation_is_added_to_the_named_object_only() {
         let text = "kind: StorageClass\nmetadata:\n  name: local-path\n---\nkind: StorageClass\nmetadata:\n  name: other\n  annotations:\n    a: b\n";
-        let out = set_annotation(text, "StorageClass", "local-path", "storageclass.kubernetes.io/is-default-class", "true").unwrap();
+        let out = set_annotation(
+            text,
+            "StorageClass",
+            "local-path",
+            "storageclass.kubernetes.io/is-default-class",
+            "true",
+        )
+        .unwrap();
         let docs = documents(&out).unwrap();
         assert_eq!(
-            docs[0]["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"].as_str(),
+            docs[0]["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+                .as_str(),
             Some("true")
         );
-        assert!(docs[1]["metadata"]["annotations"].get("storageclass.kubernetes.io/is-default-class").is_none());
+        assert!(docs[1]["metadata"]["annotations"]
+            .get("storageclass.kubernetes.io/is-default-class")
+            .is_none());
         assert!(set_annotation(text, "StorageClass", "missing", "k", "v").is_err());
     }
 

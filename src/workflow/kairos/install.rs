@@ -27,12 +27,12 @@ use crate::kairos::components::{
     self, Component, CustomResource, Found, Infrastructure, Readiness, Source, Versions,
 };
 use crate::kairos::kubevirt;
-use crate::lab::record::LabRecord;
 use crate::kairos::manifest::{self, CaInjection, PROVIDER_LABEL};
 use crate::kairos::milestones;
 use crate::lab::files::KAIROS_DIR;
 use crate::lab::files::KAIROS_INSTALLED as INSTALLED;
 use crate::lab::files::MODE_PRIVATE;
+use crate::lab::record::LabRecord;
 use crate::progress::{format_duration, Bar, Progress};
 use crate::tools::kubectl::Kubectl;
 use crate::tools::process::{check_interrupted, Cmd};
@@ -346,12 +346,19 @@ fn custom_resource_waiting(k: &Kubectl<'_>, cr: &CustomResource) -> Result<Vec<S
                 .unwrap_or_else(|| milestones::false_conditions(&object).join("; "));
             Err(Error::Step(format!("{what} is {phase}: {message}")))
         }
-        Readiness::Phase { .. } if object.pointer("/status/progress").is_some() => Ok(vec![
-            format!("{what}: {}", kubevirt::data_volume_state(&object)),
-        ]),
+        Readiness::Phase { .. } if object.pointer("/status/progress").is_some() => {
+            Ok(vec![format!(
+                "{what}: {}",
+                kubevirt::data_volume_state(&object)
+            )])
+        }
         Readiness::Phase { .. } => Ok(vec![format!(
             "{what}: {}",
-            if phase.is_empty() { "no phase yet" } else { phase }
+            if phase.is_empty() {
+                "no phase yet"
+            } else {
+                phase
+            }
         )]),
     }
 }
@@ -362,7 +369,12 @@ fn custom_resource_waiting(k: &Kubectl<'_>, cr: &CustomResource) -> Result<Vec<S
 fn kvm_waiting(k: &Kubectl<'_>) -> Result<Vec<String>> {
     let kubevirt = k.get_json(
         "reading the KubeVirt CR",
-        &["kubevirts.kubevirt.io", "kubevirt", "--namespace", "kubevirt"],
+        &[
+            "kubevirts.kubevirt.io",
+            "kubevirt",
+            "--namespace",
+            "kubevirt",
+        ],
     )?;
     if kubevirt::uses_emulation(&kubevirt) {
         return Err(Error::Step(
@@ -612,7 +624,10 @@ pub fn install(ctx: &Context<'_>, o: &InstallOptions) -> Result<()> {
             }
             // KubeVirt runs: its virt-handlers report KVM on the nodes that have it.
             if component.key == "kubevirt" {
-                bar.step(3, &format!("waiting for a node to offer {}", kubevirt::KVM_RESOURCE));
+                bar.step(
+                    3,
+                    &format!("waiting for a node to offer {}", kubevirt::KVM_RESOURCE),
+                );
                 wait_until(
                     started,
                     timeout,

@@ -288,7 +288,7 @@ impl Endpoint {
             return Ok(true);
         }
         let patch = format!(
-            r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{}"}}]}}}}}}"#,
+            r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{}","ipMode":"VIP"}}]}}}}}}"#,
             self.ip
         );
         k.patch_status(
@@ -312,10 +312,13 @@ impl Endpoint {
 /// The workload VMs and volumes of a KubeVirt cluster's namespace, as one line.
 fn vm_phases(k: &Kubectl<'_>, namespace: &str) -> String {
     let items = |kind: &str| -> Vec<Value> {
-        k.get_json(&format!("listing {kind}"), &[kind, "--namespace", namespace])
-            .ok()
-            .and_then(|l| l["items"].as_array().cloned())
-            .unwrap_or_default()
+        k.get_json(
+            &format!("listing {kind}"),
+            &[kind, "--namespace", namespace],
+        )
+        .ok()
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default()
     };
     kubevirt::phases(
         &items("virtualmachineinstances.kubevirt.io"),
@@ -338,7 +341,18 @@ pub fn verify(ctx: &Context<'_>, o: &VerifyOptions) -> Result<()> {
     let capk = {
         let text = fs::read_to_string(&o.cluster_manifest)
             .map_err(|err| Error::io("reading", &o.cluster_manifest, err))?;
-        kubevirt::is_capk(&manifest::documents(&text)?)
+        let docs = manifest::documents(&text)?;
+        let refused = kubevirt::arm64_refusals(&docs);
+        if !refused.is_empty() {
+            return Err(Error::Step(format!(
+                "{} asks for VMs KubeVirt refuses on arm64 (every VM of this lab is arm64; kubevirt \
+                 pkg/virt-api/webhooks/arm64.go), so no workload machine could ever start; nothing was \
+                 applied:\n  {}",
+                o.cluster_manifest.display(),
+                refused.join("\n  ")
+            )));
+        }
+        kubevirt::is_capk(&docs)
     };
     let timeout = o
         .timeout
