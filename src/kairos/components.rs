@@ -24,7 +24,7 @@ pub const CAPK_VERSION: &str = "v0.1.10";
 /// `internal/kubevirtenv/versions.go` 9-36): local-path v0.0.28, CDI (there: the latest
 /// release, unpinned; here pinned to a multi-arch one), KubeVirt v1.8.2 and kairos-operator.
 pub const LOCAL_PATH_VERSION: &str = "v0.0.28";
-pub const CDI_VERSION: &str = "v1.63.1";
+pub const CDI_VERSION: &str = "v1.66.0";
 pub const KUBEVIRT_VERSION: &str = "v1.8.2";
 pub const KAIROS_OPERATOR_VERSION: &str = "v0.1.0-beta4";
 
