@@ -17,10 +17,13 @@ require_relative "crd_schema"
 module Capi
   module_function
 
+  # CDI is cluster-scoped (CDI manifests/templates/release/cdi-cr.yaml.in: no namespace).
   CLUSTER_SCOPED = %w[Namespace CustomResourceDefinition ClusterRole ClusterRoleBinding
-                      ValidatingWebhookConfiguration MutatingWebhookConfiguration].freeze
-  BUILT_IN = (CLUSTER_SCOPED + %w[Deployment Service Secret ConfigMap ServiceAccount Role
-                                  RoleBinding Issuer Certificate Job]).freeze
+                      ValidatingWebhookConfiguration MutatingWebhookConfiguration StorageClass CDI].freeze
+  BUILT_IN = (%w[Namespace CustomResourceDefinition ClusterRole ClusterRoleBinding
+                 ValidatingWebhookConfiguration MutatingWebhookConfiguration StorageClass] +
+              %w[Deployment Service Secret ConfigMap ServiceAccount Role RoleBinding Issuer Certificate Job
+                 PersistentVolumeClaim DaemonSet Endpoints]).freeze
   # kubectl's resource names and short names, as the API server's discovery lists them.
   # Source: kubernetes/kubernetes pkg/registry/core/configmap/storage/storage.go (ShortNames "cm").
   RESOURCES = {
@@ -42,7 +45,32 @@ module Capi
     "certificates.cert-manager.io" => "Certificate", "certificates" => "Certificate", "certificate" => "Certificate",
     "issuers" => "Issuer", "jobs" => "Job", "services" => "Service", "serviceaccounts" => "ServiceAccount",
     "roles" => "Role", "rolebindings" => "RoleBinding", "clusterroles" => "ClusterRole",
-    "clusterrolebindings" => "ClusterRoleBinding"
+    "clusterrolebindings" => "ClusterRoleBinding",
+    # kairos install --infrastructure kubevirt (lib/kubevirt.rb). Short names as the API server's
+    # discovery lists them: kubernetes pkg/registry/core/service/storage (svc), persistentvolumeclaim
+    # (pvc), endpoint (ep), apps/daemonset (ds), storage/storageclass (sc); KubeVirt's CRDs
+    # (KV pkg/virt-operator/resource/generate/components/crds.go: vm/vms, vmi/vmis, kv/kvs), CDI's
+    # (cdi/cdis, dv/dvs), kairos-operator's OSArtifact (none), CAPK's (none).
+    "service" => "Service", "svc" => "Service", "endpoints" => "Endpoints", "ep" => "Endpoints",
+    "persistentvolumeclaims" => "PersistentVolumeClaim", "persistentvolumeclaim" => "PersistentVolumeClaim", "pvc" => "PersistentVolumeClaim",
+    "daemonsets" => "DaemonSet", "daemonset" => "DaemonSet", "ds" => "DaemonSet",
+    "storageclasses" => "StorageClass", "storageclass" => "StorageClass", "sc" => "StorageClass",
+    "storageclasses.storage.k8s.io" => "StorageClass",
+    "kubevirts.kubevirt.io" => "KubeVirt", "kubevirts" => "KubeVirt", "kubevirt" => "KubeVirt", "kv" => "KubeVirt", "kvs" => "KubeVirt",
+    "virtualmachines.kubevirt.io" => "VirtualMachine", "virtualmachines" => "VirtualMachine", "virtualmachine" => "VirtualMachine",
+    "vm" => "VirtualMachine", "vms" => "VirtualMachine",
+    "virtualmachineinstances.kubevirt.io" => "VirtualMachineInstance", "virtualmachineinstances" => "VirtualMachineInstance",
+    "virtualmachineinstance" => "VirtualMachineInstance", "vmi" => "VirtualMachineInstance", "vmis" => "VirtualMachineInstance",
+    "cdis.cdi.kubevirt.io" => "CDI", "cdis" => "CDI", "cdi" => "CDI",
+    "datavolumes.cdi.kubevirt.io" => "DataVolume", "datavolumes" => "DataVolume", "datavolume" => "DataVolume",
+    "dv" => "DataVolume", "dvs" => "DataVolume",
+    "osartifacts.build.kairos.io" => "OSArtifact", "osartifacts" => "OSArtifact", "osartifact" => "OSArtifact",
+    "kubevirtmachines.infrastructure.cluster.x-k8s.io" => "KubevirtMachine", "kubevirtmachines" => "KubevirtMachine",
+    "kubevirtmachine" => "KubevirtMachine",
+    "kubevirtclusters.infrastructure.cluster.x-k8s.io" => "KubevirtCluster", "kubevirtclusters" => "KubevirtCluster",
+    "kubevirtcluster" => "KubevirtCluster",
+    "kubevirtmachinetemplates.infrastructure.cluster.x-k8s.io" => "KubevirtMachineTemplate",
+    "kubevirtmachinetemplates" => "KubevirtMachineTemplate"
   }.freeze
 
   def store_path
@@ -71,7 +99,7 @@ module Capi
 
   def kind_known?(kind, objs)
     BUILT_IN.include?(kind) ||
-      objs.any? { |o| o["kind"] == "CustomResourceDefinition" && o.dig("spec", "names", "kind") == kind }
+      (objs + Virt.derived_crds(objs)).any? { |o| o["kind"] == "CustomResourceDefinition" && o.dig("spec", "names", "kind") == kind }
   end
 
   def apply(file)
@@ -113,19 +141,29 @@ module Capi
       d["metadata"]["namespace"] ||= "default" unless CLUSTER_SCOPED.include?(d["kind"])
       gone = objs.select { |o| key(o) == key(d) }
       objs -= gone
-      if d["kind"] == "Namespace"
-        objs.reject! { |o| o.dig("metadata", "namespace") == d.dig("metadata", "name") }
-      end
+      cascade(objs, d)
       puts "#{d['kind'].downcase} \"#{d.dig('metadata', 'name')}\" deleted" unless gone.empty?
     end
     save(objs)
   end
 
+  # What goes with a deleted object: a Namespace's objects; a CRD's custom resources (the
+  # apiextensions-apiserver deletes them before the CRD: kubernetes/apiextensions-apiserver
+  # pkg/controller/finalizer/crd_finalizer.go). What an operator derived from its CR (KubeVirt,
+  # CDI) is computed from the CR and goes with it (lib/kubevirt.rb).
+  def cascade(objs, gone)
+    case gone["kind"]
+    when "Namespace" then objs.reject! { |o| o.dig("metadata", "namespace") == gone.dig("metadata", "name") }
+    when "CustomResourceDefinition" then objs.reject! { |o| o["kind"] == gone.dig("spec", "names", "kind") }
+    end
+  end
+
   def delete_named(kind, name)
     objs = objects
     before = objs.size
+    gone = objs.select { |o| o["kind"] == kind && o.dig("metadata", "name") == name }
     objs.reject! { |o| o["kind"] == kind && o.dig("metadata", "name") == name }
-    objs.reject! { |o| o.dig("metadata", "namespace") == name } if kind == "Namespace"
+    gone.each { |g| cascade(objs, g) }
     save(objs)
     puts "#{kind.downcase} \"#{name}\" deleted" if objs.size < before
   end
@@ -137,7 +175,7 @@ module Capi
     gone = objs.select { |o| kinds.include?(o["kind"]) && yield(o) }
     gone.each do |g|
       objs.delete(g)
-      objs.reject! { |o| o.dig("metadata", "namespace") == g.dig("metadata", "name") } if g["kind"] == "Namespace"
+      cascade(objs, g)
       puts "#{g['kind'].downcase} \"#{g.dig('metadata', 'name')}\" deleted"
     end
     save(objs)
@@ -173,13 +211,19 @@ module Capi
   # and the objects the stand-in providers made.
   def view(listing = nil)
     objs = objects
-    objs.map do |o|
+    cons = %w[DataVolume].include?(listing) || listing.nil? ? Virt.consumers(objs) : {}
+    stored = objs.map do |o|
       case o["kind"]
       when "Deployment" then with_deployment_status(o)
       when "KairosControlPlane" then KairosProvider.with_status(o, objs)
+      when "Cluster" then KairosProvider.with_cluster_status(o, objs)
+      when "KubevirtCluster" then KairosProvider.with_kubevirt_cluster_status(o, objs)
+      when "KubeVirt", "CDI", "OSArtifact", "DataVolume", "Service" then Virt.with_status(o, objs, cons)
       else CertManager.with_status(o, objs)
       end
-    end + KairosProvider.derived(objs, listing) + CertManager.secrets(objs)
+    end
+    derived = KairosProvider.derived(objs, listing) + Virt.derived(objs).map { |o| o["kind"] == "Deployment" ? with_deployment_status(o) : o }
+    stored + derived + CertManager.secrets(objs)
   end
 
   # The workload cluster whose API server `host` is, once it answers.

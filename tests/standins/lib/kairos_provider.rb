@@ -30,6 +30,7 @@ require "yaml"
 require "base64"
 require "digest"
 require_relative "standin"
+require_relative "kubevirt"
 
 module KairosProvider
   module_function
@@ -144,6 +145,10 @@ module KairosProvider
     distribution = kcp.dig("spec", "distribution") || "k0s"
     t = Time.now.to_f - Capi.created(kcp)
     host = cluster&.dig("spec", "controlPlaneEndpoint", "host") || "#{cluster_name}.workload.invalid"
+    capk = capk?(kcp)
+    # On CAPK the kubeconfig's server is the LB Service's ingress (KCPC 1487-1530).
+    lb = capk ? Virt.ingress(ns, "#{cluster_name}-#{LB_SUFFIX}") : nil
+    host = lb ? lb[0] : "#{cluster_name}.workload.invalid" if capk
     flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
     # init-flip: counts the looks that saw the data (a look starts by listing the
     # KairosConfigs); from the second such look on, machine 0's and 1's data are swapped.
@@ -157,7 +162,7 @@ module KairosProvider
     successor = successor?(objs)
     replicas.times do |i|
       name = "#{kcp_name}-#{i}" # KCPC 499, 689-707: `<kcp>-<index>`, from 0
-      data = controller_data(distribution, replicas, flipped ? [1, 0, *2..replicas][i] : i, successor)
+      data = controller_data(distribution, replicas, flipped ? [1, 0, *2..replicas][i] : i, successor, capk)
       kubelet = data.include?("--single") || data.include?("--enable-worker")
       machines << { name: name, control_plane: true, data: data, kubelet: kubelet, created: Capi.created(kcp),
                     spec: { "role" => "control-plane", "distribution" => distribution, "singleNode" => replicas == 1,
@@ -177,19 +182,24 @@ module KairosProvider
                  k0s_worker(own)
                end
         machines << { name: "#{md.dig('metadata', 'name')}-#{j}", control_plane: false, data: data, kubelet: !own.nil?,
-                      error: error, created: Capi.created(md), spec: spec.merge("role" => "worker") }
+                      error: error, created: Capi.created(md), spec: spec.merge("role" => "worker"),
+                      template_ref: md.dig("spec", "template", "spec", "infrastructureRef") }
       end
     end
-    { ns: ns, cluster: cluster_name, kcp: kcp, replicas: replicas, t: t, machines: machines, host: host,
-      initialized: ENV["STANDIN_CAPI_NEVER_INITIALIZE"].to_s.empty? && t >= 3 * step }
+    w = { ns: ns, cluster: cluster_name, kcp: kcp, replicas: replicas, t: t, machines: machines, host: host,
+          initialized: ENV["STANDIN_CAPI_NEVER_INITIALIZE"].to_s.empty? && t >= 3 * step, capk: capk }
+    capk_schedule(w, objs, lb) if capk
+    w
   end
 
-  def controller_data(distribution, replicas, index, successor)
+  def controller_data(distribution, replicas, index, successor, capk = false)
     return k3s(true, nil, nil) if distribution == "k3s"
     return kairos_capi_controller(replicas == 1) unless successor
     return kairos_capi_controller(true) if replicas == 1
 
-    vip = !ENV["STANDIN_KAIROS_VIP"].to_s.empty?
+    # The CAPK template renders no --enable-worker for any controller
+    # (internal/bootstrap/templates/k0s_kairos_cloud_config_capk.yaml.tmpl 58-95).
+    vip = !capk && !ENV["STANDIN_KAIROS_VIP"].to_s.empty?
     if index.zero? || (index == 1 && broken?("two-inits"))
       text = successor_controller(:init, vip)
       text = text.sub("  args:\n", "  args:\n    - --single\n") if broken?("single-with-replicas") && index.zero?
@@ -207,6 +217,7 @@ module KairosProvider
   # providerID, Running only with a nodeRef (machine_controller_phases.go reconcilePhase).
   def phase(w, m)
     return "Running" if node_ref?(w, m)
+    return (at?(m[:running_at]) ? "Provisioned" : (data?(w, m) ? "Provisioning" : "Pending")) if w[:capk]
     return "Provisioned" if w[:t] >= 2 * step && data?(w, m)
     return "Provisioning" if data?(w, m)
 
@@ -214,12 +225,20 @@ module KairosProvider
   end
 
   def data?(w, m)
+    return m[:error].nil? && at?(m[:data_at]) if w[:capk]
+
     w[:t] >= step && m[:error].nil?
   end
 
   # A machine has a Node once the workload API answers and it runs a kubelet.
   def node_ref?(w, m)
+    return w[:initialized] && m[:kubelet] && at?(m[:node_at]) if w[:capk]
+
     w[:initialized] && m[:kubelet] && data?(w, m) && w[:t] >= 3 * step
+  end
+
+  def at?(time)
+    !time.nil? && Time.now.to_f >= time
   end
 
   def derived(objs, listing)
@@ -254,6 +273,7 @@ module KairosProvider
                  "data" => { "value" => Base64.strict_encode64(m[:data].gsub("{{ machine }}", m[:name])) } }
       end
       out << kubeconfig_secret(w) if w[:initialized]
+      out.concat(capk_derived(w, objs)) if w[:capk]
       out
     end
   end
@@ -310,15 +330,287 @@ module KairosProvider
   end
 
   # The workload cluster whose API server `host` is, once it answers.
+  # On CAPK the address is the LB Service's ingress IP, which reaches the control plane only
+  # where kube-proxy DNATs it: on every node of the lab, as kube-proxy programs a LoadBalancer
+  # ingress IP (ipMode VIP or none) like a ClusterIP on each node (kubernetes pkg/proxy/
+  # serviceport.go newBaseServiceInfo, pkg/proxy/iptables/proxier.go and nftables/proxier.go
+  # syncProxyRules "Capture load-balancer ingress"); an address no node has reaches nothing.
   def at(host)
-    clusters(Capi.objects).find { |w| w[:host] == host && w[:initialized] }
+    clusters(Capi.objects).find do |w|
+      w[:host] == host && w[:initialized] && (!w[:capk] || Virt.lab_nodes.any? { |n| n[:ip] == host })
+    end
   end
 
   def nodes(w)
     ready = w[:t] >= 4 * step
     w[:machines].select { |m| node_ref?(w, m) }.map do |m|
+      ready = at?(m[:node_at] + step) if w[:capk]
       { "apiVersion" => "v1", "kind" => "Node", "metadata" => { "name" => m[:name] },
         "status" => { "conditions" => [{ "type" => "Ready", "status" => ready ? "True" : "False" }] } }
     end
+  end
+
+  # --- Cluster API Provider KubeVirt (CAPK) ---------------------------------------------
+  #
+  # When the KCP's machineTemplate.infrastructureRef is a KubevirtMachineTemplate
+  # (KCPC c300236 1240-1246) the fixed schedule gives way to gates:
+  # - the KCP makes Service `<cluster>-control-plane-lb` (LoadBalancer, no selector, port
+  #   "k8s-api" 6443, KCPC 1325-1358) and Endpoints of its control-plane VMIs' first interface
+  #   IPs (KCPC 1360-1415, infra_lookup.go 206-239);
+  # - a control-plane KairosConfig renders its data only once that Service has
+  #   status.loadBalancer.ingress[0].ip (KCC 1126-1140, 1296-1310, 1320-1342); until then the
+  #   controller only logs "Waiting for control plane LoadBalancer endpoint before generating
+  #   cloud-config" and requeues after 10 s (KCC 478-483): no condition, no data;
+  # - CAPK (capk-controller-manager Available) makes a VirtualMachine named as the
+  #   KubevirtMachine (= the Machine) once the data exists (CAPK controllers/
+  #   kubevirtmachine_controller.go 191-199, 265-273), its dataVolumeTemplates renamed
+  #   `<machine>-<template>` (pkg/kubevirt/utils.go 39-68); KubeVirt's arm64 webhook refuses a
+  #   template it does not support (lib/kubevirt.rb arm64_refusal) and CAPK marks VMProvisioned
+  #   False VMCreateFailed "Failed vm creation: %v" (kubevirtmachine_controller.go 266-269);
+  # - the VMI waits for its DataVolumes, then a node with devices.kubevirt.io/kvm, then boots
+  #   (STANDIN_VMI_BOOT_SECONDS); running, it gives the KubevirtMachine providerID
+  #   `kubevirt://<name>` and ready (pkg/kubevirt/machine.go 210-238, 385-393): Provisioned;
+  # - the workload API answers a step after a control-plane VMI runs; a machine that runs a
+  #   kubelet registers its Node a step after its VMI runs (Running), Ready a step later. The
+  #   CAPK k0s template gives HA controllers no --enable-worker (k0s_kairos_cloud_config_capk.
+  #   yaml.tmpl 58-95): they run, and no Node ever registers.
+
+  LB_SUFFIX = "control-plane-lb".freeze # KCPC 70
+
+  def capk?(kcp)
+    %w[KubevirtMachineTemplate KubeVirtMachineTemplate].include?(kcp.dig("spec", "machineTemplate", "infrastructureRef", "kind"))
+  end
+
+  def boot_seconds
+    (ENV["STANDIN_VMI_BOOT_SECONDS"] || "0.3").to_f
+  end
+
+  def capk_schedule(w, objs, lb)
+    kcp = w[:kcp]
+    capk_at = Virt.available_at(objs, nil, "capk-controller-manager")
+    kv_at = Virt.kubevirt_deployed_at(objs)
+    nodes = Virt.kvm_nodes(objs)
+    w[:machines].each_with_index do |m, i|
+      m[:capk] = true
+      m[:kubelet] = true if m[:control_plane] && kcp.dig("spec", "distribution") == "k3s" # a k3s server runs a kubelet
+      ref = m[:control_plane] ? kcp.dig("spec", "machineTemplate", "infrastructureRef") : m[:template_ref]
+      tmpl = ref && objs.find { |o| o["kind"] == "KubevirtMachineTemplate" && o.dig("metadata", "name") == ref["name"] && o.dig("metadata", "namespace") == (ref["namespace"] || w[:ns]) }
+      vm_tmpl = tmpl&.dig("spec", "template", "spec", "virtualMachineTemplate") || {}
+      renamed = Array(vm_tmpl.dig("spec", "dataVolumeTemplates")).map do |d|
+        d.merge("metadata" => (d["metadata"] || {}).merge("name" => "#{m[:name]}-#{d.dig('metadata', 'name')}"))
+      end
+      names = Array(vm_tmpl.dig("spec", "dataVolumeTemplates")).map { |d| d.dig("metadata", "name") }
+      m[:dv_templates] = renamed
+      m[:volumes] = Array(vm_tmpl.dig("spec", "template", "spec", "volumes")).filter_map do |v|
+        n = v.dig("dataVolume", "name")
+        n && names.include?(n) ? "#{m[:name]}-#{n}" : n
+      end
+      m[:vm_template] = vm_tmpl
+      m[:data_at] = if m[:error] then nil
+                    elsif m[:control_plane] then lb ? [m[:created] + step, lb[1]].max : nil
+                    else m[:created] + step
+                    end
+      next unless at?(m[:data_at]) && capk_at
+
+      m[:vm_error] = if kv_at.nil?
+                       "no matches for kind \"VirtualMachine\" in version \"kubevirt.io/v1\""
+                     elsif (refusal = Virt.arm64_refusal(vm_tmpl))
+                       "admission webhook \"virtualmachine-validator.kubevirt.io\" denied the request: #{refusal}"
+                     end
+      next if m[:vm_error]
+
+      m[:vm_at] = [m[:data_at], capk_at, kv_at].max
+      m[:ns] = w[:ns]
+      dvs = m[:volumes].map { |n| dv_object(objs, w[:ns], n, m) }
+      consumed = nodes.empty? ? nil : m[:vm_at]
+      dones = dvs.map { |d| d && Virt.dv_done_at(d, objs, consumed) }
+      m[:dv_done_at] = dones.all? ? ([m[:vm_at]] + dones).max : nil
+      next if m[:dv_done_at].nil? || nodes.empty?
+
+      m[:node] = nodes[i % nodes.size]
+      m[:ip] = "10.244.#{Virt.lab_nodes.index { |n| n[:name] == m[:node][:name] }.to_i}.#{10 + i}"
+      m[:running_at] = m[:dv_done_at] + boot_seconds
+      m[:node_at] = m[:running_at] + step
+    end
+    w[:initialized] = ENV["STANDIN_CAPI_NEVER_INITIALIZE"].to_s.empty? &&
+                      w[:machines].any? { |m| m[:control_plane] && m[:running_at] && at?(m[:running_at] + step) }
+  end
+
+  # A DataVolume a VM names: one of its own templates (KubeVirt creates them with the VM), or
+  # a stored one (nil when there is none).
+  def dv_object(objs, ns, name, m)
+    own = m[:dv_templates].find { |d| d.dig("metadata", "name") == name }
+    if own
+      return { "apiVersion" => "cdi.kubevirt.io/v1beta1", "kind" => "DataVolume",
+               "metadata" => own["metadata"].merge("namespace" => ns, "annotations" => (own.dig("metadata", "annotations") || {}).merge("standin/created-at" => m[:vm_at].to_s),
+                                                    "ownerReferences" => [{ "apiVersion" => "kubevirt.io/v1", "kind" => "VirtualMachine", "name" => m[:name], "controller" => true }]),
+               "spec" => own["spec"] }
+    end
+    objs.find { |o| o["kind"] == "DataVolume" && o.dig("metadata", "namespace") == ns && o.dig("metadata", "name") == name }
+  end
+
+  # Every CAPK VM with its namespace, creation and the DataVolumes it names (lib/kubevirt.rb
+  # binds WaitForFirstConsumer volumes for them).
+  def vms(objs)
+    clusters(objs).select { |w| w[:capk] }.flat_map do |w|
+      w[:machines].select { |m| m[:vm_at] }.map { |m| { ns: w[:ns], name: m[:name], vm_at: m[:vm_at], volumes: m[:volumes] } }
+    end
+  end
+
+  # The VMI's phase, conditions and the VM's printableStatus now (KV T 1053-1076, 1992-2034;
+  # pkg/virt-controller/watch/vmi/lifecycle.go 338-352: with a WaitForFirstConsumer volume the
+  # VMI stays Pending with Provisioning=True and the temporary pod's PodScheduled=False).
+  def vmi_state(w, m, objs)
+    now = Time.now.to_f
+    unschedulable = { "type" => "PodScheduled", "status" => "False", "reason" => "Unschedulable", "message" => Virt.unschedulable_message }
+    if m[:dv_done_at].nil? || now < m[:dv_done_at]
+      consumed = Virt.kvm_nodes(objs).empty? ? nil : m[:vm_at]
+      phases = m[:volumes].map { |n| (d = dv_object(objs, w[:ns], n, m)) ? Virt.dv_status(d, objs, consumed)["phase"] : nil }
+      if phases.include?("WaitForFirstConsumer")
+        conds = [{ "type" => "Provisioning", "status" => "True" }]
+        conds << unschedulable if consumed.nil?
+        return ["Pending", conds, "WaitingForVolumeBinding"]
+      end
+      return ["Pending", [], "Provisioning"]
+    end
+    return ["Scheduling", [unschedulable], "ErrorUnschedulable"] if m[:running_at].nil?
+    return ["Scheduling", [], "Starting"] if now < m[:dv_done_at] + boot_seconds / 3
+    return ["Scheduled", [{ "type" => "PodScheduled", "status" => "True" }], "Starting"] if now < m[:running_at]
+
+    ["Running", [{ "type" => "PodScheduled", "status" => "True" }, { "type" => "Ready", "status" => "True" }], "Running"]
+  end
+
+  def owner(kind, name, api)
+    [{ "apiVersion" => api, "kind" => kind, "name" => name, "controller" => true }]
+  end
+
+  # A stable ClusterIP for a derived Service.
+  def cluster_ip(ns, name)
+    h = Digest::SHA256.digest("#{ns}/#{name}").bytes
+    "10.96.#{h[0]}.#{[h[1], 1].max}"
+  end
+
+  def capk_derived(w, objs)
+    out = []
+    lb_name = "#{w[:cluster]}-#{LB_SUFFIX}"
+    out << Virt.with_service_status({ "apiVersion" => "v1", "kind" => "Service",
+                                      "metadata" => meta(lb_name, w[:ns], w[:cluster]).merge("ownerReferences" => owner("KairosControlPlane", w[:kcp].dig("metadata", "name"), "controlplane.cluster.x-k8s.io/v1beta2")),
+                                      "spec" => { "type" => "LoadBalancer", "clusterIP" => cluster_ip(w[:ns], lb_name),
+                                                  "ports" => [{ "name" => "k8s-api", "protocol" => "TCP", "port" => 6443, "targetPort" => 6443 }] } })
+    ips = w[:machines].select { |m| m[:control_plane] && at?(m[:running_at]) }.map { |m| m[:ip] }
+    out << { "apiVersion" => "v1", "kind" => "Endpoints", "metadata" => meta(lb_name, w[:ns], w[:cluster]),
+             "subsets" => ips.empty? ? [] : [{ "addresses" => ips.map { |ip| { "ip" => ip } },
+                                               "ports" => [{ "name" => "k8s-api", "port" => 6443, "protocol" => "TCP" }] }] }
+    # CAPK's own `<cluster>-lb` (pkg/loadbalancer/loadbalancer.go 47, 84-107): ClusterIP, selecting
+    # the control-plane VMs' pods.
+    if Capi.deployment_available?(objs, "capk-controller-manager") && objs.any? { |o| o["kind"] == "KubevirtCluster" && o.dig("metadata", "namespace") == w[:ns] }
+      out << { "apiVersion" => "v1", "kind" => "Service", "metadata" => meta("#{w[:cluster]}-lb", w[:ns], w[:cluster]),
+               "spec" => { "type" => "ClusterIP", "clusterIP" => cluster_ip(w[:ns], "#{w[:cluster]}-lb"),
+                           "selector" => { "cluster.x-k8s.io/role" => "control-plane", CLUSTER_LABEL => w[:cluster] },
+                           "ports" => [{ "port" => 6443, "targetPort" => 6443, "protocol" => "TCP" }] }, "status" => { "loadBalancer" => {} } }
+    end
+    cons = Virt.consumers(objs)
+    w[:machines].each do |m|
+      role = m[:control_plane] ? "control-plane" : "worker"
+      kvm_status = { "ready" => false }
+      conds = []
+      if m[:vm_error]
+        conds << { "type" => "VMProvisioned", "status" => "False", "reason" => "VMCreateFailed", "severity" => "Error",
+                   "message" => "Failed vm creation: #{m[:vm_error]}" }
+      elsif !data?(w, m)
+        conds << { "type" => "VMProvisioned", "status" => "False", "reason" => "WaitingForBootstrapData", "severity" => "Info" }
+      end
+      kvm_spec = {}
+      if m[:vm_at]
+        phase, vmi_conds, printable = vmi_state(w, m, objs)
+        running = phase == "Running"
+        vm_labels = { "kubevirt.io/vm" => m[:name], "name" => m[:name], "cluster.x-k8s.io/role" => role, CLUSTER_LABEL => w[:cluster] }
+        ann = { "standin/created-at" => m[:vm_at].to_s }
+        out << { "apiVersion" => "kubevirt.io/v1", "kind" => "VirtualMachine",
+                 "metadata" => meta(m[:name], w[:ns], w[:cluster], vm_labels).merge("annotations" => ann),
+                 "spec" => m[:vm_template]["spec"].merge("dataVolumeTemplates" => m[:dv_templates]),
+                 "status" => { "printableStatus" => printable, "ready" => running, "created" => true,
+                               "conditions" => vmi_conds } }
+        vmi_status = { "phase" => phase, "conditions" => vmi_conds }
+        vmi_status["nodeName"] = m[:node][:name] if %w[Scheduled Running].include?(phase)
+        vmi_status["interfaces"] = [{ "name" => "default", "ipAddress" => m[:ip], "ipAddresses" => [m[:ip]], "infoSource" => "domain" }] if running
+        out << { "apiVersion" => "kubevirt.io/v1", "kind" => "VirtualMachineInstance",
+                 "metadata" => meta(m[:name], w[:ns], w[:cluster], vm_labels).merge("annotations" => ann,
+                                                                                    "ownerReferences" => owner("VirtualMachine", m[:name], "kubevirt.io/v1")),
+                 "spec" => m[:vm_template].dig("spec", "template", "spec") || {}, "status" => vmi_status }
+        m[:volumes].each do |n|
+          d = dv_object(objs, w[:ns], n, m)
+          out << Virt.with_dv_status(d, objs, cons) if d && m[:dv_templates].any? { |t| t.dig("metadata", "name") == n }
+        end
+        if running
+          kvm_spec["providerID"] = "kubevirt://#{m[:name]}"
+          kvm_status = { "ready" => true, "addresses" => [{ "type" => "InternalIP", "address" => m[:ip] },
+                                                          { "type" => "Hostname", "address" => m[:name] }] }
+          conds << { "type" => "VMProvisioned", "status" => "True" }
+          conds << { "type" => "Ready", "status" => "True" }
+        else
+          reason, message = vm_not_ready(w, m, objs, printable, vmi_conds, cons)
+          conds << { "type" => "VMProvisioned", "status" => "False", "reason" => reason, "severity" => "Info", "message" => message }
+        end
+      end
+      kvm_status["conditions"] = conds
+      out << { "apiVersion" => "infrastructure.cluster.x-k8s.io/v1alpha1", "kind" => "KubevirtMachine",
+               "metadata" => meta(m[:name], w[:ns], w[:cluster], m[:control_plane] ? { CONTROL_PLANE_LABEL => "" } : {}),
+               "spec" => kvm_spec.merge("virtualMachineTemplate" => m[:vm_template]), "status" => kvm_status }
+      next unless data?(w, m)
+
+      # CAPK copies the data to `<dataSecretName>-userdata`, key userdata (kubevirtmachine_controller.go 555-600).
+      out << { "apiVersion" => "v1", "kind" => "Secret", "type" => "cluster.x-k8s.io/secret",
+               "metadata" => meta("#{secret_name(m[:name], m[:created])}-userdata", w[:ns], w[:cluster]),
+               "data" => { "userdata" => Base64.strict_encode64(m[:data].gsub("{{ machine }}", m[:name])) } }
+    end
+    out
+  end
+
+  # CAPK pkg/kubevirt/machine.go 261-321: "VM is not ready: <printableStatus>", Unschedulable
+  # with the pod's message, or the first DataVolume not Succeeded.
+  def vm_not_ready(w, m, objs, printable, vmi_conds, cons)
+    sched = vmi_conds.find { |c| c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable" }
+    return ["Unschedulable", sched["message"]] if sched
+
+    m[:volumes].each do |n|
+      d = dv_object(objs, w[:ns], n, m)
+      next unless d
+
+      st = Virt.with_dv_status(d, objs, cons)["status"]
+      next if st["phase"] == "Succeeded"
+
+      msg = "DataVolume #{n} is not ready; Phase: #{st['phase']}"
+      return ["DVPending", msg] if st["phase"] == "Pending"
+
+      running = Array(st["conditions"]).find { |c| c["type"] == "Running" }
+      msg = "DataVolume #{n} import is not running: #{running['message']}" if running && running["status"] == "False" && running["message"]
+      return ["DVNotReady", msg]
+    end
+    ["VMNotReady", "VM is not ready: #{printable}"]
+  end
+
+  # The Cluster of a CAPK workload: CAPK sets KubevirtCluster.spec.controlPlaneEndpoint to its
+  # `<cluster>-lb` ClusterIP and CAPI copies it to the Cluster (CAPK controllers/
+  # kubevirtcluster_controller.go 164-232, loadbalancer.go 135-139); the Kairos KCP never writes
+  # it (KCPC 1260-1263). Provisioned once the infrastructure is ready.
+  def with_cluster_status(cluster, objs)
+    ns = cluster.dig("metadata", "namespace")
+    name = cluster.dig("metadata", "name")
+    kc = objs.find { |o| o["kind"] == "KubevirtCluster" && o.dig("metadata", "namespace") == ns && o.dig("metadata", "name") == cluster.dig("spec", "infrastructureRef", "name") }
+    return cluster unless kc && Capi.deployment_available?(objs, "capk-controller-manager") && ready_providers?(objs)
+
+    copy = Marshal.load(Marshal.dump(cluster))
+    copy["spec"]["controlPlaneEndpoint"] ||= { "host" => cluster_ip(ns, "#{name}-lb"), "port" => 6443 }
+    copy["status"] = { "phase" => "Provisioned", "infrastructureReady" => true,
+                       "initialization" => { "infrastructureProvisioned" => true } }
+    copy
+  end
+
+  def with_kubevirt_cluster_status(kc, objs)
+    return kc unless Capi.deployment_available?(objs, "capk-controller-manager")
+
+    kc.merge("status" => { "ready" => true, "conditions" => [{ "type" => "LoadBalancerAvailable", "status" => "True" },
+                                                             { "type" => "Ready", "status" => "True" }] })
   end
 end

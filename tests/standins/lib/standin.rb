@@ -234,6 +234,7 @@ module Standin
       { "machine" => name, "tart_name" => block[/tart\.name = "([^"]+)"/, 1],
         "image" => block[/tart\.image = "([^"]+)"/, 1], "args" => args,
         "ip_resolver" => block[/tart\.ip_resolver = "([^"]+)"/, 1] || "dhcp",
+        "cpus" => block[/tart\.cpus = (\d+)/, 1]&.to_i, "memory_mb" => block[/tart\.memory = (\d+)/, 1]&.to_i,
         "run_args" => run_args, "ssh_host" => block[/\.ssh\.host = "([^"]+)"/, 1],
         "setup_always" => block.match?(/name: "k0slab-guest-setup", run: "always"/),
         "guest_setup" => setup,
