@@ -264,6 +264,99 @@ pub fn check(machines: &[MachineBootstrap], replicas: u32) -> Result<Summary, Ve
     }
 }
 
+/// The rules for a k3s control plane (`distribution: k3s`, the provider's tested path on
+/// KubeVirt): control-plane machines run a k3s server (`k3s`), exactly one without `--server`
+/// (it initialises), the others join with `--server`; workers run `k3s-agent` with `--server`
+/// and a token (`--token`, or `--token-file` that the cloud-config writes). Every server runs
+/// a kubelet unless `--disable-agent` (k3s server's embedded agent), every agent does.
+/// Source: kairos-io/cluster-api-provider-kairos c300236
+/// `internal/bootstrap/templates/k3s_kairos_cloud_config_capk.yaml.tmpl` 88-94.
+pub fn check_k3s(machines: &[MachineBootstrap]) -> Result<Summary, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let (mut inits, mut joining, mut workers, mut kubelet) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for m in machines {
+        let v = |rule: &str| Violation {
+            machine: m.machine.clone(),
+            rule: rule.to_string(),
+        };
+        let doc = match parse(&m.cloud_config) {
+            Ok(d) => d,
+            Err(rule) => {
+                violations.push(v(&rule));
+                continue;
+            }
+        };
+        let files = written_files(&doc);
+        let control_plane = m.control_plane.unwrap_or(enabled(&doc, "k3s").is_some());
+        let section = if control_plane { "k3s" } else { "k3s-agent" };
+        let Some(found) = enabled(&doc, section) else {
+            violations.push(v(&format!(
+                "is a {} Machine of a k3s cluster but its cloud-config does not enable `{section}`",
+                if control_plane {
+                    "control-plane"
+                } else {
+                    "worker"
+                }
+            )));
+            continue;
+        };
+        let f = flags(&found);
+        if control_plane {
+            if flag(&f, "--disable-agent").is_none() {
+                kubelet.push(m.machine.clone());
+            }
+            if flag(&f, "--server").is_some() {
+                joining.push(m.machine.clone());
+            } else {
+                inits.push(m.machine.clone());
+            }
+            continue;
+        }
+        if !matches!(flag(&f, "--server"), Some(Some(_))) {
+            violations.push(v("a k3s agent must name its server with --server"));
+        }
+        match (flag(&f, "--token-file"), flag(&f, "--token")) {
+            (Some(Some(path)), _) if !files.contains(path) => violations.push(v(&format!(
+                "a k3s agent uses --token-file {path} but its cloud-config does not write that file"
+            ))),
+            (Some(Some(_)), _) | (_, Some(Some(_))) => {}
+            _ => violations.push(v("a k3s agent needs --token or --token-file")),
+        }
+        workers.push(m.machine.clone());
+        kubelet.push(m.machine.clone());
+    }
+    match inits.len() {
+        1 => {}
+        0 if machines.iter().all(|m| m.control_plane == Some(false)) => {}
+        0 => violations.push(Violation {
+            machine: "control plane".into(),
+            rule: "no k3s server initialises the cluster (every one has --server)".into(),
+        }),
+        _ => {
+            for extra in &inits[1..] {
+                violations.push(Violation {
+                    machine: extra.clone(),
+                    rule: format!(
+                        "initialises the cluster too (a k3s server without --server), but {} already does",
+                        inits[0]
+                    ),
+                });
+            }
+        }
+    }
+    if violations.is_empty() {
+        Ok(Summary {
+            init_machine: inits.into_iter().next().unwrap_or_default(),
+            joining,
+            workers,
+            kubelet_machines: kubelet,
+        })
+    } else {
+        Err(violations)
+    }
+}
+
 /// The cloud-config as a YAML mapping, or the one finding that says why it is not.
 fn parse(cloud_config: &str) -> Result<Value, String> {
     match serde_yaml_ng::from_str(cloud_config) {
@@ -550,6 +643,47 @@ write_files:
             (s.init_machine.as_str(), s.workers.as_slice()),
             ("a", &["b".to_string()][..])
         );
+    }
+
+    #[test]
+    fn k3s_clusters_follow_the_k3s_rules() {
+        let m = |name: &str, cp: bool, text: &str| MachineBootstrap {
+            machine: name.into(),
+            control_plane: Some(cp),
+            cloud_config: text.into(),
+        };
+        let server = "k3s:\n  enabled: true\n";
+        let agent = "k3s-agent:\n  enabled: true\n  args:\n    - \"--server https://10.0.0.1:6443\"\n    - \"--token-file /etc/rancher/k3s/token\"\nwrite_files:\n  - path: /etc/rancher/k3s/token\n    content: t\n";
+        let s = check_k3s(&[m("cp-0", true, server), m("md-0", false, agent)]).unwrap();
+        assert_eq!(s.init_machine, "cp-0");
+        assert_eq!(s.kubelet_machines, ["cp-0", "md-0"]);
+        let join = "k3s:\n  enabled: true\n  args: [\"--server=https://10.0.0.1:6443\", --disable-agent]\n";
+        let s = check_k3s(&[m("cp-0", true, server), m("cp-1", true, join)]).unwrap();
+        assert_eq!(
+            (s.joining.as_slice(), s.kubelet_machines.as_slice()),
+            (&["cp-1".to_string()][..], &["cp-0".to_string()][..])
+        );
+        let bad = check_k3s(&[
+            m("cp-0", true, server),
+            m("cp-1", true, server),
+            m(
+                "md-0",
+                false,
+                "k3s-agent:\n  enabled: true\n  args: [\"--token-file /t\"]\n",
+            ),
+            m("cp-2", true, "k0s:\n  enabled: true\n"),
+        ])
+        .unwrap_err();
+        let found: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found
+            .iter()
+            .any(|f| f.starts_with("cp-1: initialises the cluster too")));
+        assert!(found.iter().any(|f| f.contains("must name its server")));
+        assert!(found.iter().any(|f| f.contains("does not write that file")));
+        assert!(found
+            .iter()
+            .any(|f| f.starts_with("cp-2: is a control-plane Machine of a k3s cluster")));
     }
 
     #[test]

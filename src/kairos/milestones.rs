@@ -23,6 +23,9 @@ pub struct Expected {
     /// A Machine annotation the init machine must also carry, when the user names one (the
     /// real providers write none: kairos-io/kairos-capi finds no init machine at all).
     pub init_annotation: Option<String>,
+    /// The KairosControlPlane's `spec.distribution`: `k3s` is judged by the k3s rules; the
+    /// providers' default is k0s.
+    pub k3s: bool,
 }
 
 /// The milestones, in the order they are expected.
@@ -292,7 +295,12 @@ pub fn evaluate(
             ),
         )
     } else {
-        match bootstrap_rules::check(&bootstrap, expected.replicas) {
+        let checked = if expected.k3s {
+            bootstrap_rules::check_k3s(&bootstrap)
+        } else {
+            bootstrap_rules::check(&bootstrap, expected.replicas)
+        };
+        match checked {
             Ok(s) => {
                 let detail = format!(
                     "init {}, {} joining controller(s), {} worker(s)",
@@ -376,7 +384,7 @@ pub fn evaluate(
         .collect();
     // Cluster API marks a Machine Running only once a Node refers to it: a controller
     // without a kubelet can never get there, so waiting cannot help.
-    let no_kubelet = if bootstrap.len() == total && all_data {
+    let no_kubelet = if !expected.k3s && bootstrap.len() == total && all_data {
         bootstrap_rules::without_kubelet(&bootstrap)
     } else {
         Vec::new()
@@ -446,6 +454,7 @@ mod tests {
             replicas: 1,
             workers: 0,
             init_annotation: None,
+            k3s: false,
         }
     }
 

@@ -77,6 +77,11 @@ fn expected(manifest_path: &Path, init_annotation: Option<&str>) -> Result<Expec
         replicas: replicas_of(kcp),
         workers,
         init_annotation: init_annotation.map(str::to_string),
+        k3s: kcp
+            .get("spec")
+            .and_then(|s| s.get("distribution"))
+            .and_then(|d| d.as_str())
+            == Some("k3s"),
     })
 }
 
@@ -300,7 +305,7 @@ impl Endpoint {
         )?;
         if !self.set {
             self.set = true;
-            ctx.out.info(&format!(
+            ctx.out.progress(&format!(
                 "Service {}/{} gets {}:6443, a nested worker's own address: kube-proxy on every node forwards it to the workload API",
                 self.namespace, self.service, self.ip
             ));

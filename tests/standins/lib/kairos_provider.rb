@@ -163,7 +163,10 @@ module KairosProvider
     replicas.times do |i|
       name = "#{kcp_name}-#{i}" # KCPC 499, 689-707: `<kcp>-<index>`, from 0
       data = controller_data(distribution, replicas, flipped ? [1, 0, *2..replicas][i] : i, successor, capk)
-      kubelet = data.include?("--single") || data.include?("--enable-worker")
+      # A k3s server runs its embedded agent (a kubelet) unless --disable-agent (k3s-io/k3s
+      # pkg/cli/cmds/server.go, DisableAgent; the provider's k3s templates never pass it).
+      kubelet = data.include?("--single") || data.include?("--enable-worker") ||
+                (distribution == "k3s" && !data.include?("--disable-agent"))
       machines << { name: name, control_plane: true, data: data, kubelet: kubelet, created: Capi.created(kcp),
                     spec: { "role" => "control-plane", "distribution" => distribution, "singleNode" => replicas == 1,
                             "kubernetesVersion" => kcp.dig("spec", "version") } }
