@@ -405,6 +405,12 @@ module KairosProvider
         n = v.dig("dataVolume", "name")
         n && names.include?(n) ? "#{m[:name]}-#{n}" : n
       end
+      # CAPK rewrites the volumes' references to the renamed templates (utils.go 39-68).
+      vm_tmpl = Marshal.load(Marshal.dump(vm_tmpl))
+      Array(vm_tmpl.dig("spec", "template", "spec", "volumes")).each do |v|
+        n = v.dig("dataVolume", "name")
+        v["dataVolume"]["name"] = "#{m[:name]}-#{n}" if n && names.include?(n)
+      end
       m[:vm_template] = vm_tmpl
       m[:data_at] = if m[:error] then nil
                     elsif m[:control_plane] then lb ? [m[:created] + step, lb[1]].max : nil
