@@ -1538,3 +1538,139 @@ fn kustomize_of_a_remote_url_answers_from_the_release_and_fails_offline_as_git_d
         "error: git cmd = '/usr/bin/git fetch --depth=1 origin v0.1.0-beta4': exit status 128"
     );
 }
+
+#[test]
+fn an_osartifact_builds_once_the_operator_runs_and_its_iso_is_what_nginx_serves_to_cdi() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    let kustomize = |path: &str, name: &str| {
+        let url = format!("https://github.com/kairos-io/kairos-operator/{path}?ref=v0.1.0-beta4");
+        let o = sb.command(&tool("kubectl"), &["kustomize", &url], &[]);
+        assert!(o.status.success(), "{}", both(&o));
+        kube_apply_text(&sb, name, &stdout(&o));
+    };
+    kustomize("config/default", "operator");
+    kustomize("config/nginx", "nginx");
+    let image = r##"apiVersion: v1
+kind: Secret
+metadata: {name: kairos-kubevirt-cloud-config, namespace: default}
+stringData: {userdata: "#cloud-config\n"}
+---
+apiVersion: build.kairos.io/v1alpha2
+kind: OSArtifact
+metadata: {name: kairos-kubevirt, namespace: default}
+spec:
+  image: {ref: "quay.io/kairos/hadron:v0.2.0-standard-arm64-generic-v4.1.0-k3s-v1.35.4-k3s1"}
+  artifacts: {arch: arm64, iso: true, diskSize: "16000", cloudConfigRef: {name: kairos-kubevirt-cloud-config, key: userdata}}
+  exporters:
+  - template:
+      spec:
+        restartPolicy: Never
+        containers:
+        - name: upload-to-nginx
+          image: curlimages/curl:latest
+          command: ["sh", "-ec"]
+          args: ['for f in /artifacts/*; do curl -fsSL -T "$f" "http://kairos-operator-nginx/$(basename "$f")"; done']
+---
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: kairos-kubevirt
+  namespace: default
+  annotations: {cdi.kubevirt.io/storage.bind.immediate.requested: "true"}
+spec:
+  source: {http: {url: "http://kairos-operator-nginx.default.svc.cluster.local/kairos-kubevirt.iso"}}
+  storage: {resources: {requests: {storage: 17024Mi}}}
+"##;
+    kube_apply_text(&sb, "image", image);
+    let art = kget(
+        &sb,
+        &[
+            "osartifacts.build.kairos.io",
+            "kairos-kubevirt",
+            "--namespace",
+            "default",
+        ],
+    );
+    assert_eq!(art["status"]["phase"], "Building", "{art}");
+    // Until the ISO is exported the importer gets a 404 and restarts.
+    let dv = kget(&sb, &["dv", "kairos-kubevirt", "--namespace", "default"]);
+    assert_ne!(dv["status"]["phase"], "Succeeded", "{dv}");
+    sb.wait_for("the OSArtifact Ready", |sb| {
+        kget(sb, &["osartifacts", "kairos-kubevirt", "-n", "default"])["status"]["phase"] == "Ready"
+    });
+    let nginx: Value =
+        serde_json::from_str(&fs::read_to_string(sb.state().join("nginx.json")).unwrap()).unwrap();
+    assert!(nginx["files"]["kairos-kubevirt.iso"].is_number(), "{nginx}");
+    sb.wait_for("the DataVolume imported", |sb| {
+        kget(sb, &["datavolumes", "kairos-kubevirt", "-n", "default"])["status"]["phase"]
+            == "Succeeded"
+    });
+
+    // A failing build ends in Error.
+    let failing = image
+        .split("---")
+        .nth(1)
+        .unwrap()
+        .replace("kairos-kubevirt,", "broken,");
+    kube_apply_text(&sb, "broken", &failing);
+    let env = [("STANDIN_OSARTIFACT_FAIL", "broken")];
+    sb.wait_for("the broken OSArtifact in Error", |sb| {
+        kairos_get(sb, &["osartifacts", "broken", "-n", "default"], &env)["status"]["phase"]
+            == "Error"
+    });
+}
+
+#[test]
+fn a_k0s_ha_control_plane_on_capk_runs_controllers_and_registers_no_node() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    capk_providers(&sb);
+    let manifest = capk_cluster("{cores: 2}")
+        .replace(
+            "replicas: 1\n  version: v1.35.4+k3s1\n  distribution: k3s",
+            "replicas: 3\n  version: v1.34.1+k0s.0\n  distribution: k0s",
+        )
+        .replace(
+            "distribution: k3s, kubernetesVersion: v1.35.4+k3s1",
+            "distribution: k0s, kubernetesVersion: v1.34.1+k0s.0",
+        );
+    kube_apply_text(&sb, "capk-k0s", &manifest);
+    let o = patch_ingress(&sb, "192.168.64.21", true);
+    assert!(o.status.success(), "{}", both(&o));
+    sb.wait_for(
+        "three Provisioned machines and an initialized control plane",
+        |sb| {
+            let ms = kget(sb, &["machines", "-n", "default"]);
+            let kcp = kget(
+                sb,
+                &["kairoscontrolplanes", "e2e-workload-cp", "-n", "default"],
+            );
+            ms["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["status"]["phase"] == "Provisioned")
+                .count()
+                == 3
+                && kcp["status"]["initialized"] == true
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let kcp = kget(
+        &sb,
+        &["kairoscontrolplanes", "e2e-workload-cp", "-n", "default"],
+    );
+    assert_eq!(kcp["status"]["readyReplicas"], 0, "{kcp}");
+    let ms = kget(&sb, &["machines", "-n", "default"]);
+    assert!(
+        ms["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"]["nodeRef"].is_null()),
+        "{ms}"
+    );
+}

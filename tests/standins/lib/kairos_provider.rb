@@ -147,7 +147,7 @@ module KairosProvider
     host = cluster&.dig("spec", "controlPlaneEndpoint", "host") || "#{cluster_name}.workload.invalid"
     capk = capk?(kcp)
     # On CAPK the kubeconfig's server is the LB Service's ingress (KCPC 1487-1530).
-    lb = capk ? Virt.ingress(ns, "#{cluster_name}-#{LB_SUFFIX}") : nil
+    lb = capk ? Virt.ingress(ns, "#{cluster_name}-#{LB_SUFFIX}", Capi.created(kcp)) : nil
     host = lb ? lb[0] : "#{cluster_name}.workload.invalid" if capk
     flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
     # init-flip: counts the looks that saw the data (a look starts by listing the
@@ -500,7 +500,7 @@ module KairosProvider
     out = []
     lb_name = "#{w[:cluster]}-#{LB_SUFFIX}"
     out << Virt.with_service_status({ "apiVersion" => "v1", "kind" => "Service",
-                                      "metadata" => meta(lb_name, w[:ns], w[:cluster]).merge("ownerReferences" => owner("KairosControlPlane", w[:kcp].dig("metadata", "name"), "controlplane.cluster.x-k8s.io/v1beta2")),
+                                      "metadata" => meta(lb_name, w[:ns], w[:cluster]).merge("annotations" => { "standin/created-at" => Capi.created(w[:kcp]).to_s }, "ownerReferences" => owner("KairosControlPlane", w[:kcp].dig("metadata", "name"), "controlplane.cluster.x-k8s.io/v1beta2")),
                                       "spec" => { "type" => "LoadBalancer", "clusterIP" => cluster_ip(w[:ns], lb_name),
                                                   "ports" => [{ "name" => "k8s-api", "protocol" => "TCP", "port" => 6443, "targetPort" => 6443 }] } })
     ips = w[:machines].select { |m| m[:control_plane] && at?(m[:running_at]) }.map { |m| m[:ip] }
