@@ -25,6 +25,8 @@
 #                            join-without-token | single-with-replicas | worker-without-token |
 #                            init-flip (machine 0's and 1's data swap from the second look that saw them)
 # STANDIN_INIT_ANNOTATION    a provider that also annotates its init Machine with this key
+# On CAPK (a KubevirtMachineTemplate) the schedule is gated instead (see "Cluster API Provider
+# KubeVirt" below): STANDIN_VMI_BOOT_SECONDS (default 0.3) and the knobs of lib/kubevirt.rb.
 
 require "yaml"
 require "base64"

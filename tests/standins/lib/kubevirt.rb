@@ -602,6 +602,12 @@ module Virt
 
   # The CRDs only the operators create (kind_known? must see them).
   def derived_crds(objs)
-    derived(objs).select { |o| o["kind"] == "CustomResourceDefinition" }
+    out = []
+    if kubevirt_deployed_at(objs)
+      out << crd("virtualmachines.kubevirt.io", "VirtualMachine", "Namespaced", "v1")
+      out << crd("virtualmachineinstances.kubevirt.io", "VirtualMachineInstance", "Namespaced", "v1")
+    end
+    out << crd("datavolumes.cdi.kubevirt.io", "DataVolume", "Namespaced", "v1beta1") if cdi_deployed_at(objs)
+    out
   end
 end
