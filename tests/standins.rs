@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 
+use common::kairos::{get as kairos_get, kubectl as kairos_kubectl};
 use common::standins::{both, standins_bin, stderr, stdout, Sandbox};
 use serde_json::Value;
 
@@ -938,4 +939,738 @@ fn the_internet_runs_at_its_rate_and_curl_gives_up_at_its_max_time() {
     assert!(got > 100_000 && got < 300_000, "{got}");
     let entries = ledger(&sb);
     assert_eq!(entries.last().unwrap()["bytes"], got);
+}
+
+// --- kairos install --infrastructure kubevirt: the stand-in virtualization stack ------------
+
+/// A 1 controller + 2 nested workers lab (every worker has /dev/kvm).
+const NESTED_LAB: [(&str, &str); 6] = [
+    ("control_plane_count", "1"),
+    ("worker_count", "2"),
+    ("K0SLAB_NESTED", "workers"),
+    ("memory_worker", "8192"),
+    ("disk_size", "80"),
+    ("K0S_VERSION", "v1.34.1+k0s.0"),
+];
+
+fn release(path: &str) -> String {
+    standins_bin()
+        .join("../releases")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// `kubectl apply -f FILE` on the lab, which must succeed.
+fn kube_apply(sb: &Sandbox, file: &str) {
+    let o = kairos_kubectl(sb, &["apply", "--server-side", "-f", file], &[]);
+    assert!(o.status.success(), "{file}: {}", both(&o));
+}
+
+fn kube_apply_text(sb: &Sandbox, name: &str, text: &str) {
+    let path = sb.work().join(format!("{name}.yaml"));
+    fs::write(&path, text).unwrap();
+    kube_apply(sb, path.to_str().unwrap());
+}
+
+fn without_kvm(sb: &Sandbox, vm: &str) {
+    let mut v = sb.vm(vm);
+    v["kvm"] = Value::Bool(false);
+    fs::write(
+        sb.state().join(format!("vms/{vm}.json")),
+        serde_json::to_string(&v).unwrap(),
+    )
+    .unwrap();
+}
+
+fn condition<'a>(o: &'a Value, t: &str) -> &'a Value {
+    o["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == t))
+        .unwrap_or(&Value::Null)
+}
+
+const CDI: &str = "github.com/kubevirt/containerized-data-importer/releases/download/v1.66.0";
+const KUBEVIRT: &str = "github.com/kubevirt/kubevirt/releases/download/v1.8.2";
+const LOCAL_PATH: &str =
+    "raw.githubusercontent.com/rancher/local-path-provisioner/v0.0.28/deploy/local-path-storage.yaml";
+
+/// local-path as the default StorageClass, CDI and KubeVirt, Deployed.
+fn virt_stack(sb: &Sandbox) {
+    kube_apply(sb, &release(LOCAL_PATH));
+    let sc = fs::read_to_string(release(LOCAL_PATH)).unwrap();
+    let sc = sc.split("---").find(|d| d.contains("kind: StorageClass")).unwrap().replace(
+        "metadata: {name: local-path}",
+        "metadata: {name: local-path, annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}}",
+    );
+    kube_apply_text(sb, "default-sc", &sc);
+    kube_apply(sb, &release(&format!("{CDI}/cdi-operator.yaml")));
+    kube_apply(sb, &release(&format!("{CDI}/cdi-cr.yaml")));
+    kube_apply(sb, &release(&format!("{KUBEVIRT}/kubevirt-operator.yaml")));
+    kube_apply(sb, &release(&format!("{KUBEVIRT}/kubevirt-cr.yaml")));
+    sb.wait_for("CDI and KubeVirt Deployed", |sb| {
+        kget(sb, &["cdis.cdi.kubevirt.io", "cdi"])["status"]["phase"] == "Deployed"
+            && kget(
+                sb,
+                &[
+                    "kubevirts.kubevirt.io",
+                    "kubevirt",
+                    "--namespace",
+                    "kubevirt",
+                ],
+            )["status"]["phase"]
+                == "Deployed"
+    });
+}
+
+fn kget(sb: &Sandbox, args: &[&str]) -> Value {
+    kairos_get(sb, args, &[])
+}
+
+#[test]
+fn kubevirt_deploys_and_only_a_node_with_dev_kvm_offers_kvm_until_the_cr_goes() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    without_kvm(&sb, "k0slab-worker-2");
+    kube_apply(&sb, &release(&format!("{KUBEVIRT}/kubevirt-operator.yaml")));
+    kube_apply(&sb, &release(&format!("{KUBEVIRT}/kubevirt-cr.yaml")));
+    let kv = kget(
+        &sb,
+        &[
+            "kubevirts.kubevirt.io",
+            "kubevirt",
+            "--namespace",
+            "kubevirt",
+        ],
+    );
+    assert_eq!(kv["status"]["phase"], "Deploying", "{kv}");
+    assert_eq!(condition(&kv, "Available")["status"], "False");
+    assert_eq!(
+        condition(&kv, "Available")["reason"],
+        "DeploymentInProgress"
+    );
+    sb.wait_for("KubeVirt Deployed", |sb| {
+        kget(sb, &["kv", "kubevirt", "-n", "kubevirt"])["status"]["phase"] == "Deployed"
+    });
+    let kv = kget(&sb, &["kubevirts", "kubevirt", "-n", "kubevirt"]);
+    assert_eq!(condition(&kv, "Available")["status"], "True", "{kv}");
+    assert_eq!(condition(&kv, "Available")["reason"], "AllComponentsReady");
+    let nodes = kget(&sb, &["nodes"]);
+    let node = |name: &str| {
+        nodes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["metadata"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (one, two) = (node("worker-1"), node("worker-2"));
+    assert_eq!(
+        one["status"]["allocatable"]["devices.kubevirt.io/kvm"], "1k",
+        "{one}"
+    );
+    assert_eq!(
+        two["status"]["capacity"]["devices.kubevirt.io/kvm"], "1k",
+        "{two}"
+    );
+    assert_eq!(
+        two["status"]["allocatable"]["devices.kubevirt.io/kvm"], "0",
+        "{two}"
+    );
+    assert_eq!(one["status"]["capacity"]["memory"], "8388608Ki", "{one}");
+    let ds = kget(&sb, &["ds", "virt-handler", "-n", "kubevirt"]);
+    // The controller+worker runs a kubelet too.
+    assert_eq!(ds["status"]["numberReady"], 3, "{ds}");
+    assert!(kget(&sb, &["crd"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["metadata"]["name"] == "virtualmachineinstances.kubevirt.io"));
+
+    // Deleting the CR removes what the operator deployed.
+    let o = kairos_kubectl(
+        &sb,
+        &[
+            "delete",
+            "--ignore-not-found",
+            "--wait=true",
+            "-f",
+            &release(&format!("{KUBEVIRT}/kubevirt-cr.yaml")),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!kget(&sb, &["crd"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["metadata"]["name"] == "virtualmachineinstances.kubevirt.io"));
+    assert!(kget(&sb, &["daemonsets", "-n", "kubevirt"])["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(
+        kget(&sb, &["nodes"])["items"][0]["status"]["capacity"]["devices.kubevirt.io/kvm"]
+            .is_null()
+    );
+}
+
+#[test]
+fn a_datavolume_waits_for_its_first_consumer_unless_bound_at_once_and_retries_an_unserved_url() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    let dv = |name: &str, extra: &str, url: &str| {
+        format!(
+            "apiVersion: cdi.kubevirt.io/v1beta1\nkind: DataVolume\nmetadata:\n  name: {name}\n  namespace: default\n{extra}spec:\n  source: {{http: {{url: \"{url}\"}}}}\n  storage: {{resources: {{requests: {{storage: 17024Mi}}}}}}\n"
+        )
+    };
+    let served = "https://github.com/kubevirt/kubevirt/releases/download/v1.8.2/kubevirt-cr.yaml";
+    let immediate = "  annotations: {cdi.kubevirt.io/storage.bind.immediate.requested: \"true\"}\n";
+    kube_apply_text(&sb, "late", &dv("late", "", served));
+    kube_apply_text(&sb, "now", &dv("now", immediate, served));
+    kube_apply_text(
+        &sb,
+        "missing",
+        &dv(
+            "missing",
+            immediate,
+            "http://kairos-operator-nginx.default.svc.cluster.local/none.iso",
+        ),
+    );
+    sb.wait_for("the bound DataVolume imported", |sb| {
+        kget(sb, &["dv", "now", "--namespace", "default"])["status"]["phase"] == "Succeeded"
+    });
+    let late = kget(&sb, &["datavolumes", "late", "--namespace", "default"]);
+    assert_eq!(late["status"]["phase"], "WaitForFirstConsumer", "{late}");
+    // nginx is not there: the importer cannot resolve its Service and restarts.
+    let missing = kget(
+        &sb,
+        &[
+            "datavolumes.cdi.kubevirt.io",
+            "missing",
+            "--namespace",
+            "default",
+        ],
+    );
+    assert_eq!(missing["status"]["phase"], "ImportInProgress", "{missing}");
+    assert_eq!(
+        condition(&missing, "Running")["reason"],
+        "Error",
+        "{missing}"
+    );
+    assert!(
+        missing["status"]["restartCount"].as_u64().is_some(),
+        "{missing}"
+    );
+}
+
+/// The provider's e2e workload cluster on CAPK (cluster-api-provider-kairos c300236
+/// test/e2e/workload_cluster.go 69-204), with `cpu` as the domain's cpu.
+fn capk_cluster(cpu: &str) -> String {
+    format!(
+        r#"apiVersion: cluster.x-k8s.io/v1beta1
+kind: Cluster
+metadata: {{name: e2e-workload, namespace: default}}
+spec:
+  infrastructureRef: {{apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1, kind: KubevirtCluster, name: e2e-workload}}
+  controlPlaneRef: {{apiVersion: controlplane.cluster.x-k8s.io/v1beta2, kind: KairosControlPlane, name: e2e-workload-cp}}
+---
+apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1
+kind: KubevirtCluster
+metadata: {{name: e2e-workload, namespace: default}}
+spec: {{}}
+---
+apiVersion: controlplane.cluster.x-k8s.io/v1beta2
+kind: KairosControlPlane
+metadata: {{name: e2e-workload-cp, namespace: default}}
+spec:
+  replicas: 1
+  version: v1.35.4+k3s1
+  distribution: k3s
+  machineTemplate:
+    infrastructureRef: {{apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1, kind: KubevirtMachineTemplate, name: e2e-workload-mt, namespace: default}}
+  kairosConfigTemplate: {{name: e2e-workload-config}}
+---
+apiVersion: infrastructure.cluster.x-k8s.io/v1alpha1
+kind: KubevirtMachineTemplate
+metadata: {{name: e2e-workload-mt, namespace: default}}
+spec:
+  template:
+    spec:
+      virtualMachineBootstrapCheck: {{checkStrategy: none}}
+      virtualMachineTemplate:
+        spec:
+          runStrategy: Always
+          dataVolumeTemplates:
+          - metadata: {{name: e2e-workload-rootdisk}}
+            spec: {{source: {{blank: {{}}}}, pvc: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 40Gi}}}}}}}}
+          template:
+            spec:
+              domain:
+                cpu: {cpu}
+                resources: {{requests: {{memory: 4Gi}}}}
+                devices:
+                  disks:
+                  - {{name: rootdisk, disk: {{bus: virtio}}, bootOrder: 1}}
+                  - {{name: installerdisk, disk: {{bus: virtio}}, bootOrder: 2}}
+                  interfaces: [{{name: default, masquerade: {{}}}}]
+                firmware: {{bootloader: {{efi: {{secureBoot: false}}}}}}
+              networks: [{{name: default, pod: {{}}}}]
+              volumes:
+              - {{name: installerdisk, dataVolume: {{name: kairos-kubevirt}}}}
+              - {{name: rootdisk, dataVolume: {{name: e2e-workload-rootdisk}}}}
+---
+apiVersion: bootstrap.cluster.x-k8s.io/v1beta2
+kind: KairosConfigTemplate
+metadata: {{name: e2e-workload-config, namespace: default}}
+spec:
+  template:
+    spec: {{role: control-plane, distribution: k3s, kubernetesVersion: v1.35.4+k3s1}}
+---
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: kairos-kubevirt
+  namespace: default
+  annotations: {{cdi.kubevirt.io/storage.bind.immediate.requested: "true"}}
+spec:
+  source: {{blank: {{}}}}
+  storage: {{resources: {{requests: {{storage: 17024Mi}}}}}}
+"#
+    )
+}
+
+/// cert-manager, CAPI core, the successor Kairos providers and CAPK, applied as released.
+fn capk_providers(sb: &Sandbox) {
+    for f in [
+        "github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml",
+        "github.com/kubernetes-sigs/cluster-api/releases/download/v1.11.2/core-components.yaml",
+        "github.com/kairos-io/cluster-api-provider-kairos/releases/download/v0.1.0-alpha.2/kairos-capi-provider.yaml",
+        "github.com/kubernetes-sigs/cluster-api-provider-kubevirt/releases/download/v0.1.10/infrastructure-components.yaml",
+    ] {
+        kube_apply(sb, &release(f));
+    }
+}
+
+fn patch_ingress(sb: &Sandbox, ip: &str, subresource: bool) -> std::process::Output {
+    let patch = format!(r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{ip}"}}]}}}}}}"#);
+    let mut args = vec![
+        "patch",
+        "service",
+        "e2e-workload-control-plane-lb",
+        "--namespace",
+        "default",
+    ];
+    if subresource {
+        args.push("--subresource=status");
+    }
+    args.extend_from_slice(&["--type=merge", "-p", patch.as_str()]);
+    kairos_kubectl(sb, &args, &[])
+}
+
+fn workload_kubeconfig(sb: &Sandbox, server: &str) -> String {
+    let path = sb.work().join(format!("workload-{server}"));
+    fs::write(
+        &path,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: w\n  cluster: {{server: \"https://{server}:6443\"}}\nusers:\n- name: w\n  user: {{token: x}}\ncontexts:\n- name: w\n  context: {{cluster: w, user: w}}\ncurrent-context: w\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_capk_machine_waits_for_the_lb_ingress_then_kvm_and_its_volumes_and_answers_at_a_workers_address(
+) {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    without_kvm(&sb, "k0slab-worker-1");
+    without_kvm(&sb, "k0slab-worker-2");
+    virt_stack(&sb);
+    capk_providers(&sb);
+    kube_apply_text(&sb, "capk", &capk_cluster("{cores: 2}"));
+
+    // The KCP's LoadBalancer Service, no ingress yet: no bootstrap data.
+    sb.wait_for("the control plane's LB Service", |sb| {
+        kget(sb, &["services", "--namespace", "default"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["metadata"]["name"] == "e2e-workload-control-plane-lb")
+    });
+    let svc = kget(
+        &sb,
+        &["svc", "e2e-workload-control-plane-lb", "-n", "default"],
+    );
+    assert_eq!(svc["spec"]["type"], "LoadBalancer", "{svc}");
+    assert!(svc["spec"]["selector"].is_null(), "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 6443);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let config = kget(
+        &sb,
+        &["kairosconfigs", "e2e-workload-cp-0", "-n", "default"],
+    );
+    assert!(config["status"]["dataSecretName"].is_null(), "{config}");
+    // A status in a plain patch is dropped; the status subresource keeps it.
+    let o = patch_ingress(&sb, "192.168.64.21", false);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(kget(
+        &sb,
+        &["svc", "e2e-workload-control-plane-lb", "-n", "default"]
+    )["status"]["loadBalancer"]["ingress"]
+        .is_null());
+    let workers: Vec<String> = kget(&sb, &["nodes"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("worker-")
+        })
+        .map(|n| {
+            n["status"]["addresses"][0]["address"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let ip = workers[0].clone();
+    let o = patch_ingress(&sb, &ip, true);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("service/e2e-workload-control-plane-lb patched"),
+        "{}",
+        both(&o)
+    );
+    assert_eq!(
+        kget(
+            &sb,
+            &["svc", "e2e-workload-control-plane-lb", "-n", "default"]
+        )["status"]["loadBalancer"]["ingress"][0]["ip"],
+        ip.as_str()
+    );
+    sb.wait_for("bootstrap data once the ingress is there", |sb| {
+        kget(sb, &["kairosconfigs", "e2e-workload-cp-0", "-n", "default"])["status"]
+            ["dataSecretName"]
+            .is_string()
+    });
+
+    // No node offers kvm: the VMI's temporary pod fits nowhere, the root disk waits.
+    sb.wait_for("the VMI", |sb| {
+        !kget(sb, &["vmi", "--namespace", "default"])["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let vmi = kget(
+        &sb,
+        &[
+            "virtualmachineinstances",
+            "e2e-workload-cp-0",
+            "--namespace",
+            "default",
+        ],
+    );
+    assert_eq!(vmi["status"]["phase"], "Pending", "{vmi}");
+    assert_eq!(
+        condition(&vmi, "PodScheduled")["message"],
+        "0/3 nodes are available: 3 Insufficient devices.kubevirt.io/kvm.",
+        "{vmi}"
+    );
+    let kvm = kget(
+        &sb,
+        &[
+            "kubevirtmachines",
+            "e2e-workload-cp-0",
+            "--namespace",
+            "default",
+        ],
+    );
+    assert_eq!(
+        condition(&kvm, "VMProvisioned")["reason"],
+        "Unschedulable",
+        "{kvm}"
+    );
+    let machine = kget(&sb, &["machines", "e2e-workload-cp-0", "-n", "default"]);
+    assert_eq!(machine["status"]["phase"], "Provisioning", "{machine}");
+
+    // A nested worker gets /dev/kvm back: the VMI runs there, the Machine is Provisioned, then Running.
+    let mut v = sb.vm("k0slab-worker-2");
+    v["kvm"] = Value::Bool(true);
+    fs::write(
+        sb.state().join("vms/k0slab-worker-2.json"),
+        serde_json::to_string(&v).unwrap(),
+    )
+    .unwrap();
+    sb.wait_for("the Machine Running", |sb| {
+        kget(sb, &["machines", "e2e-workload-cp-0", "-n", "default"])["status"]["phase"]
+            == "Running"
+    });
+    let vmi = kget(&sb, &["vmis", "e2e-workload-cp-0", "-n", "default"]);
+    assert_eq!(vmi["status"]["phase"], "Running", "{vmi}");
+    assert_eq!(vmi["status"]["nodeName"], "worker-2", "{vmi}");
+    let vmi_ip = vmi["status"]["interfaces"][0]["ipAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(vmi_ip.starts_with("10.244."), "{vmi}");
+    let root = kget(
+        &sb,
+        &[
+            "dv",
+            "e2e-workload-cp-0-e2e-workload-rootdisk",
+            "-n",
+            "default",
+        ],
+    );
+    assert_eq!(root["status"]["phase"], "Succeeded", "{root}");
+    let kvm = kget(
+        &sb,
+        &["kubevirtmachines", "e2e-workload-cp-0", "-n", "default"],
+    );
+    assert_eq!(
+        kvm["spec"]["providerID"], "kubevirt://e2e-workload-cp-0",
+        "{kvm}"
+    );
+    let ep = kget(
+        &sb,
+        &[
+            "endpoints",
+            "e2e-workload-control-plane-lb",
+            "-n",
+            "default",
+        ],
+    );
+    assert_eq!(
+        ep["subsets"][0]["addresses"][0]["ip"],
+        vmi_ip.as_str(),
+        "{ep}"
+    );
+
+    // The workload API answers at the ingress, a worker's address; not at one no node has.
+    let ok = sb.command(
+        &tool("kubectl"),
+        &[
+            "--kubeconfig",
+            &workload_kubeconfig(&sb, &ip),
+            "get",
+            "nodes",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert!(ok.status.success(), "{}", both(&ok));
+    assert!(stdout(&ok).contains("e2e-workload-cp-0"), "{}", both(&ok));
+    let o = patch_ingress(&sb, "192.168.64.250", true);
+    assert!(o.status.success(), "{}", both(&o));
+    let no = sb.command(
+        &tool("kubectl"),
+        &[
+            "--kubeconfig",
+            &workload_kubeconfig(&sb, "192.168.64.250"),
+            "get",
+            "--raw",
+            "/readyz",
+        ],
+        &[],
+    );
+    assert!(stderr(&no).contains("no route to host"), "{}", both(&no));
+}
+
+#[test]
+fn kubevirts_arm64_webhook_refuses_a_cpu_model_other_than_host_passthrough() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    capk_providers(&sb);
+    kube_apply_text(&sb, "capk", &capk_cluster("{cores: 2, model: cortex-a57}"));
+    let o = patch_ingress(&sb, "192.168.64.21", true);
+    assert!(o.status.success(), "{}", both(&o));
+    sb.wait_for("CAPK's refusal", |sb| {
+        condition(
+            &kget(
+                sb,
+                &["kubevirtmachines", "e2e-workload-cp-0", "-n", "default"],
+            ),
+            "VMProvisioned",
+        )["reason"]
+            == "VMCreateFailed"
+    });
+    let kvm = kget(
+        &sb,
+        &["kubevirtmachines", "e2e-workload-cp-0", "-n", "default"],
+    );
+    assert_eq!(
+        condition(&kvm, "VMProvisioned")["message"],
+        "Failed vm creation: admission webhook \"virtualmachine-validator.kubevirt.io\" denied the request: currently, host-passthrough is the only model supported on Arm64",
+        "{kvm}"
+    );
+    assert!(kget(&sb, &["vm", "-n", "default"])["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn kustomize_of_a_remote_url_answers_from_the_release_and_fails_offline_as_git_does() {
+    let sb = Sandbox::new();
+    let url = "https://github.com/kairos-io/kairos-operator/config/nginx?ref=v0.1.0-beta4";
+    let o = sb.command(&tool("kubectl"), &["kustomize", url], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(
+        stdout(&o).contains("name: kairos-operator-nginx"),
+        "{}",
+        both(&o)
+    );
+    let o = sb.command(
+        &tool("kubectl"),
+        &["kustomize", url],
+        &[("STANDIN_OFFLINE", "1")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: git cmd = '/usr/bin/git fetch --depth=1 origin v0.1.0-beta4': exit status 128"
+    );
+}
+
+#[test]
+fn an_osartifact_builds_once_the_operator_runs_and_its_iso_is_what_nginx_serves_to_cdi() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    let kustomize = |path: &str, name: &str| {
+        let url = format!("https://github.com/kairos-io/kairos-operator/{path}?ref=v0.1.0-beta4");
+        let o = sb.command(&tool("kubectl"), &["kustomize", &url], &[]);
+        assert!(o.status.success(), "{}", both(&o));
+        kube_apply_text(&sb, name, &stdout(&o));
+    };
+    kustomize("config/default", "operator");
+    kustomize("config/nginx", "nginx");
+    let image = r##"apiVersion: v1
+kind: Secret
+metadata: {name: kairos-kubevirt-cloud-config, namespace: default}
+stringData: {userdata: "#cloud-config\n"}
+---
+apiVersion: build.kairos.io/v1alpha2
+kind: OSArtifact
+metadata: {name: kairos-kubevirt, namespace: default}
+spec:
+  image: {ref: "quay.io/kairos/hadron:v0.2.0-standard-arm64-generic-v4.1.0-k3s-v1.35.4-k3s1"}
+  artifacts: {arch: arm64, iso: true, diskSize: "16000", cloudConfigRef: {name: kairos-kubevirt-cloud-config, key: userdata}}
+  exporters:
+  - template:
+      spec:
+        restartPolicy: Never
+        containers:
+        - name: upload-to-nginx
+          image: curlimages/curl:latest
+          command: ["sh", "-ec"]
+          args: ['for f in /artifacts/*; do curl -fsSL -T "$f" "http://kairos-operator-nginx/$(basename "$f")"; done']
+---
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: kairos-kubevirt
+  namespace: default
+  annotations: {cdi.kubevirt.io/storage.bind.immediate.requested: "true"}
+spec:
+  source: {http: {url: "http://kairos-operator-nginx.default.svc.cluster.local/kairos-kubevirt.iso"}}
+  storage: {resources: {requests: {storage: 17024Mi}}}
+"##;
+    kube_apply_text(&sb, "image", image);
+    let art = kget(
+        &sb,
+        &[
+            "osartifacts.build.kairos.io",
+            "kairos-kubevirt",
+            "--namespace",
+            "default",
+        ],
+    );
+    assert_eq!(art["status"]["phase"], "Building", "{art}");
+    // Until the ISO is exported the importer gets a 404 and restarts.
+    let dv = kget(&sb, &["dv", "kairos-kubevirt", "--namespace", "default"]);
+    assert_ne!(dv["status"]["phase"], "Succeeded", "{dv}");
+    sb.wait_for("the OSArtifact Ready", |sb| {
+        kget(sb, &["osartifacts", "kairos-kubevirt", "-n", "default"])["status"]["phase"] == "Ready"
+    });
+    let nginx: Value =
+        serde_json::from_str(&fs::read_to_string(sb.state().join("nginx.json")).unwrap()).unwrap();
+    assert!(nginx["files"]["kairos-kubevirt.iso"].is_number(), "{nginx}");
+    sb.wait_for("the DataVolume imported", |sb| {
+        kget(sb, &["datavolumes", "kairos-kubevirt", "-n", "default"])["status"]["phase"]
+            == "Succeeded"
+    });
+
+    // A failing build ends in Error.
+    let failing = image
+        .split("---")
+        .nth(1)
+        .unwrap()
+        .replace("kairos-kubevirt,", "broken,");
+    kube_apply_text(&sb, "broken", &failing);
+    let env = [("STANDIN_OSARTIFACT_FAIL", "broken")];
+    sb.wait_for("the broken OSArtifact in Error", |sb| {
+        kairos_get(sb, &["osartifacts", "broken", "-n", "default"], &env)["status"]["phase"]
+            == "Error"
+    });
+}
+
+#[test]
+fn a_k0s_ha_control_plane_on_capk_runs_controllers_and_registers_no_node() {
+    let sb = Sandbox::new();
+    up_lab(&sb, &NESTED_LAB);
+    virt_stack(&sb);
+    capk_providers(&sb);
+    let manifest = capk_cluster("{cores: 2}")
+        .replace(
+            "replicas: 1\n  version: v1.35.4+k3s1\n  distribution: k3s",
+            "replicas: 3\n  version: v1.34.1+k0s.0\n  distribution: k0s",
+        )
+        .replace(
+            "distribution: k3s, kubernetesVersion: v1.35.4+k3s1",
+            "distribution: k0s, kubernetesVersion: v1.34.1+k0s.0",
+        );
+    kube_apply_text(&sb, "capk-k0s", &manifest);
+    let o = patch_ingress(&sb, "192.168.64.21", true);
+    assert!(o.status.success(), "{}", both(&o));
+    sb.wait_for(
+        "three Provisioned machines and an initialized control plane",
+        |sb| {
+            let ms = kget(sb, &["machines", "-n", "default"]);
+            let kcp = kget(
+                sb,
+                &["kairoscontrolplanes", "e2e-workload-cp", "-n", "default"],
+            );
+            ms["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["status"]["phase"] == "Provisioned")
+                .count()
+                == 3
+                && kcp["status"]["initialized"] == true
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let kcp = kget(
+        &sb,
+        &["kairoscontrolplanes", "e2e-workload-cp", "-n", "default"],
+    );
+    assert_eq!(kcp["status"]["readyReplicas"], 0, "{kcp}");
+    let ms = kget(&sb, &["machines", "-n", "default"]);
+    assert!(
+        ms["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"]["nodeRef"].is_null()),
+        "{ms}"
+    );
 }

@@ -6,6 +6,8 @@
 # STANDIN_DEPLOYMENT_NEVER_AVAILABLE  these Deployments (comma list) never become Available
 # The workload clusters the Kairos providers build: lib/kairos_provider.rb (its knobs are
 # listed there).
+# KubeVirt, CDI, StorageClasses, OSArtifacts, DataVolumes, Service status: lib/kubevirt.rb (its
+# knobs and state files are listed there).
 
 require "yaml"
 require "base64"

@@ -25,6 +25,8 @@
 #                            join-without-token | single-with-replicas | worker-without-token |
 #                            init-flip (machine 0's and 1's data swap from the second look that saw them)
 # STANDIN_INIT_ANNOTATION    a provider that also annotates its init Machine with this key
+# On CAPK (a KubevirtMachineTemplate) the schedule is gated instead (see "Cluster API Provider
+# KubeVirt" below): STANDIN_VMI_BOOT_SECONDS (default 0.3) and the knobs of lib/kubevirt.rb.
 
 require "yaml"
 require "base64"
@@ -147,7 +149,7 @@ module KairosProvider
     host = cluster&.dig("spec", "controlPlaneEndpoint", "host") || "#{cluster_name}.workload.invalid"
     capk = capk?(kcp)
     # On CAPK the kubeconfig's server is the LB Service's ingress (KCPC 1487-1530).
-    lb = capk ? Virt.ingress(ns, "#{cluster_name}-#{LB_SUFFIX}") : nil
+    lb = capk ? Virt.ingress(ns, "#{cluster_name}-#{LB_SUFFIX}", Capi.created(kcp)) : nil
     host = lb ? lb[0] : "#{cluster_name}.workload.invalid" if capk
     flip_file = File.join(Standin.state_dir, "init-flip-#{ns}-#{kcp_name}")
     # init-flip: counts the looks that saw the data (a look starts by listing the
@@ -408,6 +410,12 @@ module KairosProvider
         n = v.dig("dataVolume", "name")
         n && names.include?(n) ? "#{m[:name]}-#{n}" : n
       end
+      # CAPK rewrites the volumes' references to the renamed templates (utils.go 39-68).
+      vm_tmpl = Marshal.load(Marshal.dump(vm_tmpl))
+      Array(vm_tmpl.dig("spec", "template", "spec", "volumes")).each do |v|
+        n = v.dig("dataVolume", "name")
+        v["dataVolume"]["name"] = "#{m[:name]}-#{n}" if n && names.include?(n)
+      end
       m[:vm_template] = vm_tmpl
       m[:data_at] = if m[:error] then nil
                     elsif m[:control_plane] then lb ? [m[:created] + step, lb[1]].max : nil
@@ -497,7 +505,7 @@ module KairosProvider
     out = []
     lb_name = "#{w[:cluster]}-#{LB_SUFFIX}"
     out << Virt.with_service_status({ "apiVersion" => "v1", "kind" => "Service",
-                                      "metadata" => meta(lb_name, w[:ns], w[:cluster]).merge("ownerReferences" => owner("KairosControlPlane", w[:kcp].dig("metadata", "name"), "controlplane.cluster.x-k8s.io/v1beta2")),
+                                      "metadata" => meta(lb_name, w[:ns], w[:cluster]).merge("annotations" => { "standin/created-at" => Capi.created(w[:kcp]).to_s }, "ownerReferences" => owner("KairosControlPlane", w[:kcp].dig("metadata", "name"), "controlplane.cluster.x-k8s.io/v1beta2")),
                                       "spec" => { "type" => "LoadBalancer", "clusterIP" => cluster_ip(w[:ns], lb_name),
                                                   "ports" => [{ "name" => "k8s-api", "protocol" => "TCP", "port" => 6443, "targetPort" => 6443 }] } })
     ips = w[:machines].select { |m| m[:control_plane] && at?(m[:running_at]) }.map { |m| m[:ip] }

@@ -5,7 +5,7 @@
 # operators would have reconciled it by then; what a look changes is kept in two state files:
 #
 #   services.json  the status subresource of Services (`kubectl patch --subresource=status`):
-#                  {"<ns>/<name>": {"status": {...}, "at": T}}
+#                  {"<ns>/<name>": {"status": {...}, "at": T, "created": <the Service's created-at>}}
 #   nginx.json     the files the kairos-operator nginx serves (its PVC nginx-public), as the
 #                  OSArtifact exporters PUT them: {"pvc": <the PVC's created-at>, "files":
 #                  {"<name>.iso": T}}; a new PVC starts empty
@@ -530,19 +530,19 @@ module Virt
     File.join(Standin.state_dir, "services.json")
   end
 
-  def service_state(ns, name)
-    Standin.read_json(services_path, {})["#{ns}/#{name}"]
-  end
-
+  # A Service's status: the patched one while it is the Service that was patched (one made
+  # again later, with another creation time, starts without it).
   def with_service_status(svc)
-    state = service_state(svc.dig("metadata", "namespace"), svc.dig("metadata", "name"))
+    state = Standin.read_json(services_path, {})["#{svc.dig('metadata', 'namespace')}/#{svc.dig('metadata', 'name')}"]
+    state = nil if state && state["created"].to_f != created(svc)
     status = state ? state["status"] : (svc["status"] || (svc.dig("spec", "type") == "LoadBalancer" ? { "loadBalancer" => {} } : {}))
     svc.merge("status" => status)
   end
 
   # The first ingress IP of Service ns/name and when it was set, or nil.
-  def ingress(ns, name)
-    state = service_state(ns, name)
+  def ingress(ns, name, created_at)
+    state = Standin.read_json(services_path, {})["#{ns}/#{name}"]
+    state = nil if state && state["created"].to_f != created_at
     ip = state&.dig("status", "loadBalancer", "ingress", 0, "ip")
     ip ? [ip, state["at"]] : nil
   end
@@ -571,7 +571,7 @@ module Virt
       new = merge_patch(old, patch["status"] || {})
       return "service/#{name} patched (no change)" if new == old
 
-      state["#{ns}/#{name}"] = { "status" => new, "at" => Time.now.to_f }
+      state["#{ns}/#{name}"] = { "status" => new, "at" => Time.now.to_f, "created" => created(svc) }
       Standin.write_json(services_path, state)
       return "service/#{name} patched"
     end
@@ -602,6 +602,12 @@ module Virt
 
   # The CRDs only the operators create (kind_known? must see them).
   def derived_crds(objs)
-    derived(objs).select { |o| o["kind"] == "CustomResourceDefinition" }
+    out = []
+    if kubevirt_deployed_at(objs)
+      out << crd("virtualmachines.kubevirt.io", "VirtualMachine", "Namespaced", "v1")
+      out << crd("virtualmachineinstances.kubevirt.io", "VirtualMachineInstance", "Namespaced", "v1")
+    end
+    out << crd("datavolumes.cdi.kubevirt.io", "DataVolume", "Namespaced", "v1beta1") if cdi_deployed_at(objs)
+    out
   end
 end
