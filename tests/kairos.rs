@@ -260,7 +260,10 @@ fn a_k3s_cluster_is_judged_by_the_k3s_rules_and_its_nodes_become_ready() {
     let ms = milestones(&o);
     let rules = ms.iter().find(|m| m.0 == "bootstrap-rules").unwrap();
     assert!(rules.1, "{ms:?}");
-    assert_eq!(rules.2, "init kthree-control-plane-0, 0 joining controller(s), 1 worker(s)");
+    assert_eq!(
+        rules.2,
+        "init kthree-control-plane-0, 0 joining controller(s), 1 worker(s)"
+    );
     assert!(ms.iter().all(|m| m.1), "{ms:?}");
 }
 
