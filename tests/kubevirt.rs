@@ -355,3 +355,28 @@ fn a_vm_template_arm64_refuses_is_named_before_anything_is_applied() {
     }
     assert!(kubectl_calls(&sb, "apply").is_empty());
 }
+
+#[test]
+fn a_vm_waiting_for_its_image_is_named_with_its_phase_when_verify_times_out() {
+    let sb = lab(&NESTED);
+    // No image: the VM's installer DataVolume kairos-kubevirt never exists.
+    let o = install(&sb, &["--workload-image", "none"], &[]);
+    assert!(o.status.success(), "{}", both(&o));
+    assert!(!record_keys(&sb)
+        .iter()
+        .any(|k| k.starts_with("workload-image")));
+    let o = verify(&sb, "kairos/capk-single-k3s.yaml", &["--timeout", "6s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("KubeVirt: "))
+        .unwrap_or_else(|| panic!("no KubeVirt line in {err}"));
+    assert!(
+        // CAPK names a VM's dataVolumeTemplates `<machine>-<name>` (cluster-api-provider-kubevirt
+        // pkg/kubevirt/utils.go prefixDataVolumeTemplates).
+        line.contains("VMI kv-cp-0: Pending")
+            && line.contains("DataVolume kv-cp-0-kv-rootdisk: Succeeded"),
+        "{line}"
+    );
+}

@@ -288,7 +288,7 @@ pub fn data_volume_state(dv: &Value) -> String {
     if let Some(p) = dv
         .pointer("/status/progress")
         .and_then(Value::as_str)
-        .filter(|p| !p.is_empty() && *p != "N/A")
+        .filter(|p| !p.is_empty() && *p != "N/A" && phase(dv) != "Succeeded")
     {
         s.push_str(&format!(" {p}"));
     }
