@@ -380,3 +380,19 @@ fn a_vm_waiting_for_its_image_is_named_with_its_phase_when_verify_times_out() {
         "{line}"
     );
 }
+
+#[test]
+fn a_failed_image_build_stops_install_saying_where_to_look() {
+    let sb = lab(&NESTED);
+    let o = install(&sb, &[], &[("STANDIN_OSARTIFACT_FAIL", "kairos-kubevirt")]);
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("osartifacts.build.kairos.io kairos-kubevirt is Error: it gives no reason; its pods' logs do: kubectl get pods --namespace default"),
+        "{err}"
+    );
+    assert!(
+        !record_keys(&sb).contains(&"workload-image".to_string()),
+        "no DataVolume for a failed build"
+    );
+}

@@ -343,7 +343,18 @@ fn custom_resource_waiting(k: &Kubectl<'_>, cr: &CustomResource) -> Result<Vec<S
                 .pointer("/status/message")
                 .and_then(Value::as_str)
                 .map(String::from)
+                .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| milestones::false_conditions(&object).join("; "));
+            let message = if message.is_empty() {
+                // A failed build pod leaves no message (kairos-operator osartifact_controller.go
+                // 347-349): its pods' logs say why.
+                format!(
+                    "it gives no reason; its pods' logs do: kubectl get pods --namespace {}",
+                    cr.namespace.as_deref().unwrap_or("default")
+                )
+            } else {
+                message
+            };
             Err(Error::Step(format!("{what} is {phase}: {message}")))
         }
         Readiness::Phase { .. } if object.pointer("/status/progress").is_some() => {
