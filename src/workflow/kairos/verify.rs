@@ -278,8 +278,8 @@ impl Endpoint {
         })
     }
 
-    /// Gives the Service its address once the provider made it; true when it has one now.
-    fn settle(&mut self, ctx: &Context<'_>, k: &Kubectl<'_>) -> Result<bool> {
+    /// Gives the Service its address once the provider made it.
+    fn settle(&mut self, ctx: &Context<'_>, k: &Kubectl<'_>) -> Result<()> {
         let found = k
             .get_json(
                 "reading the control-plane Service",
@@ -287,10 +287,10 @@ impl Endpoint {
             )
             .ok();
         let Some(svc) = found else {
-            return Ok(false);
+            return Ok(());
         };
         if kubevirt::ingress_ip(&svc).is_some() {
-            return Ok(true);
+            return Ok(());
         }
         let patch = format!(
             r#"{{"status":{{"loadBalancer":{{"ingress":[{{"ip":"{}","ipMode":"VIP"}}]}}}}}}"#,
@@ -310,7 +310,7 @@ impl Endpoint {
                 self.namespace, self.service, self.ip
             ));
         }
-        Ok(true)
+        Ok(())
     }
 }
 
