@@ -331,10 +331,24 @@ fn vmi_state(vmi: &Value) -> String {
 }
 
 /// One line of what the workload cluster's VMs and volumes are doing, for progress:
-/// `VMI e2e-0: Scheduling (…); DataVolume e2e-rootdisk: Succeeded`.
-pub fn phases(vmis: &[Value], data_volumes: &[Value]) -> String {
+/// `VMI e2e-0: Scheduling (…); DataVolume e2e-rootdisk: Succeeded`. A VMI that does not run
+/// yet also gets its VirtualMachine's `printableStatus` (e.g. `WaitingForVolumeBinding`,
+/// `Provisioning`: kubevirt `staging/src/kubevirt.io/api/core/v1/types.go`), which says what
+/// the VMI's phase does not.
+pub fn phases(vmis: &[Value], vms: &[Value], data_volumes: &[Value]) -> String {
     vmis.iter()
-        .map(|v| format!("VMI {}: {}", name(v), vmi_state(v)))
+        .map(|v| {
+            let mut s = format!("VMI {}: {}", name(v), vmi_state(v));
+            let printable = vms
+                .iter()
+                .find(|vm| name(vm) == name(v))
+                .and_then(|vm| vm.pointer("/status/printableStatus"))
+                .and_then(Value::as_str);
+            if let Some(p) = printable.filter(|_| phase(v) != "Running") {
+                s.push_str(&format!(" (VM {p})"));
+            }
+            s
+        })
         .chain(
             data_volumes
                 .iter()
@@ -588,11 +602,12 @@ mod tests {
                 "message": "0/3 nodes are available: 3 Insufficient devices.kubevirt.io/kvm."}]}});
         let dv = json!({"metadata": {"name": "kairos-kubevirt"},
             "status": {"phase": "ImportInProgress", "progress": "45.00%"}});
+        let vm = json!({"metadata": {"name": "e2e-cp-0"}, "status": {"printableStatus": "ErrorUnschedulable"}});
         assert_eq!(
-            phases(&[vmi], &[dv]),
-            "VMI e2e-cp-0: Scheduling (0/3 nodes are available: 3 Insufficient devices.kubevirt.io/kvm.); DataVolume kairos-kubevirt: ImportInProgress 45.00%"
+            phases(&[vmi], std::slice::from_ref(&vm), &[dv]),
+            "VMI e2e-cp-0: Scheduling (0/3 nodes are available: 3 Insufficient devices.kubevirt.io/kvm.) (VM ErrorUnschedulable); DataVolume kairos-kubevirt: ImportInProgress 45.00%"
         );
         let running = json!({"metadata": {"name": "v"}, "status": {"phase": "Running", "nodeName": "worker-1"}});
-        assert_eq!(phases(&[running], &[]), "VMI v: Running on worker-1");
+        assert_eq!(phases(&[running], &[vm], &[]), "VMI v: Running on worker-1");
     }
 }

@@ -327,6 +327,7 @@ fn vm_phases(k: &Kubectl<'_>, namespace: &str) -> String {
     };
     kubevirt::phases(
         &items("virtualmachineinstances.kubevirt.io"),
+        &items("virtualmachines.kubevirt.io"),
         &items("datavolumes.cdi.kubevirt.io"),
     )
 }
